@@ -1,0 +1,256 @@
+//! Symbolic names of flag and constant values (`O_RDONLY|O_DIRECTORY`, `AT_REMOVEDIR`,
+//! `0o644`, `DT_REG`), for the text format. Values are the running target's, from `libc`.
+
+/// A family of flags an operand takes; decides how the text format prints it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FlagSet {
+    /// `O_*` open flags (the access mode is always printed).
+    Open,
+    /// A file mode, printed in octal.
+    Mode,
+    /// `AT_*` flags.
+    At,
+    /// `RESOLVE_*` flags of openat2.
+    Resolve,
+    /// `STATX_*` mask bits.
+    StatxMask,
+    /// `SEEK_*` whence values (not bits).
+    Whence,
+    /// `RENAME_*` flags.
+    Rename,
+    /// `SPLICE_F_*` flags.
+    Splice,
+}
+
+/// `RESOLVE_NO_XDEV` (openat2(2)).
+pub const RESOLVE_NO_XDEV: i64 = 0x01;
+/// `RESOLVE_NO_MAGICLINKS`.
+pub const RESOLVE_NO_MAGICLINKS: i64 = 0x02;
+/// `RESOLVE_NO_SYMLINKS`.
+pub const RESOLVE_NO_SYMLINKS: i64 = 0x04;
+/// `RESOLVE_BENEATH`.
+pub const RESOLVE_BENEATH: i64 = 0x08;
+/// `RESOLVE_IN_ROOT`.
+pub const RESOLVE_IN_ROOT: i64 = 0x10;
+/// `RESOLVE_CACHED`.
+pub const RESOLVE_CACHED: i64 = 0x20;
+
+const OPEN: &[(&str, i64)] = &[
+    ("O_TMPFILE", libc::O_TMPFILE as i64),
+    ("O_WRONLY", libc::O_WRONLY as i64),
+    ("O_RDWR", libc::O_RDWR as i64),
+    ("O_CREAT", libc::O_CREAT as i64),
+    ("O_EXCL", libc::O_EXCL as i64),
+    ("O_NOCTTY", libc::O_NOCTTY as i64),
+    ("O_TRUNC", libc::O_TRUNC as i64),
+    ("O_APPEND", libc::O_APPEND as i64),
+    ("O_NONBLOCK", libc::O_NONBLOCK as i64),
+    ("O_SYNC", libc::O_SYNC as i64),
+    ("O_DSYNC", libc::O_DSYNC as i64),
+    ("O_DIRECT", libc::O_DIRECT as i64),
+    ("O_LARGEFILE", libc::O_LARGEFILE as i64),
+    ("O_DIRECTORY", libc::O_DIRECTORY as i64),
+    ("O_NOFOLLOW", libc::O_NOFOLLOW as i64),
+    ("O_NOATIME", libc::O_NOATIME as i64),
+    ("O_CLOEXEC", libc::O_CLOEXEC as i64),
+    ("O_PATH", libc::O_PATH as i64),
+];
+
+const AT: &[(&str, i64)] = &[
+    ("AT_SYMLINK_NOFOLLOW", libc::AT_SYMLINK_NOFOLLOW as i64),
+    ("AT_REMOVEDIR", libc::AT_REMOVEDIR as i64),
+    ("AT_SYMLINK_FOLLOW", libc::AT_SYMLINK_FOLLOW as i64),
+    ("AT_NO_AUTOMOUNT", libc::AT_NO_AUTOMOUNT as i64),
+    ("AT_EMPTY_PATH", libc::AT_EMPTY_PATH as i64),
+    ("AT_STATX_FORCE_SYNC", libc::AT_STATX_FORCE_SYNC as i64),
+    ("AT_STATX_DONT_SYNC", libc::AT_STATX_DONT_SYNC as i64),
+];
+
+const RESOLVE: &[(&str, i64)] = &[
+    ("RESOLVE_NO_XDEV", RESOLVE_NO_XDEV),
+    ("RESOLVE_NO_MAGICLINKS", RESOLVE_NO_MAGICLINKS),
+    ("RESOLVE_NO_SYMLINKS", RESOLVE_NO_SYMLINKS),
+    ("RESOLVE_BENEATH", RESOLVE_BENEATH),
+    ("RESOLVE_IN_ROOT", RESOLVE_IN_ROOT),
+    ("RESOLVE_CACHED", RESOLVE_CACHED),
+];
+
+const STATX: &[(&str, i64)] = &[
+    ("STATX_BASIC_STATS", libc::STATX_BASIC_STATS as i64),
+    ("STATX_TYPE", libc::STATX_TYPE as i64),
+    ("STATX_MODE", libc::STATX_MODE as i64),
+    ("STATX_NLINK", libc::STATX_NLINK as i64),
+    ("STATX_UID", libc::STATX_UID as i64),
+    ("STATX_GID", libc::STATX_GID as i64),
+    ("STATX_ATIME", libc::STATX_ATIME as i64),
+    ("STATX_MTIME", libc::STATX_MTIME as i64),
+    ("STATX_CTIME", libc::STATX_CTIME as i64),
+    ("STATX_INO", libc::STATX_INO as i64),
+    ("STATX_SIZE", libc::STATX_SIZE as i64),
+    ("STATX_BLOCKS", libc::STATX_BLOCKS as i64),
+    ("STATX_BTIME", libc::STATX_BTIME as i64),
+];
+
+const WHENCE: &[(&str, i64)] = &[
+    ("SEEK_SET", libc::SEEK_SET as i64),
+    ("SEEK_CUR", libc::SEEK_CUR as i64),
+    ("SEEK_END", libc::SEEK_END as i64),
+    ("SEEK_DATA", libc::SEEK_DATA as i64),
+    ("SEEK_HOLE", libc::SEEK_HOLE as i64),
+];
+
+const RENAME: &[(&str, i64)] = &[
+    ("RENAME_NOREPLACE", libc::RENAME_NOREPLACE as i64),
+    ("RENAME_EXCHANGE", libc::RENAME_EXCHANGE as i64),
+    ("RENAME_WHITEOUT", libc::RENAME_WHITEOUT as i64),
+];
+
+const SPLICE: &[(&str, i64)] = &[
+    ("SPLICE_F_MOVE", libc::SPLICE_F_MOVE as i64),
+    ("SPLICE_F_NONBLOCK", libc::SPLICE_F_NONBLOCK as i64),
+    ("SPLICE_F_MORE", libc::SPLICE_F_MORE as i64),
+];
+
+/// Other named constants usable as immediates in the text format.
+const OTHER: &[(&str, i64)] = &[
+    ("DT_UNKNOWN", libc::DT_UNKNOWN as i64),
+    ("DT_FIFO", libc::DT_FIFO as i64),
+    ("DT_CHR", libc::DT_CHR as i64),
+    ("DT_DIR", libc::DT_DIR as i64),
+    ("DT_BLK", libc::DT_BLK as i64),
+    ("DT_REG", libc::DT_REG as i64),
+    ("DT_LNK", libc::DT_LNK as i64),
+    ("DT_SOCK", libc::DT_SOCK as i64),
+    ("O_RDONLY", libc::O_RDONLY as i64),
+    ("STATX_SIZE_OFFSET", STATX_SIZE_OFFSET as i64),
+    ("STATX_MODE_OFFSET", STATX_MODE_OFFSET as i64),
+    ("STATX_BLOCKS_OFFSET", STATX_BLOCKS_OFFSET as i64),
+    ("STATX_INO_OFFSET", STATX_INO_OFFSET as i64),
+    ("STATX_NLINK_OFFSET", STATX_NLINK_OFFSET as i64),
+    ("STATX_MTIME_OFFSET", STATX_MTIME_OFFSET as i64),
+    ("STATX_BYTES", STATX_BYTES as i64),
+];
+
+/// Size of `struct statx`: a statx buffer must be at least this large.
+pub const STATX_BYTES: usize = 256;
+/// Offset of `stx_size` (u64) in `struct statx`.
+pub const STATX_SIZE_OFFSET: usize = 40;
+/// Offset of `stx_mode` (u16).
+pub const STATX_MODE_OFFSET: usize = 28;
+/// Offset of `stx_blocks` (u64, 512-byte units).
+pub const STATX_BLOCKS_OFFSET: usize = 48;
+/// Offset of `stx_ino` (u64).
+pub const STATX_INO_OFFSET: usize = 32;
+/// Offset of `stx_nlink` (u32).
+pub const STATX_NLINK_OFFSET: usize = 16;
+/// Offset of `stx_mtime.tv_sec` (i64).
+pub const STATX_MTIME_OFFSET: usize = 112;
+
+impl FlagSet {
+    fn names(self) -> &'static [(&'static str, i64)] {
+        match self {
+            FlagSet::Open => OPEN,
+            FlagSet::Mode => &[],
+            FlagSet::At => AT,
+            FlagSet::Resolve => RESOLVE,
+            FlagSet::StatxMask => STATX,
+            FlagSet::Whence => WHENCE,
+            FlagSet::Rename => RENAME,
+            FlagSet::Splice => SPLICE,
+        }
+    }
+
+    /// Prints `v` the canonical way for this set: names joined by `|`, bits without a name as
+    /// a hexadecimal remainder, modes in octal, whence values by name.
+    pub fn format(self, v: i64) -> String {
+        match self {
+            FlagSet::Mode => {
+                if v >= 0 {
+                    format!("0o{v:o}")
+                } else {
+                    v.to_string()
+                }
+            }
+            FlagSet::Whence => WHENCE
+                .iter()
+                .find(|(_, x)| *x == v)
+                .map(|(n, _)| (*n).to_string())
+                .unwrap_or_else(|| v.to_string()),
+            _ => {
+                let mut parts: Vec<String> = Vec::new();
+                let mut rest = v;
+                if self == FlagSet::Open && v & (libc::O_ACCMODE as i64) == 0 {
+                    parts.push("O_RDONLY".into());
+                }
+                if v < 0 {
+                    return v.to_string();
+                }
+                for (name, bits) in self.names() {
+                    if *bits != 0 && rest & bits == *bits {
+                        parts.push((*name).into());
+                        rest &= !bits;
+                    }
+                }
+                if rest != 0 || parts.is_empty() {
+                    parts.push(if rest == 0 {
+                        "0".into()
+                    } else {
+                        format!("{rest:#x}")
+                    });
+                }
+                parts.join("|")
+            }
+        }
+    }
+}
+
+/// The value of a named constant (any flag of any set, `DT_*`, `STATX_*_OFFSET`).
+pub fn constant(name: &str) -> Option<i64> {
+    [OPEN, AT, RESOLVE, STATX, WHENCE, RENAME, SPLICE, OTHER]
+        .iter()
+        .flat_map(|t| t.iter())
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flag_formats_to_names_that_parse_back() {
+        let sets = [
+            FlagSet::Open,
+            FlagSet::At,
+            FlagSet::Resolve,
+            FlagSet::StatxMask,
+            FlagSet::Whence,
+            FlagSet::Rename,
+            FlagSet::Splice,
+            FlagSet::Mode,
+        ];
+        for set in sets {
+            for v in [0i64, 1, 2, 3, 0x41, 0o644, 0x10000, 0x7ff, 0x80000, 0x1234_5678] {
+                let text = set.format(v);
+                let back = text
+                    .split('|')
+                    .map(|p| {
+                        constant(p)
+                            .or_else(|| p.strip_prefix("0x").and_then(|h| i64::from_str_radix(h, 16).ok()))
+                            .or_else(|| p.strip_prefix("0o").and_then(|o| i64::from_str_radix(o, 8).ok()))
+                            .or_else(|| p.parse().ok())
+                            .unwrap_or_else(|| panic!("{p} in {text}"))
+                    })
+                    .fold(0, |a, b| a | b);
+                assert_eq!(back, v, "{set:?} {v:#x} printed as {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn open_flags_print_the_access_mode() {
+        let v = (libc::O_RDONLY | libc::O_DIRECTORY) as i64;
+        assert_eq!(FlagSet::Open.format(v), "O_RDONLY|O_DIRECTORY");
+        assert_eq!(FlagSet::Mode.format(0o644), "0o644");
+    }
+}

@@ -1,0 +1,42 @@
+//! The compound model of cosy: pure data, no system calls.
+//!
+//! A [`Compound`] is a sealed program: named inputs, a data section (paths, byte strings), an
+//! arena of fixed-size buffers, value registers, fd slots, and a list of operations — system
+//! calls with typed operands ([`Op::Sys`], rows of the [operation table](ops)), arithmetic and
+//! comparison, bounded jumps, calls of user functions, and maps (loops whose iterations are
+//! independent). Operands never hold pointers: a buffer operand is a range of an arena buffer,
+//! a descriptor is a slot, so a verified compound cannot name memory outside its arena.
+//!
+//! The [`Builder`] writes compounds from Rust; `cosy-format` reads and writes them as text and
+//! binary; `cosy-verify` checks them against a [`Policy`]; `cosy-exec` runs them.
+//!
+//! ```
+//! use cosy_model::{Builder, FdRef, BinOp, builder::cond};
+//! // The thesis's example: open; do { n = read(fd, buf, len) } while (n == len); close.
+//! let mut c = Builder::new();
+//! let name = c.input_path("name", "/etc/passwd");
+//! let buf = c.buffer("buf", 4096);
+//! let fd = c.openat(FdRef::Cwd, name, libc::O_RDONLY as i64, 0);
+//! let total = c.value("total", 0);
+//! c.do_while(1 << 20, |c| {
+//!     let n = c.read(fd, buf);
+//!     c.accumulate(total, n);
+//!     cond(n, BinOp::Eq, 4096)
+//! });
+//! c.close(fd);
+//! c.output("total", total);
+//! let compound = c.finish();
+//! assert_eq!(compound.outputs[0].name, "total");
+//! ```
+
+pub mod builder;
+pub mod compound;
+pub mod flags;
+pub mod ops;
+pub mod policy;
+
+pub use builder::{Builder, Dirent};
+pub use compound::*;
+pub use flags::FlagSet;
+pub use ops::{ArgKind, ArgSpec, BUILTINS, Effect, RetKind, RingSupport, Sys, SysSpec};
+pub use policy::Policy;

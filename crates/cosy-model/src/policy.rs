@@ -1,0 +1,85 @@
+//! The policy a compound runs under: which calls it may make, the directory its paths cannot
+//! leave, and its limits. Compounds loaded from files are untrusted data and always run under a
+//! policy; [`Policy::untrusted`] is the default for them.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::ops::{Effect, Sys};
+
+/// What a compound may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// The calls it may make.
+    pub allowed: BTreeSet<Sys>,
+    /// A directory that path operations cannot escape: every path resolves beneath it
+    /// (openat2 with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`), `cwd` means this directory, and
+    /// an absolute path is accepted only if it names something inside it. `None`: paths
+    /// resolve as in any program (for trusted compounds built in Rust).
+    pub root: Option<PathBuf>,
+    /// Whether the standard streams (fds 0, 1, 2) may be used.
+    pub std_streams: bool,
+    /// Largest number of operations executed (fuel).
+    pub fuel: u64,
+    /// Largest wall time of one run.
+    pub time: Duration,
+    /// Largest arena (sum of buffer sizes, map-local buffers counted once per lane).
+    pub arena_bytes: u64,
+    /// Largest number of fds open at once.
+    pub open_fds: u32,
+}
+
+impl Policy {
+    /// The default for compounds loaded from files: every call allowed, paths confined to
+    /// `root`, ten million operations, ten seconds, 64 MiB of arena, 256 open fds.
+    pub fn untrusted(root: impl Into<PathBuf>) -> Self {
+        Policy {
+            allowed: Sys::ALL.iter().copied().collect(),
+            root: Some(root.into()),
+            std_streams: true,
+            fuel: 10_000_000,
+            time: Duration::from_secs(10),
+            arena_bytes: 64 << 20,
+            open_fds: 256,
+        }
+    }
+
+    /// Like [`Policy::untrusted`], with only the calls that change nothing on disk.
+    pub fn read_only(root: impl Into<PathBuf>) -> Self {
+        Policy {
+            allowed: Sys::ALL
+                .iter()
+                .copied()
+                .filter(|s| s.spec().effect == Effect::Read)
+                .collect(),
+            ..Self::untrusted(root)
+        }
+    }
+
+    /// For compounds the program builds itself: everything allowed, no root, generous limits
+    /// (a billion operations, an hour, 1 GiB of arena, 4096 fds).
+    pub fn trusted() -> Self {
+        Policy {
+            allowed: Sys::ALL.iter().copied().collect(),
+            root: None,
+            std_streams: true,
+            fuel: 1_000_000_000,
+            time: Duration::from_secs(3600),
+            arena_bytes: 1 << 30,
+            open_fds: 4096,
+        }
+    }
+
+    /// Whether `sys` is allowed.
+    pub fn allows(&self, sys: Sys) -> bool {
+        self.allowed.contains(&sys)
+    }
+}
+
+impl Default for Policy {
+    /// [`Policy::untrusted`] rooted at the current directory (`.`).
+    fn default() -> Self {
+        Self::untrusted(".")
+    }
+}
