@@ -535,6 +535,41 @@ impl Compound {
         self.inputs.iter().find(|i| i.name == name)
     }
 
+    /// Overrides input `name` with `value` (a path, or an integer in any syntax `i64` parses,
+    /// `0x` hexadecimal included).
+    pub fn set_input(&mut self, name: &str, value: &str) -> Result<(), InputError> {
+        let input = self
+            .inputs
+            .iter_mut()
+            .find(|i| i.name == name)
+            .ok_or_else(|| InputError::Unknown(name.to_string()))?;
+        match &mut input.kind {
+            InputKind::Path(d) => {
+                if value.as_bytes().contains(&0) {
+                    return Err(InputError::Invalid {
+                        name: name.to_string(),
+                        value: value.to_string(),
+                        why: "not a path (it contains a NUL byte)",
+                    });
+                }
+                let d = d.index();
+                self.data[d] = value.as_bytes().to_vec();
+            }
+            InputKind::Int { default, .. } => {
+                let parsed = match value.strip_prefix("0x") {
+                    Some(hex) => i64::from_str_radix(hex, 16).ok(),
+                    None => value.parse().ok(),
+                };
+                *default = parsed.ok_or_else(|| InputError::Invalid {
+                    name: name.to_string(),
+                    value: value.to_string(),
+                    why: "not an integer",
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// The register named `name`.
     pub fn reg(&self, name: &str) -> Option<Reg> {
         self.regs
@@ -665,3 +700,32 @@ fn arg_values(a: &Arg, v: &mut impl FnMut(&Value)) {
         Arg::Fd(_) | Arg::Path(_) => {}
     }
 }
+
+/// An input override that cannot be applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputError {
+    /// The compound declares no input of that name.
+    Unknown(String),
+    /// The value does not fit the input's kind.
+    Invalid {
+        /// The input.
+        name: String,
+        /// The value given.
+        value: String,
+        /// Why it does not fit.
+        why: &'static str,
+    },
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputError::Unknown(n) => write!(f, "the compound has no input named `{n}`"),
+            InputError::Invalid { name, value, why } => {
+                write!(f, "input `{name}`: `{value}` is {why}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for InputError {}

@@ -28,6 +28,9 @@ pub struct Policy {
     pub arena_bytes: u64,
     /// Largest number of fds open at once.
     pub open_fds: u32,
+    /// User functions the compound may call besides the built-ins ([`crate::BUILTINS`]);
+    /// the program registers them with the executor under these names.
+    pub functions: BTreeSet<String>,
 }
 
 impl Policy {
@@ -42,6 +45,7 @@ impl Policy {
             time: Duration::from_secs(10),
             arena_bytes: 64 << 20,
             open_fds: 256,
+            functions: BTreeSet::new(),
         }
     }
 
@@ -68,6 +72,7 @@ impl Policy {
             time: Duration::from_secs(3600),
             arena_bytes: 1 << 30,
             open_fds: 4096,
+            functions: BTreeSet::new(),
         }
     }
 
