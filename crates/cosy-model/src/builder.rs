@@ -214,7 +214,7 @@ impl Builder {
     /// named after the call.
     pub fn sys(&mut self, call: Sys, args: Vec<Arg>) -> Ret {
         let ret = match call.spec().ret {
-            RetKind::Value => Ret::Reg(self.reg(call.name())),
+            RetKind::Value => Ret::Reg(self.reg(result_name(call))),
             RetKind::Fd => Ret::Fd(self.fd_slot("fd")),
         };
         self.push(Op::Sys { call, args, ret });
@@ -494,7 +494,7 @@ impl Builder {
     pub fn pipe2(&mut self, flags: i64) -> (FdRef, FdRef) {
         let r = self.fd_slot("pipe_r");
         let w = self.fd_slot("pipe_w");
-        let ret = Ret::Reg(self.reg("pipe2"));
+        let ret = Ret::Reg(self.reg("rc"));
         self.push(Op::Sys {
             call: Sys::Pipe2,
             args: vec![
@@ -573,7 +573,7 @@ impl Builder {
 
     /// Calls a built-in or registered user function; its result in a fresh register.
     pub fn call(&mut self, func: &str, args: Vec<Arg>) -> Reg {
-        let dst = self.reg(func);
+        let dst = self.reg(&format!("{func}.r"));
         self.push(Op::Call {
             dst: Some(dst),
             func: func.into(),
@@ -658,8 +658,9 @@ impl Builder {
     /// A map over the entries of a `getdents64` result (`.` and `..` skipped).
     pub fn map_dirents(&mut self, buf: BufRange, body: impl FnOnce(&mut Self, Dirent)) {
         let name = self.path_var("e");
-        let kind = self.reg("e.type");
-        let ino = self.reg("e.ino");
+        let var = self.c.paths[name.index()].clone();
+        let kind = self.reg(&format!("{var}.type"));
+        let ino = self.reg(&format!("{var}.ino"));
         let source = MapSource::Dirents {
             buf,
             name,
@@ -676,6 +677,19 @@ impl Builder {
                 },
             )
         });
+    }
+}
+
+/// The name of the register the builder gives a call's result (not the mnemonic itself, which
+/// the text format reserves).
+fn result_name(call: Sys) -> &'static str {
+    match call {
+        Sys::Read | Sys::Pread | Sys::Write | Sys::Pwrite => "n",
+        Sys::CopyFileRange | Sys::Splice | Sys::Sendfile => "copied",
+        Sys::Getdents64 => "len",
+        Sys::Getpid | Sys::Getppid => "pid",
+        Sys::Lseek => "pos",
+        _ => "rc",
     }
 }
 

@@ -535,8 +535,8 @@ impl Compound {
         self.inputs.iter().find(|i| i.name == name)
     }
 
-    /// Overrides input `name` with `value` (a path, or an integer in any syntax `i64` parses,
-    /// `0x` hexadecimal included).
+    /// Overrides input `name` with `value` (a path, or an integer: decimal, `0x` hexadecimal,
+    /// `0o` octal or `0b` binary, with an optional sign).
     pub fn set_input(&mut self, name: &str, value: &str) -> Result<(), InputError> {
         let input = self
             .inputs
@@ -556,11 +556,7 @@ impl Compound {
                 self.data[d] = value.as_bytes().to_vec();
             }
             InputKind::Int { default, .. } => {
-                let parsed = match value.strip_prefix("0x") {
-                    Some(hex) => i64::from_str_radix(hex, 16).ok(),
-                    None => value.parse().ok(),
-                };
-                *default = parsed.ok_or_else(|| InputError::Invalid {
+                *default = parse_int(value).ok_or_else(|| InputError::Invalid {
                     name: name.to_string(),
                     value: value.to_string(),
                     why: "not an integer",
@@ -729,3 +725,41 @@ impl std::fmt::Display for InputError {
 }
 
 impl std::error::Error for InputError {}
+
+/// Parses an integer as the command line and the text format write it: decimal, `0x`, `0o` or
+/// `0b`, with an optional `-`.
+pub fn parse_int(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (radix, digits) = match digits.get(..2) {
+        Some("0x") | Some("0X") => (16, &digits[2..]),
+        Some("0o") | Some("0O") => (8, &digits[2..]),
+        Some("0b") | Some("0B") => (2, &digits[2..]),
+        _ => (10, digits),
+    };
+    if digits.is_empty() || digits.starts_with(['+', '-']) {
+        return None;
+    }
+    let magnitude = i128::from_str_radix(digits, radix).ok()?;
+    i64::try_from(if negative { -magnitude } else { magnitude }).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_int;
+
+    #[test]
+    fn integers_parse_in_every_radix_with_a_sign() {
+        assert_eq!(parse_int("42"), Some(42));
+        assert_eq!(parse_int("-0x10"), Some(-16));
+        assert_eq!(parse_int("0o644"), Some(0o644));
+        assert_eq!(parse_int("0b101"), Some(5));
+        assert_eq!(parse_int("-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_int("9223372036854775808"), None);
+        assert_eq!(parse_int("many"), None);
+        assert_eq!(parse_int("--1"), None);
+        assert_eq!(parse_int(""), None);
+    }
+}

@@ -1,6 +1,191 @@
-//! The verifier (API skeleton; the checks are being written).
+//! The cosy verifier: checks a [`Compound`] against a [`Policy`] before anything runs.
+//!
+//! A compound is untrusted data (it may come from a file). [`verify`] takes it by value and
+//! returns a [`Verified`] — the only thing executors accept — or every [`Problem`] found, each
+//! with the [`Rule`] it breaks and the index of the operation it is in (mapped to text lines
+//! with [`Problems::with_lines`]). The verifier never panics, whatever the compound holds:
+//! indices out of range are problems like any other.
+//!
+//! What verification guarantees, and what is left to the executor:
+//!
+//! - every index names a declaration, so an executor may index its tables without checks;
+//! - every system call matches its row of the operation table and is allowed by the policy;
+//! - immediate buffer bounds are inside their buffers; bounds held in registers are **not**
+//!   known here, and the executor checks them before every operation that uses them (ranges,
+//!   `load`/`store` offsets, the 256 bytes of a `statx` buffer);
+//! - every loop is bounded and every register and fd slot is set before it is used, on every
+//!   path; but a compound of bounded loops may still run long: **fuel** (`policy.fuel`) and
+//!   **time** (`policy.time`) are enforced at run time, as are `policy.open_fds` and the arena
+//!   with one copy of each local buffer per lane;
+//! - map iterations are independent, so an executor may run them in any order or at once.
+//!
+//! # The invariants
+//!
+//! One [`Rule`] each. "Op" is the index of the operation reported; problems without an
+//! operation (declarations, outputs) have none.
+//!
+//! ## Declarations
+//!
+//! - [`Rule::BufferSize`]: every buffer has a size > 0.
+//! - [`Rule::IndexRange`]: every register, fd slot, path variable, buffer and data constant
+//!   named anywhere (operands, results, map sources and variables, inputs, outputs) is
+//!   declared; a standard stream is 0, 1 or 2 (any other number would reach the host
+//!   process's own descriptors).
+//! - [`Rule::DuplicateName`]: names are unique within each namespace: registers, fd slots,
+//!   path variables, buffers.
+//! - [`Rule::DuplicateInput`]: input names are unique, and no two inputs set the same register
+//!   or data constant.
+//! - [`Rule::DuplicateOutput`]: output names are unique.
+//! - [`Rule::PathNul`]: a data constant used as a path (a path operand, an item of a `paths`
+//!   map, a path input's default) contains no NUL byte.
+//! - [`Rule::ArenaSize`]: the sum of the buffer sizes (one copy of each buffer, local buffers
+//!   counted once) is at most `policy.arena_bytes`.
+//!
+//! ## System calls and the policy
+//!
+//! - [`Rule::OperandCount`]: an [`Op::Sys`] has exactly as many operands as its table row
+//!   ([`Sys::spec`](cosy_model::Sys::spec)).
+//! - [`Rule::OperandKind`]: each operand has the kind of its row's [`ArgKind`]: `Fd` a slot or
+//!   a standard stream (not `cwd`); `DirFd` a slot or `cwd`; `NewFd` a slot; `Path` a path;
+//!   `BufIn`/`BufOut` a buffer range; `Int`/`Flags` a value. Beyond the table: the two
+//!   `NewFd` slots of `pipe2` differ, and `close` takes an fd slot, not a standard stream
+//!   (those belong to the host process).
+//! - [`Rule::ResultKind`]: a call returning a descriptor returns into an fd slot or nowhere; a
+//!   call returning a value, into a register or nowhere.
+//! - [`Rule::CallNotAllowed`]: every call is allowed by the policy ([`Policy::allows`]).
+//! - [`Rule::StdStreams`]: standard streams are used only if `policy.std_streams`.
+//!
+//! ## Arena bounds
+//!
+//! - [`Rule::BufferRange`]: a range `buf[start..end]` (operands, function operands, `dirents`
+//!   sources) whose bounds are immediate satisfies `0 <= start <= end <= size` (a missing end
+//!   is the size; with one bound in a register, the other is still checked).
+//! - [`Rule::AccessRange`]: a `load`/`store` with an immediate offset has
+//!   `0 <= off` and `off + width <= size`; any `load`/`store` needs `width <= size`.
+//! - [`Rule::StatxBuffer`]: the buffer of `statx` and `fstat` can hold a `struct statx`
+//!   ([`STATX_BYTES`](cosy_model::flags::STATX_BYTES), 256 bytes) as far as its immediate bounds
+//!   and its buffer's size tell.
+//!
+//! ## Dataflow
+//!
+//! A forward analysis over the control-flow graph: nodes are the operations and the end;
+//! a jump goes to its target (and, if conditional, to the next operation); a `MapBegin` goes
+//! into its body with the map's variables written, and past its `MapEnd` without them (a body
+//! may run zero times); a `MapEnd` ends an iteration and goes nowhere, so nothing a body
+//! writes or opens survives its map. Integer inputs are written at the start. Unreachable
+//! operations are not checked.
+//!
+//! - [`Rule::ReadBeforeWrite`]: a register is read only where it has been written on every
+//!   path ("register `n` read before it is written"); an output's register is written on
+//!   every path to the end.
+//! - [`Rule::FdBeforeOpen`]: an fd slot is used (closed included) only where something has
+//!   been opened into it on every path (`openat`/`openat2` results, `pipe2`'s slots). Using a
+//!   slot after `close` is not a verifier error: the call fails with `EBADF` at run time.
+//!
+//! ## Jumps
+//!
+//! - [`Rule::JumpTarget`]: a jump's target is at most `ops.len()` (the end).
+//! - [`Rule::JumpCondition`]: a conditional jump compares (`==`, `!=`, `<`, `<=`, `>`, `>=`).
+//! - [`Rule::LoopBound`]: a backward jump (target <= its own index) has a bound > 0.
+//! - [`Rule::JumpScope`]: a jump does not enter or leave a map body: its target lies in the
+//!   same innermost map body as the jump, the body's `MapEnd` counting as inside (jumping to it
+//!   starts the next iteration).
+//!
+//! ## Maps
+//!
+//! "Before the map" means: written (opened) on some path reaching the `MapBegin`, integer
+//! inputs included.
+//!
+//! - [`Rule::MapStructure`]: each `MapBegin { end }` and `MapEnd { begin }` name each other
+//!   and maps nest properly.
+//! - [`Rule::MapDepth`]: maps nest at most [`MAX_MAP_DEPTH`] (8) deep.
+//!
+//!   When either of these two rules is broken, the checks that need the map structure
+//!   (dataflow, jump scopes and the rest of this section) are skipped: fix the structure first.
+//! - [`Rule::MapRegisterWrite`]: a map body writes no register that may hold a value from
+//!   before the map, except as an accumulator `r = r + x` ([`Op::Arith`] `Add` with
+//!   `a == Reg(r)`); a map's variables do not hold a value from before it (a map binds
+//!   registers of its own).
+//! - [`Rule::MapAccumulatorRead`]: a map body reads its accumulators only to accumulate into
+//!   them (any other read would see a partial sum that depends on the order of iterations).
+//! - [`Rule::MapFd`]: a map body does not open into (results, `pipe2`) or close an fd slot that
+//!   may be open from before the map. Fds opened in a body belong to the iteration (closed at
+//!   its end); using an fd opened before the map (a directory for `openat`) is fine.
+//! - [`Rule::LocalBuffer`]: a local buffer ([`Buffer::local`](cosy_model::Buffer::local)) is
+//!   used only inside map bodies.
+//! - [`Rule::MapBufferWrite`]: a map body writes only buffers private to its iteration
+//!   (writes: the `BufOut` operands of calls, `store`, the ranges passed to user functions,
+//!   which may write them; built-ins only read). A buffer that is not local is shared by all
+//!   iterations. A local buffer is shared by the iterations of a map nested in another map's
+//!   body if that body uses the buffer directly (outside its nested maps; the nested map's
+//!   own `dirents` source included): the nested iterations see that body's copy, and may
+//!   only read it.
+//! - [`Rule::PathVarScope`]: a path variable is used only inside a map that binds it, and a
+//!   map does not bind a path variable an enclosing map binds.
+//! - [`Rule::RangeStep`]: a `range` map's immediate step is > 0 (a step in a register is
+//!   checked at run time). `dirents` sources are buffer ranges by construction and are checked
+//!   by [`Rule::BufferRange`].
+//!
+//! ## Functions
+//!
+//! - [`Rule::UnknownFunction`]: a called function is a built-in ([`BUILTINS`](cosy_model::BUILTINS))
+//!   or in `policy.functions`.
+//! - [`Rule::FunctionOperands`]: function operands are values or buffer ranges; `find` takes
+//!   two buffer ranges, `count_lines` and `checksum` one.
+//!
+//! # Example
+//!
+//! ```
+//! use cosy_model::{Builder, FdRef, Policy, BinOp, builder::cond};
+//! use cosy_verify::{verify, Rule};
+//!
+//! let mut c = Builder::new();
+//! let name = c.input_path("name", "/etc/passwd");
+//! let buf = c.buffer("buf", 4096);
+//! let fd = c.openat(FdRef::Cwd, name, 0, 0);
+//! let total = c.value("total", 0);
+//! c.do_while(1 << 20, |c| {
+//!     let n = c.read(fd, buf);
+//!     c.accumulate(total, n);
+//!     cond(n, BinOp::Eq, 4096)
+//! });
+//! c.close(fd);
+//! c.output("total", total);
+//! let compound = c.finish();
+//!
+//! // Fine under a policy that allows reads.
+//! let verified = verify(compound.clone(), &Policy::trusted()).expect("a valid compound");
+//! assert_eq!(verified.compound().ops.len(), 6);
+//!
+//! // Not under one with too small an arena.
+//! let policy = Policy { arena_bytes: 1024, ..Policy::trusted() };
+//! let problems = verify(compound, &policy).unwrap_err();
+//! assert_eq!(problems.0[0].rule, Rule::ArenaSize);
+//! assert_eq!(
+//!     problems.to_string(),
+//!     "the buffers take 4096 bytes, more than the policy's arena of 1024 bytes"
+//! );
+//! ```
+//!
+//! [`ArgKind`]: cosy_model::ArgKind
+
+mod ctx;
+mod declarations;
+mod flow;
+mod maps;
+mod operands;
+mod problem;
+mod ranges;
+mod refs;
+mod structure;
 
 use cosy_model::{Compound, Policy};
+
+#[cfg(doc)]
+use cosy_model::Op;
+
+pub use problem::{Problem, Problems, Rule};
+pub use structure::MAX_MAP_DEPTH;
 
 /// A compound that passed verification under a policy. Executors accept only this.
 #[derive(Clone, Debug)]
@@ -26,47 +211,29 @@ impl Verified {
     }
 }
 
-/// Which invariant a problem breaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Rule {
-    /// Placeholder until the rules are written.
-    Unspecified,
-}
-
-/// One problem found, with its location.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// Index of the operation, if the problem is in one.
-    pub op: Option<u32>,
-    /// Text line of that operation, when the compound came from text (see [`Problems::with_lines`]).
-    pub line: Option<u32>,
-    /// The invariant broken.
-    pub rule: Rule,
-    /// What is wrong, in words.
-    pub message: String,
-}
-
-/// Every problem found in a compound.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problems(pub Vec<Problem>);
-
-impl Problems {
-    /// Fills each problem's `line` from `op_lines[op]` (the parser's line of each operation).
-    pub fn with_lines(mut self, op_lines: &[u32]) -> Self {
-        for p in &mut self.0 {
-            if let Some(op) = p.op {
-                p.line = op_lines.get(op as usize).copied();
-            }
-        }
-        self
+/// Checks `compound` against `policy`; all problems are reported, not just the first.
+pub fn verify(compound: Compound, policy: &Policy) -> Result<Verified, Problems> {
+    let problems = check(&compound, policy);
+    if problems.is_empty() {
+        Ok(Verified {
+            compound,
+            policy: policy.clone(),
+        })
+    } else {
+        Err(Problems(problems))
     }
 }
 
-/// Checks `compound` against `policy`; all problems are reported, not just the first.
-pub fn verify(compound: Compound, policy: &Policy) -> Result<Verified, Problems> {
-    Ok(Verified {
-        compound,
-        policy: policy.clone(),
-    })
+fn check(compound: &Compound, policy: &Policy) -> Vec<Problem> {
+    let mut cx = ctx::Ctx::new(compound, policy);
+    declarations::check(&mut cx);
+    operands::check(&mut cx);
+    ranges::check(&mut cx);
+    if let Some(shape) = structure::check(&mut cx) {
+        let flow = flow::analyse(compound, &shape);
+        flow::check(&mut cx, &flow);
+        maps::check(&mut cx, &shape, &flow);
+    }
+    cx.finish()
 }
+

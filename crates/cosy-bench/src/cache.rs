@@ -1,0 +1,36 @@
+//! The page cache: warm or cold runs, and dropping it before a cold one.
+
+use std::io::Write;
+
+/// The state of the page cache a case runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cache {
+    /// Whatever earlier runs left in it (the corpus, just written or just read, is cached).
+    Warm,
+    /// Dropped before every timed run (`sync; echo 3 > /proc/sys/vm/drop_caches`): the run
+    /// reads inodes, directories and data from the disk.
+    Cold,
+}
+
+impl Cache {
+    /// `warm` or `cold`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cache::Warm => "warm",
+            Cache::Cold => "cold",
+        }
+    }
+}
+
+/// Writes back dirty pages and drops the clean page cache, dentries and inodes
+/// (`sync` then `3` into `/proc/sys/vm/drop_caches`; needs root and a writable `/proc`).
+///
+/// The error is the reason, in words (`Permission denied (os error 13)`), for the records.
+pub fn drop_caches() -> Result<(), String> {
+    rustix::fs::sync();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/sys/vm/drop_caches")
+        .and_then(|mut f| f.write_all(b"3\n"))
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,262 @@
+//! The corpus: files and trees the workloads run on, written once per benchmark into a
+//! temporary directory (removed at the end) and shared by the workloads that use the same
+//! one (`grep`, `du` and `cp` all run on one tree).
+//!
+//! Contents are pseudo-random but deterministic ([`Rng`]), so every variant and every run sees
+//! the same bytes, and expected answers (the matches placed for `grep`) are known in advance.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// xorshift64 (Marsaglia): the generator of the corpus and of the database workload's
+/// offsets. `x` must not be 0.
+pub fn xorshift64(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}
+
+/// A deterministic pseudo-random generator.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded with `seed` (0 is replaced by a fixed non-zero value).
+    pub fn new(seed: u64) -> Self {
+        Rng(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+    }
+
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = xorshift64(self.0);
+        self.0
+    }
+
+    /// Fills `buf` with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+
+    /// Fills `buf` with lower-case words, spaces and newlines (text without upper case).
+    pub fn fill_text(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            for (b, r) in chunk.iter_mut().zip(v) {
+                *b = match r % 32 {
+                    0..=25 => b'a' + r % 32,
+                    26..=30 => b' ',
+                    _ => b'\n',
+                };
+            }
+        }
+    }
+}
+
+/// The shape of a directory tree: `dirs` directories under the root, each holding `files`
+/// regular files of `file_size` bytes of text; every `match_every`-th file holds one to three
+/// copies of `pattern` (none when `match_every` is 0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeSpec {
+    /// Name of the tree's directory in the corpus.
+    pub name: String,
+    /// Directories under the root.
+    pub dirs: usize,
+    /// Files per directory.
+    pub files: usize,
+    /// Size of each file.
+    pub file_size: usize,
+    /// The string placed in some files.
+    pub pattern: Vec<u8>,
+    /// Which files hold it.
+    pub match_every: usize,
+}
+
+/// A tree written by [`Corpus::tree`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tree {
+    /// Its root.
+    pub root: PathBuf,
+    /// Regular files in it.
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
+    /// Copies of the pattern placed in them.
+    pub matches: u64,
+}
+
+/// The temporary directory the corpus lives in, and what was written there.
+#[derive(Debug)]
+pub struct Corpus {
+    dir: tempfile::TempDir,
+    trees: BTreeMap<String, Tree>,
+    made: BTreeMap<String, PathBuf>,
+}
+
+impl Corpus {
+    /// A new empty corpus directory under `parent` (the system's temporary directory if
+    /// `None`).
+    pub fn new(parent: Option<&Path>) -> io::Result<Self> {
+        let mut b = tempfile::Builder::new();
+        b.prefix("cosy-bench-");
+        let dir = match parent {
+            Some(p) => b.tempdir_in(p)?,
+            None => b.tempdir()?,
+        };
+        Ok(Corpus {
+            dir,
+            trees: BTreeMap::new(),
+            made: BTreeMap::new(),
+        })
+    }
+
+    /// The corpus directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path in the corpus for something a workload writes itself (nothing is created).
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A file of `size` random bytes (generated from `seed`), written once.
+    pub fn file(&mut self, name: &str, size: u64, seed: u64) -> io::Result<PathBuf> {
+        let key = format!("file:{name}:{size}:{seed}");
+        if let Some(p) = self.made.get(&key) {
+            return Ok(p.clone());
+        }
+        let path = self.dir.path().join(name);
+        let mut f = io::BufWriter::with_capacity(1 << 20, File::create(&path)?);
+        let mut rng = Rng::new(seed);
+        let mut block = vec![0u8; 1 << 16];
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            rng.fill(&mut block[..n]);
+            f.write_all(&block[..n])?;
+            left -= n as u64;
+        }
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        self.made.insert(key, path.clone());
+        Ok(path)
+    }
+
+    /// A directory of `files` files named `f000000`…, file `i` of size `i % 4096` bytes
+    /// (sparse: the sizes are set, not written), written once. Returns the directory and the
+    /// total size.
+    pub fn flat_dir(&mut self, name: &str, files: usize) -> io::Result<(PathBuf, u64)> {
+        let path = self.dir.path().join(name);
+        let key = format!("flat:{name}:{files}");
+        let total = (0..files as u64).map(|i| i % 4096).sum();
+        if self.made.contains_key(&key) {
+            return Ok((path, total));
+        }
+        fs::create_dir(&path)?;
+        for i in 0..files {
+            let f = File::create(path.join(format!("f{i:06}")))?;
+            f.set_len(i as u64 % 4096)?;
+        }
+        rustix::fs::sync();
+        self.made.insert(key, path.clone());
+        Ok((path, total))
+    }
+
+    /// The tree `spec`, written once.
+    pub fn tree(&mut self, spec: &TreeSpec) -> io::Result<Tree> {
+        if let Some(t) = self.trees.get(&spec.name) {
+            return Ok(t.clone());
+        }
+        let root = self.dir.path().join(&spec.name);
+        fs::create_dir(&root)?;
+        let mut rng = Rng::new(0x5EED ^ spec.files as u64);
+        let mut buf = vec![0u8; spec.file_size];
+        let (mut files, mut bytes, mut matches) = (0u64, 0u64, 0u64);
+        for d in 0..spec.dirs {
+            let dir = root.join(format!("d{d:02}"));
+            fs::create_dir(&dir)?;
+            for i in 0..spec.files {
+                rng.fill_text(&mut buf);
+                let serial = d * spec.files + i;
+                if spec.match_every > 0 && serial % spec.match_every == 0 {
+                    matches += place(&mut buf, &spec.pattern, 1 + serial / spec.match_every % 3);
+                }
+                fs::write(dir.join(format!("f{i:05}.txt")), &buf)?;
+                files += 1;
+                bytes += buf.len() as u64;
+            }
+        }
+        rustix::fs::sync();
+        let tree = Tree {
+            root,
+            files,
+            bytes,
+            matches,
+        };
+        self.trees.insert(spec.name.clone(), tree.clone());
+        Ok(tree)
+    }
+}
+
+/// Writes `count` copies of `pattern` into `buf` at evenly spread places; returns how many
+/// fit.
+fn place(buf: &mut [u8], pattern: &[u8], count: usize) -> u64 {
+    if pattern.is_empty() || buf.len() < pattern.len() {
+        return 0;
+    }
+    let stride = buf.len() / count;
+    let mut placed = 0;
+    for k in 0..count {
+        let at = k * stride + stride / 3;
+        if stride >= pattern.len() && at + pattern.len() <= buf.len() {
+            buf[at..at + pattern.len()].copy_from_slice(pattern);
+            placed += 1;
+        }
+    }
+    placed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trees_hold_the_placed_matches_and_are_made_once() {
+        let mut c = Corpus::new(None).unwrap();
+        let spec = TreeSpec {
+            name: "t".into(),
+            dirs: 2,
+            files: 5,
+            file_size: 1000,
+            pattern: b"NEEDLE".to_vec(),
+            match_every: 2,
+        };
+        let t = c.tree(&spec).unwrap();
+        assert_eq!((t.files, t.bytes), (10, 10_000));
+        let mut found = 0;
+        for d in fs::read_dir(&t.root).unwrap() {
+            for f in fs::read_dir(d.unwrap().path()).unwrap() {
+                let data = fs::read(f.unwrap().path()).unwrap();
+                found += memchr::memmem::find_iter(&data, b"NEEDLE").count() as u64;
+            }
+        }
+        assert_eq!(found, t.matches);
+        assert!(t.matches >= 5);
+        assert_eq!(c.tree(&spec).unwrap(), t);
+    }
+
+    #[test]
+    fn files_and_flat_dirs_have_their_sizes() {
+        let mut c = Corpus::new(None).unwrap();
+        let p = c.file("x", 100_000, 1).unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().len(), 100_000);
+        let (d, total) = c.flat_dir("flat", 10).unwrap();
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 10);
+        assert_eq!(total, (0..10).sum::<u64>());
+    }
+}

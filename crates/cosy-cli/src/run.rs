@@ -1,0 +1,153 @@
+//! `cosy run` and `cosy check`: load a compound file, apply input overrides, verify it under
+//! the policy, run it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use cosy_exec::{Backend, RunOptions};
+use cosy_model::Policy;
+use cosy_verify::Verified;
+
+use crate::Failure;
+use crate::load::{Loaded, load};
+
+/// The policy options shared by `run` and `check`.
+#[derive(Args, Debug)]
+pub struct PolicyArgs {
+    /// Directory that the compound's paths cannot leave (`cwd` in the compound means it).
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Allow only calls that change nothing on disk.
+    #[arg(long)]
+    read_only: bool,
+    /// Largest number of operations executed.
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Largest run time, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    time_limit: Option<f64>,
+}
+
+/// Arguments of `cosy run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The compound file (text or binary).
+    file: PathBuf,
+    /// Input overrides, `NAME=VALUE`.
+    #[arg(value_name = "NAME=VALUE")]
+    inputs: Vec<String>,
+    /// Executor: direct (plain syscalls), ring (io_uring), auto (chosen per operation).
+    #[arg(long, default_value = "direct")]
+    backend: String,
+    /// Print statistics (calls, ring submissions, bytes, time) to standard error.
+    #[arg(long)]
+    stats: bool,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+/// Arguments of `cosy check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The compound file (text or binary).
+    file: PathBuf,
+    /// Input overrides, `NAME=VALUE`.
+    #[arg(value_name = "NAME=VALUE")]
+    inputs: Vec<String>,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+fn policy(args: &PolicyArgs) -> Result<Policy, Failure> {
+    let root = args.root.canonicalize().map_err(|e| {
+        Failure::invalid(format!("--root {}: {e}", args.root.display()))
+    })?;
+    let mut policy = if args.read_only {
+        Policy::read_only(root)
+    } else {
+        Policy::untrusted(root)
+    };
+    if let Some(fuel) = args.fuel {
+        policy.fuel = fuel;
+    }
+    if let Some(secs) = args.time_limit {
+        policy.time = Duration::try_from_secs_f64(secs)
+            .map_err(|e| Failure::invalid(format!("--time-limit {secs}: {e}")))?;
+    }
+    Ok(policy)
+}
+
+fn prepare(
+    file: &Path,
+    inputs: &[String],
+    policy: &Policy,
+) -> Result<(Loaded, Verified), Failure> {
+    let mut loaded = load(file)?;
+    for assignment in inputs {
+        let (name, value) = assignment.split_once('=').ok_or_else(|| {
+            Failure::invalid(format!("`{assignment}` is not an input override NAME=VALUE"))
+        })?;
+        loaded
+            .compound
+            .set_input(name, value)
+            .map_err(|e| Failure::invalid(format!("{}: {e}", file.display())))?;
+    }
+    let verified = cosy_verify::verify(loaded.compound.clone(), policy).map_err(|problems| {
+        let problems = problems.with_lines(&loaded.op_lines);
+        let n = problems.0.len();
+        Failure::invalid(format!(
+            "{}: {n} problem{} found by the verifier:\n{problems}",
+            file.display(),
+            if n == 1 { "" } else { "s" }
+        ))
+    })?;
+    Ok((loaded, verified))
+}
+
+/// `cosy check`.
+pub fn check(args: &CheckArgs) -> Result<(), Failure> {
+    let policy = policy(&args.policy)?;
+    let (_, verified) = prepare(&args.file, &args.inputs, &policy)?;
+    println!(
+        "{}: ok ({} operations, {} bytes of arena)",
+        args.file.display(),
+        verified.compound().ops.len(),
+        verified.compound().arena_bytes()
+    );
+    Ok(())
+}
+
+/// `cosy run`.
+pub fn run(args: &RunArgs) -> Result<(), Failure> {
+    let backend: Backend = args
+        .backend
+        .parse()
+        .map_err(|e| Failure::invalid(format!("--backend {}: {e}", args.backend)))?;
+    let policy = policy(&args.policy)?;
+    let (loaded, verified) = prepare(&args.file, &args.inputs, &policy)?;
+    let options = RunOptions {
+        backend,
+        ..RunOptions::default()
+    };
+    let outcome = cosy_exec::run(&verified, &options);
+    for (name, value) in &outcome.outputs {
+        println!("{name} = {value}");
+    }
+    for e in &outcome.errors {
+        eprintln!(
+            "cosy: {}: {e} (recorded; the compound continued)",
+            loaded.place(&args.file, Some(e.op))
+        );
+    }
+    if args.stats {
+        eprintln!("{}", outcome.stats);
+    }
+    match &outcome.error {
+        None => Ok(()),
+        Some(e) => Err(Failure::failed(format!(
+            "{}: {e}",
+            loaded.place(&args.file, e.op())
+        ))),
+    }
+}

@@ -1,0 +1,78 @@
+//! The direct executor: every call is a plain system call, issued in program order. It is the
+//! reference every other executor must agree with (docs/semantics.md).
+
+use std::time::Instant;
+
+use cosy_model::Sys;
+use cosy_verify::Verified;
+
+use crate::RunOptions;
+use crate::arena::Arena;
+use crate::confine::Root;
+use crate::interp::{self, Issuer};
+use crate::outcome::{Outcome, Recorder};
+use crate::sys::{self, ResolvedArgs};
+
+/// Issues each call as a system call, confined to the policy root if there is one.
+#[derive(Debug, Default)]
+pub(crate) struct DirectIssuer {
+    root: Option<Root>,
+}
+
+impl DirectIssuer {
+    /// An issuer confined to `root` (or not confined).
+    pub(crate) fn new(root: Option<Root>) -> Self {
+        DirectIssuer { root }
+    }
+}
+
+impl Issuer for DirectIssuer {
+    fn issue(
+        &mut self,
+        op: u32,
+        call: Sys,
+        args: &mut ResolvedArgs,
+        arena: &mut Arena,
+        rec: &mut Recorder,
+    ) -> i64 {
+        if call == Sys::Nop {
+            // No system call on the direct executor.
+            rec.call(op, call, -1, 0, false);
+            return 0;
+        }
+        match &self.root {
+            Some(root) if call.spec().takes_path() => root.issue(op, call, args, arena, rec),
+            _ => {
+                let r = sys::to_ret(sys::issue(call, args, arena));
+                rec.call(op, call, args.first_fd(), r, true);
+                r
+            }
+        }
+    }
+}
+
+/// The direct executor.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DirectExecutor;
+
+impl DirectExecutor {
+    /// Runs `v` under its policy: opens the policy root, runs every operation with plain
+    /// system calls, closes every descriptor the compound opened.
+    pub fn run(v: &Verified, opts: &RunOptions) -> Outcome {
+        let started = Instant::now();
+        let root = match &v.policy().root {
+            None => None,
+            Some(p) => match Root::open(p) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    return Outcome::setup_error(
+                        format!("cannot open the policy root {}: {e}", p.display()),
+                        started.elapsed(),
+                    );
+                }
+            },
+        };
+        let mut issuer = DirectIssuer::new(root);
+        interp::execute(v, &opts.functions, opts.trace, &mut issuer, started)
+    }
+}

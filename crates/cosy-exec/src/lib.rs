@@ -1,0 +1,155 @@
+//! The cosy executors: run a [`Verified`] compound and report its [`Outcome`].
+//!
+//! The direct executor ([`DirectExecutor`], the reference of docs/semantics.md) issues each
+//! call as a plain system call, in program order. Its pieces are separate so that other
+//! executors (io_uring, later) reuse them:
+//!
+//! - [`arena`]: one zeroed, 4 KiB-aligned allocation holding every buffer; bounds-checked
+//!   resolution of ranges computed at run time;
+//! - [`sys`]: one arm per row of the operation table, issuing the system call (the issuing
+//!   functions are crate-private: they act on raw descriptor numbers);
+//! - `confine` (crate-private): the policy root (`openat2` with `RESOLVE_BENEATH`, parent-directory
+//!   resolution);
+//! - [`interp`]: the interpreter (registers, fd slots, control flow, maps, limits, error
+//!   modes), issuing calls through the [`Issuer`] trait;
+//! - [`plan`]: the structural check and per-map facts computed before a run;
+//! - [`funcs`]: the built-in and user functions;
+//! - [`outcome`]: outputs, errors, statistics, trace.
+//!
+//! ```
+//! use cosy_exec::{RunOptions, run};
+//! use cosy_model::{Arg, Builder, FdRef, Policy, builder::cond, BinOp};
+//!
+//! let path = std::env::temp_dir().join(format!("cosy-doc-{}.txt", std::process::id()));
+//! std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
+//!
+//! // open; do { n = read(fd, buf); lines += count_lines(buf[0..n]) } while n > 0; close
+//! let mut c = Builder::new();
+//! let name = c.input_path("file", path.as_os_str().as_encoded_bytes());
+//! let buf = c.buffer("buf", 4096);
+//! let fd = c.openat(FdRef::Cwd, name, libc::O_RDONLY as i64, 0);
+//! let lines = c.value("lines", 0);
+//! c.do_while(1 << 20, |c| {
+//!     let n = c.read(fd, buf);
+//!     let k = c.call("count_lines", vec![Arg::Buf(buf.prefix(n))]);
+//!     c.accumulate(lines, k);
+//!     cond(n, BinOp::Gt, 0)
+//! });
+//! c.close(fd);
+//! c.output("lines", lines);
+//!
+//! let verified = cosy_verify::verify(c.finish(), &Policy::trusted()).unwrap();
+//! let outcome = run(&verified, &RunOptions::default());
+//! assert!(outcome.is_ok(), "{outcome}");
+//! assert_eq!(outcome.output("lines"), Some(3));
+//! std::fs::remove_file(&path).unwrap();
+//! ```
+
+pub mod arena;
+pub(crate) mod confine;
+pub mod direct;
+pub mod funcs;
+pub mod interp;
+pub mod outcome;
+pub mod plan;
+pub mod sys;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use cosy_verify::Verified;
+pub use direct::DirectExecutor;
+pub use funcs::{FnArg, FnArgs, FnResult, Function, Functions};
+pub use interp::Issuer;
+pub use outcome::{CallError, Error, Outcome, Stats, TraceEntry};
+
+/// Which executor runs a compound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// Plain system calls, in program order (the reference).
+    #[default]
+    Direct,
+    /// io_uring (not available yet: runs fail with a setup error).
+    Ring,
+    /// The best available executor (the direct one, for now).
+    Auto,
+}
+
+impl Backend {
+    /// Every backend, by name.
+    pub const ALL: [Backend; 3] = [Backend::Direct, Backend::Ring, Backend::Auto];
+
+    /// The backend's name (`direct`, `ring`, `auto`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Direct => "direct",
+            Backend::Ring => "ring",
+            Backend::Auto => "auto",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A backend name that is not one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown backend `{0}` (expected direct, ring or auto)")]
+pub struct UnknownBackend(pub String);
+
+impl FromStr for Backend {
+    type Err = UnknownBackend;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| UnknownBackend(s.to_string()))
+    }
+}
+
+/// How to run a compound.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The user functions (built-ins are always there).
+    pub functions: Functions,
+    /// Whether to record every call in [`Outcome::trace`].
+    pub trace: bool,
+    /// The executor.
+    pub backend: Backend,
+}
+
+impl RunOptions {
+    /// Options with the trace on.
+    pub fn traced() -> Self {
+        RunOptions {
+            trace: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// Runs `v` under its policy with the backend of `opts`.
+pub fn run(v: &Verified, opts: &RunOptions) -> Outcome {
+    match opts.backend {
+        Backend::Direct | Backend::Auto => DirectExecutor::run(v, opts),
+        Backend::Ring => Outcome::setup_error(
+            "the ring backend is not available yet",
+            std::time::Duration::ZERO,
+        ),
+    }
+}
+
+/// Helpers for tests of executors.
+pub mod testing {
+    /// Number of descriptors open in this process (entries of `/proc/self/fd`, without the
+    /// one used to list them).
+    pub fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count().saturating_sub(1))
+            .unwrap_or(0)
+    }
+}

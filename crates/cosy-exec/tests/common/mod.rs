@@ -1,0 +1,300 @@
+//! Shared helpers and compound builders for the integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use cosy_exec::{Outcome, RunOptions, run};
+use cosy_model::{Arg, BinOp, Builder, Compound, FdRef, Policy, Sys, Width, builder::cond, flags};
+
+pub const RDONLY: i64 = libc::O_RDONLY as i64;
+pub const DIR: i64 = (libc::O_RDONLY | libc::O_DIRECTORY) as i64;
+pub const CREATE: i64 = (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as i64;
+pub const RDWR_CREATE: i64 = (libc::O_RDWR | libc::O_CREAT) as i64;
+
+pub fn bytes(p: &Path) -> Vec<u8> {
+    p.as_os_str().as_bytes().to_vec()
+}
+
+/// Deterministic pseudo-random text with words in it.
+pub fn text(len: usize, seed: u64) -> Vec<u8> {
+    let words: [&[u8]; 6] = [
+        b"alpha ",
+        b"cosy ",
+        b"beta\n",
+        b"gamma ",
+        b"cosycosy ",
+        b"x",
+    ];
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        out.extend_from_slice(words[(s >> 33) as usize % words.len()]);
+    }
+    out.truncate(len);
+    out
+}
+
+/// Verifies under `policy` and runs with a trace; checks that every descriptor the trace
+/// shows opened is closed later in it.
+pub fn run_with(c: Compound, policy: &Policy, opts: RunOptions) -> Outcome {
+    let v = cosy_verify::verify(c, policy)
+        .unwrap_or_else(|p| panic!("the compound does not verify: {p:?}"));
+    let opts = RunOptions {
+        trace: true,
+        ..opts
+    };
+    let out = run(&v, &opts);
+    assert_trace_closes(&out);
+    out
+}
+
+pub fn run_trusted(c: Compound) -> Outcome {
+    run_with(c, &Policy::trusted(), RunOptions::default())
+}
+
+/// Every fd returned by an open in the trace is closed afterwards (closes name their fd in
+/// the trace); no close is issued twice for one open.
+pub fn assert_trace_closes(out: &Outcome) {
+    let mut open: BTreeMap<i32, usize> = BTreeMap::new();
+    for (i, t) in out.trace.iter().enumerate() {
+        match t.call {
+            Sys::Openat | Sys::Openat2 if t.result >= 0 => {
+                let fd = i32::try_from(t.result).unwrap();
+                assert!(
+                    open.insert(fd, i).is_none(),
+                    "fd {fd} opened twice without a close:\n{}",
+                    show(out)
+                );
+            }
+            Sys::Close if t.fd >= 0 => {
+                open.remove(&t.fd);
+            }
+            _ => {}
+        }
+    }
+    assert!(open.is_empty(), "fds left open: {open:?}\n{}", show(out));
+}
+
+pub fn show(out: &Outcome) -> String {
+    let mut s = String::new();
+    for t in &out.trace {
+        s.push_str(&format!("{t}\n"));
+    }
+    s.push_str(&out.to_string());
+    s
+}
+
+/// `open(path); do { n = read(fd, buf); total += n } while n == len; close` — the thesis's
+/// example.
+pub fn thesis_loop(path: &[u8], buf_len: u32) -> Compound {
+    let mut c = Builder::new();
+    let name = c.input_path("name", path);
+    let buf = c.buffer("buf", buf_len);
+    let fd = c.openat(FdRef::Cwd, name, RDONLY, 0);
+    let total = c.value("total", 0);
+    c.do_while(1 << 24, |c| {
+        let n = c.read(fd, buf);
+        c.accumulate(total, n);
+        cond(n, BinOp::Eq, i64::from(buf_len))
+    });
+    c.close(fd);
+    c.output("total", total);
+    c.finish()
+}
+
+/// Sum of the sizes of the regular files of `dir`: getdents64 + map dirents + statx.
+pub fn du(dir: &[u8]) -> Compound {
+    let mut c = Builder::new();
+    let name = c.input_path("dir", dir);
+    let dents = c.buffer("dents", 4096);
+    let st = c.local_buffer("st", flags::STATX_BYTES as u32);
+    let fd = c.openat(FdRef::Cwd, name, DIR, 0);
+    let total = c.value("total", 0);
+    let files = c.value("files", 0);
+    c.do_while(1 << 20, |c| {
+        let n = c.getdents64(fd, dents);
+        c.map_dirents(dents.prefix(n), |c, e| {
+            c.if_(cond(e.kind, BinOp::Eq, i64::from(libc::DT_REG)), |c| {
+                c.statx(
+                    fd,
+                    e.name,
+                    i64::from(libc::AT_SYMLINK_NOFOLLOW),
+                    i64::from(libc::STATX_SIZE),
+                    st,
+                );
+                let size = c.load(Width::U64, st, flags::STATX_SIZE_OFFSET as i64);
+                c.accumulate(total, size);
+                c.accumulate(files, 1);
+            });
+        });
+        cond(n, BinOp::Gt, 0)
+    });
+    c.close(fd);
+    c.output("total", total);
+    c.output("files", files);
+    c.finish()
+}
+
+/// Stores `bytes` (at most 64) at the start of a fresh buffer, eight bytes at a time: the
+/// model has no other way to put constant bytes into the arena.
+pub fn constant_buffer(c: &mut Builder, name: &str, bytes: &[u8]) -> cosy_model::BufRange {
+    let buf = c.buffer(name, 64);
+    for (i, chunk) in bytes.chunks(8).enumerate() {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        c.store(Width::U64, buf, (i * 8) as i64, i64::from_le_bytes(w));
+    }
+    buf.prefix(bytes.len() as i64)
+}
+
+/// Occurrences of `word` (at most 64 bytes) in the regular files of `dir` (each smaller than
+/// 64 KiB): map over the dirents, open, read, find, close.
+pub fn grep_count(dir: &[u8], word: &[u8]) -> Compound {
+    let mut c = Builder::new();
+    let name = c.input_path("dir", dir);
+    let needle = constant_buffer(&mut c, "needle", word);
+    let dents = c.buffer("dents", 8192);
+    let data = c.local_buffer("data", 65536);
+    let dfd = c.openat(FdRef::Cwd, name, DIR, 0);
+    let count = c.value("count", 0);
+    c.do_while(1 << 20, |c| {
+        let n = c.getdents64(dfd, dents);
+        c.map_dirents(dents.prefix(n), |c, e| {
+            c.if_(cond(e.kind, BinOp::Eq, i64::from(libc::DT_REG)), |c| {
+                let fd = c.openat(dfd, e.name, RDONLY, 0);
+                let k = c.read(fd, data);
+                let found = c.call("find", vec![Arg::Buf(data.prefix(k)), Arg::Buf(needle)]);
+                c.accumulate(count, found);
+                c.close(fd);
+            });
+        });
+        cond(n, BinOp::Gt, 0)
+    });
+    c.close(dfd);
+    c.output("count", count);
+    c.finish()
+}
+
+/// Copies `src` to `dst` with a read/write loop through a buffer.
+pub fn copy_rw(src: &[u8], dst: &[u8], buf_len: u32) -> Compound {
+    let mut c = Builder::new();
+    let s = c.input_path("src", src);
+    let d = c.input_path("dst", dst);
+    let buf = c.buffer("buf", buf_len);
+    let i = c.openat(FdRef::Cwd, s, RDONLY, 0);
+    let o = c.openat(FdRef::Cwd, d, CREATE, 0o644);
+    let copied = c.value("copied", 0);
+    c.do_while(1 << 24, |c| {
+        let n = c.read(i, buf);
+        let w = c.write(o, buf.prefix(n));
+        c.accumulate(copied, w);
+        cond(n, BinOp::Gt, 0)
+    });
+    c.close(i);
+    c.close(o);
+    c.output("copied", copied);
+    c.finish()
+}
+
+/// Copies `src` to `dst` with copy_file_range (file positions: offsets -1).
+pub fn copy_cfr(src: &[u8], dst: &[u8]) -> Compound {
+    let mut c = Builder::new();
+    let s = c.input_path("src", src);
+    let d = c.input_path("dst", dst);
+    let i = c.openat(FdRef::Cwd, s, RDONLY, 0);
+    let o = c.openat(FdRef::Cwd, d, CREATE, 0o644);
+    let copied = c.value("copied", 0);
+    c.do_while(1 << 20, |c| {
+        let n = c.copy_file_range(i, -1, o, -1, 1 << 16);
+        c.accumulate(copied, n);
+        cond(n, BinOp::Gt, 0)
+    });
+    c.close(i);
+    c.close(o);
+    c.output("copied", copied);
+    c.finish()
+}
+
+/// Copies `src` to `dst` through a pipe with splice.
+pub fn copy_splice(src: &[u8], dst: &[u8]) -> Compound {
+    let mut c = Builder::new();
+    let s = c.input_path("src", src);
+    let d = c.input_path("dst", dst);
+    let i = c.openat(FdRef::Cwd, s, RDONLY, 0);
+    let o = c.openat(FdRef::Cwd, d, CREATE, 0o644);
+    let (pr, pw) = c.pipe2(0);
+    let copied = c.value("copied", 0);
+    c.do_while(1 << 20, |c| {
+        let n = c.splice(i, -1, pw, -1, 1 << 14, 0);
+        let m = c.splice(pr, -1, o, -1, n, 0);
+        c.accumulate(copied, m);
+        cond(n, BinOp::Gt, 0)
+    });
+    c.close(pr);
+    c.close(pw);
+    c.close(i);
+    c.close(o);
+    c.output("copied", copied);
+    c.finish()
+}
+
+/// Copies `src` to `dst` with sendfile.
+pub fn copy_sendfile(src: &[u8], dst: &[u8]) -> Compound {
+    let mut c = Builder::new();
+    let s = c.input_path("src", src);
+    let d = c.input_path("dst", dst);
+    let i = c.openat(FdRef::Cwd, s, RDONLY, 0);
+    let o = c.openat(FdRef::Cwd, d, CREATE, 0o644);
+    let copied = c.value("copied", 0);
+    c.do_while(1 << 20, |c| {
+        let n = c.sendfile(o, i, -1, 1 << 15);
+        c.accumulate(copied, n);
+        cond(n, BinOp::Gt, 0)
+    });
+    c.close(i);
+    c.close(o);
+    c.output("copied", copied);
+    c.finish()
+}
+
+/// Opens a missing file (stop mode: the run ends at op 0 with ENOENT).
+pub fn open_missing(path: &[u8]) -> Compound {
+    let mut c = Builder::new();
+    let p = c.path(path);
+    let buf = c.buffer("buf", 16);
+    let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+    let n = c.read(fd, buf);
+    c.close(fd);
+    let pid = c.getpid();
+    c.output("n", n);
+    c.output("pid", pid);
+    c.finish()
+}
+
+/// Opens `n` files in turn into the same slot (each reopen closes the previous) and leaves
+/// the last one open: the end of the run must close it.
+pub fn reopen_and_leave_open(path: &[u8], n: usize) -> Compound {
+    let mut c = Builder::new();
+    let p = c.path(path);
+    let slot = c.fd_slot("fd");
+    for _ in 0..n {
+        c.push(cosy_model::Op::Sys {
+            call: Sys::Openat,
+            args: vec![
+                Arg::Fd(FdRef::Cwd),
+                Arg::Path(p),
+                Arg::Value(RDONLY.into()),
+                Arg::Value(0.into()),
+            ],
+            ret: cosy_model::Ret::Fd(slot),
+        });
+    }
+    c.finish()
+}
