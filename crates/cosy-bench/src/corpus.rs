@@ -26,7 +26,11 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator seeded with `seed` (0 is replaced by a fixed non-zero value).
     pub fn new(seed: u64) -> Self {
-        Rng(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+        Rng(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
     }
 
     /// The next value.
@@ -183,7 +187,7 @@ impl Corpus {
             for i in 0..spec.files {
                 rng.fill_text(&mut buf);
                 let serial = d * spec.files + i;
-                if spec.match_every > 0 && serial % spec.match_every == 0 {
+                if spec.match_every > 0 && serial.is_multiple_of(spec.match_every) {
                     matches += place(&mut buf, &spec.pattern, 1 + serial / spec.match_every % 3);
                 }
                 fs::write(dir.join(format!("f{i:05}.txt")), &buf)?;
@@ -219,6 +223,50 @@ fn place(buf: &mut [u8], pattern: &[u8], count: usize) -> u64 {
         }
     }
     placed
+}
+
+/// What file system `path` is on, in words, with what matters to the benchmark: `ext4`,
+/// `ext4 without a journal (…)`, `tmpfs (…)`.
+pub fn describe_fs(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let kind = match rustix::fs::statfs(path) {
+        Ok(s) => match s.f_type as u64 {
+            0xEF53 => "ext4",
+            0x0102_1994 => "tmpfs",
+            0x5846_5342 => "xfs",
+            0x9123_683E => "btrfs",
+            0x794C_7630 => "overlayfs",
+            _ => "another file system",
+        },
+        Err(_) => "an unknown file system",
+    };
+    if kind == "tmpfs" {
+        return "tmpfs (in memory: cold-cache runs cannot read from a disk)".into();
+    }
+    if kind != "ext4" {
+        return kind.into();
+    }
+    // ext4 with a journal has an entry `DEV-8` in /proc/fs/jbd2.
+    let dev = fs::metadata(path).map(|m| m.dev()).unwrap_or(0);
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let name = fs::read_link(format!("/sys/dev/block/{major}:{minor}"))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let journaled = match (&name, fs::read_dir("/proc/fs/jbd2")) {
+        (Some(n), Ok(dir)) => dir.filter_map(Result::ok).any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{n}-"))
+        }),
+        _ => return kind.into(),
+    };
+    if journaled {
+        kind.into()
+    } else {
+        "ext4 without a journal (inodes freed in the last minutes are not reused: creating \
+         files soon after deleting many is slow)"
+            .into()
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,11 @@ use crate::framework::{Answer, Entry, Variant, VariantError};
 /// The executors every compound workload runs with, by variant name.
 pub const BACKENDS: [Backend; 3] = [Backend::Direct, Backend::Ring, Backend::Auto];
 
+/// The longest one run of a compound may take before the executor stops it.
+pub const RUN_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+const NO_REWRITE: &str = "optimizer: no rewrite";
+
 /// A compound ready to run: verified, optimized, with its functions.
 pub struct Compiled {
     verified: Verified,
@@ -29,6 +34,8 @@ impl Compiled {
     /// and verifies the optimized compound. With `optimize` false the compound runs as built.
     pub fn new(compound: Compound, functions: Functions, optimize: bool) -> Result<Self, String> {
         let mut policy = Policy::trusted();
+        // An executor that hangs must not hang the benchmark.
+        policy.time = RUN_TIME_LIMIT;
         policy.functions = functions.registered().map(str::to_string).collect();
         let verified = cosy_verify::verify(compound, &policy)
             .map_err(|p| format!("the compound does not verify:\n{p}"))?;
@@ -51,7 +58,7 @@ impl Compiled {
                 verified: v,
                 functions,
                 optimized: if applied.is_empty() {
-                    "optimizer: no rewrite".into()
+                    NO_REWRITE.into()
                 } else {
                     format!("optimizer: {}", applied.join(", "))
                 },
@@ -59,7 +66,9 @@ impl Compiled {
             Err(p) => Ok(Compiled {
                 verified,
                 functions,
-                optimized: format!("optimized compound rejected by the verifier ({p}); ran as built"),
+                optimized: format!(
+                    "optimized compound rejected by the verifier ({p}); ran as built"
+                ),
             }),
         }
     }
@@ -123,25 +132,25 @@ impl Variant for CosyVariant {
     fn run(&mut self) -> Result<Answer, VariantError> {
         self.compiled.run(self.backend)
     }
+
+    /// What the optimizer rewrote, when it rewrote something (or why it was not used).
+    fn note(&self) -> Option<String> {
+        let o = &self.compiled.optimized;
+        (o != NO_REWRITE).then(|| o.clone())
+    }
 }
 
 /// Variants for `compound`: `direct`, `ring` and `auto`; all skipped with the reason if it
-/// cannot be compiled. The second value says what the optimizer did.
-pub fn variants(compound: Compound, functions: Functions) -> (Vec<Entry>, String) {
+/// cannot be compiled.
+pub fn variants(compound: Compound, functions: Functions) -> Vec<Entry> {
     match Compiled::new(compound, functions, true) {
-        Ok(c) => {
-            let note = c.optimized.clone();
-            (Arc::new(c).variants(), note)
-        }
-        Err(why) => (
-            BACKENDS
-                .iter()
-                .map(|b| Entry::Skipped {
-                    name: b.name().to_string(),
-                    reason: why.clone(),
-                })
-                .collect(),
-            why,
-        ),
+        Ok(c) => Arc::new(c).variants(),
+        Err(why) => BACKENDS
+            .iter()
+            .map(|b| Entry::Skipped {
+                name: b.name().to_string(),
+                reason: why.clone(),
+            })
+            .collect(),
     }
 }

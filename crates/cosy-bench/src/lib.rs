@@ -42,11 +42,14 @@
 //! eprintln!("{}", table(&records));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod cache;
 pub mod corpus;
 pub mod exec;
 pub mod external;
 pub mod framework;
+mod measure;
 pub mod report;
 pub mod workloads;
 
@@ -58,7 +61,7 @@ pub use report::write_report;
 pub use workloads::Workload;
 
 use corpus::Corpus;
-use framework::{Progress, run_case};
+use measure::{Progress, run_case};
 use workloads::Ctx;
 
 /// Why a benchmark failed.
@@ -100,6 +103,11 @@ pub fn run(config: &Config, sink: &mut dyn Sink) -> Result<Vec<Record>, Error> {
     }
     let parts = workloads::select(&config.workloads).map_err(Error::Config)?;
     let mut corpus = Corpus::new(config.dir.as_deref())?;
+    sink.note(&format!(
+        "corpus in {} on {}",
+        corpus.path().display(),
+        corpus::describe_fs(corpus.path())
+    ));
     let progress = Progress::new(config.progress);
     let mut records = Vec::new();
     let mut problems = Vec::new();

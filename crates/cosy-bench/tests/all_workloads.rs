@@ -30,17 +30,21 @@ fn every_workload_runs_and_every_variant_agrees() {
     // Vanilla and direct always run; every record that ran has an answer and no mismatch.
     for r in &records {
         if r.variant == "vanilla" || r.variant == "direct" {
-            assert!(r.skipped.is_none(), "{} {} skipped: {:?}", r.workload, r.variant, r.skipped);
+            assert!(
+                r.skipped.is_none(),
+                "{} {} skipped: {:?}",
+                r.workload,
+                r.variant,
+                r.skipped
+            );
         }
         if r.skipped.is_none() {
             assert_eq!(r.runs, 1, "{r:?}");
             assert!(r.params.contains_key("answer"), "{r:?}");
             assert!(!r.params.contains_key("mismatch"), "{r:?}");
         }
-        for line in [r.to_json_line()] {
-            let v: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
-            assert_eq!(v["workload"], r.workload.as_str());
-        }
+        let v: serde_json::Value = serde_json::from_str(&r.to_json_line()).expect("valid JSON");
+        assert_eq!(v["workload"], r.workload.as_str());
     }
     let bursts = records.iter().filter(|r| r.workload == "burst").count();
     assert_eq!(bursts, 2 * 11 * 5);

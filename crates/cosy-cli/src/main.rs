@@ -4,6 +4,7 @@
 //! time ran out, a range was out of bounds); 2 the compound could not be loaded or verified, or
 //! the command line was wrong.
 
+mod bench;
 mod load;
 mod run;
 
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run a compound file (text or binary) and print its named results.
     Run(run::RunArgs),
+    /// Run the benchmarks: each workload by plain code and by cosy's executors, side by side.
+    Bench(bench::BenchArgs),
     /// Verify a compound file under the policy and report every problem.
     Check(run::CheckArgs),
     /// Print a compound file (text or binary) in canonical text.
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Check(args) => run::check(&args),
+        Command::Bench(args) => bench::bench(&args),
         Command::Print { file } => load::load(&file).map(|l| {
             print!("{}", cosy_format::text::print(&l.compound));
         }),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use cosy_exec::{Backend, RunOptions};
 use cosy_model::Policy;
+use cosy_opt::{Optimized, Passes};
 use cosy_verify::Verified;
 
 use crate::Failure;
@@ -38,8 +39,11 @@ pub struct RunArgs {
     #[arg(value_name = "NAME=VALUE")]
     inputs: Vec<String>,
     /// Executor: direct (plain syscalls), ring (io_uring), auto (chosen per operation).
-    #[arg(long, default_value = "direct")]
+    #[arg(long, default_value = "auto")]
     backend: String,
+    /// Run the compound as written, without the optimizer's rewrites.
+    #[arg(long)]
+    no_opt: bool,
     /// Print statistics (calls, ring submissions, bytes, time) to standard error.
     #[arg(long)]
     stats: bool,
@@ -126,6 +130,13 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::invalid(format!("--backend {}: {e}", args.backend)))?;
     let policy = policy(&args.policy)?;
     let (loaded, verified) = prepare(&args.file, &args.inputs, &policy)?;
+    let (verified, origin) = if args.no_opt {
+        (verified, None)
+    } else {
+        optimize(&args.file, verified, &policy)?
+    };
+    // Errors name the operation of the file, not of the rewritten compound.
+    let original = |op: u32| origin.as_ref().map_or(op, |o| o.original_op(op));
     let options = RunOptions {
         backend,
         ..RunOptions::default()
@@ -137,7 +148,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     for e in &outcome.errors {
         eprintln!(
             "cosy: {}: {e} (recorded; the compound continued)",
-            loaded.place(&args.file, Some(e.op))
+            loaded.place(&args.file, Some(original(e.op)))
         );
     }
     if args.stats {
@@ -147,7 +158,27 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         None => Ok(()),
         Some(e) => Err(Failure::failed(format!(
             "{}: {e}",
-            loaded.place(&args.file, e.op())
+            loaded.place(&args.file, e.op().map(original))
+        ))),
+    }
+}
+
+/// Applies the optimizer's default passes and verifies the result again (a rewrite must never
+/// make a compound the policy would refuse).
+fn optimize(
+    file: &Path,
+    verified: Verified,
+    policy: &Policy,
+) -> Result<(Verified, Option<Optimized>), Failure> {
+    let optimized = cosy_opt::optimize(verified.compound(), &Passes::default());
+    if optimized.applied.iter().all(|(_, n)| *n == 0) {
+        return Ok((verified, None));
+    }
+    match cosy_verify::verify(optimized.compound.clone(), policy) {
+        Ok(v) => Ok((v, Some(optimized))),
+        Err(problems) => Err(Failure::failed(format!(
+            "{}: the optimizer produced a compound the verifier refuses (run with --no-opt):\n{problems}",
+            file.display()
         ))),
     }
 }

@@ -27,7 +27,6 @@ use cosy_model::flags::{RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
 use rustix::fs::{Mode, OFlags};
 use syscalls::Errno;
 
-use crate::arena::Arena;
 use crate::outcome::Recorder;
 use crate::sys::{self, AT_FDCWD, ResolvedArgs};
 
@@ -99,7 +98,7 @@ impl Root {
         op: u32,
         call: Sys,
         a: &mut ResolvedArgs,
-        arena: &mut Arena,
+        mem: &mut [u8],
         rec: &mut Recorder,
     ) -> i64 {
         let mut cx = Cx {
@@ -107,7 +106,7 @@ impl Root {
             op,
             rec,
         };
-        match cx.dispatch(call, a, arena) {
+        match cx.dispatch(call, a, mem) {
             Ok(v) => v,
             Err(e) => -i64::from(e.into_raw()),
         }
@@ -169,7 +168,7 @@ impl Cx<'_> {
         &mut self,
         call: Sys,
         a: &mut ResolvedArgs,
-        arena: &mut Arena,
+        arena: &mut [u8],
     ) -> Result<i64, Errno> {
         match call {
             Sys::Openat => {

@@ -7,7 +7,6 @@ use cosy_model::Sys;
 use cosy_verify::Verified;
 
 use crate::RunOptions;
-use crate::arena::Arena;
 use crate::confine::Root;
 use crate::interp::{self, Issuer};
 use crate::outcome::{Outcome, Recorder};
@@ -24,6 +23,11 @@ impl DirectIssuer {
     pub(crate) fn new(root: Option<Root>) -> Self {
         DirectIssuer { root }
     }
+
+    /// The policy root, if the issuer is confined.
+    pub(crate) fn root(&self) -> Option<&Root> {
+        self.root.as_ref()
+    }
 }
 
 impl Issuer for DirectIssuer {
@@ -32,7 +36,7 @@ impl Issuer for DirectIssuer {
         op: u32,
         call: Sys,
         args: &mut ResolvedArgs,
-        arena: &mut Arena,
+        mem: &mut [u8],
         rec: &mut Recorder,
     ) -> i64 {
         if call == Sys::Nop {
@@ -41,9 +45,9 @@ impl Issuer for DirectIssuer {
             return 0;
         }
         match &self.root {
-            Some(root) if call.spec().takes_path() => root.issue(op, call, args, arena, rec),
+            Some(root) if call.spec().takes_path() => root.issue(op, call, args, mem, rec),
             _ => {
-                let r = sys::to_ret(sys::issue(call, args, arena));
+                let r = sys::to_ret(sys::issue(call, args, mem));
                 rec.call(op, call, args.first_fd(), r, true);
                 r
             }
@@ -60,19 +64,21 @@ impl DirectExecutor {
     /// system calls, closes every descriptor the compound opened.
     pub fn run(v: &Verified, opts: &RunOptions) -> Outcome {
         let started = Instant::now();
-        let root = match &v.policy().root {
-            None => None,
-            Some(p) => match Root::open(p) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    return Outcome::setup_error(
-                        format!("cannot open the policy root {}: {e}", p.display()),
-                        started.elapsed(),
-                    );
-                }
-            },
+        let root = match open_root(v) {
+            Ok(r) => r,
+            Err(m) => return Outcome::setup_error(m, started.elapsed()),
         };
         let mut issuer = DirectIssuer::new(root);
         interp::execute(v, &opts.functions, opts.trace, &mut issuer, started)
+    }
+}
+
+/// Opens the policy root of `v`, if it has one.
+pub(crate) fn open_root(v: &Verified) -> Result<Option<Root>, String> {
+    match &v.policy().root {
+        None => Ok(None),
+        Some(p) => Root::open(p)
+            .map(Some)
+            .map_err(|e| format!("cannot open the policy root {}: {e}", p.display())),
     }
 }

@@ -20,6 +20,8 @@
 //! - A `dirents` map parses all records of its range when it starts: a bad record stops the
 //!   run at the `MapBegin` before any iteration, and the body may reuse the buffer.
 //! - Outputs are reported also when the run stops on an error (the registers' values then).
+//! - Every map iteration starts with the local buffers private to it zeroed: the bytes the
+//!   previous iteration in the lane wrote are cleared ([`crate::arena::Dirty`]).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
@@ -30,8 +32,8 @@ use cosy_model::{
 };
 use cosy_verify::Verified;
 
-use crate::arena::{Arena, RangeError, Span};
-use crate::funcs::{FnArg, FnArgs, Functions};
+use crate::arena::{self, Arena, RangeError, Span};
+use crate::funcs::{FnArg, FnArgs, Function, Functions};
 use crate::outcome::{CallError, Error, Outcome, Recorder};
 use crate::plan::{MapInfo, Plan};
 use crate::sys::{self, AT_FDCWD, Resolved, ResolvedArgs};
@@ -53,7 +55,7 @@ pub trait Issuer {
         op: u32,
         call: Sys,
         args: &mut ResolvedArgs,
-        arena: &mut Arena,
+        mem: &mut [u8],
         rec: &mut Recorder,
     ) -> i64;
 
@@ -215,7 +217,8 @@ pub fn execute<I: Issuer>(
     m.finish(result, started)
 }
 
-enum Items {
+/// The items of a running map.
+pub(crate) enum Items {
     Paths {
         var: PathVar,
         list: Vec<DataId>,
@@ -241,14 +244,86 @@ enum Items {
     },
 }
 
-enum Binding {
+/// What one item binds.
+pub(crate) enum Binding {
     Path(PathVar, Vec<u8>),
     Reg(Reg, i64),
     Dirent(PathVar, Vec<u8>, Reg, i64, Reg, i64),
 }
 
 impl Items {
-    fn next(&mut self, data: &[Vec<u8>]) -> Option<Binding> {
+    /// Evaluates a map's source (`val` gives operand values, `dirents` parses a `dirents`
+    /// source's range) at operation `pc`.
+    pub(crate) fn new(
+        pc: usize,
+        source: &MapSource,
+        val: impl Fn(&Value) -> i64,
+        dirents: impl FnOnce(&BufRange) -> Result<Vec<DirEntry>, Error>,
+    ) -> Result<Items, Error> {
+        Ok(match source {
+            MapSource::Paths { list, var } => Items::Paths {
+                var: *var,
+                list: list.clone(),
+                pos: 0,
+            },
+            MapSource::Offsets { list, var } => Items::Offsets {
+                var: *var,
+                list: list.clone(),
+                pos: 0,
+            },
+            MapSource::Range {
+                start,
+                end,
+                step,
+                var,
+            } => {
+                let step = val(step);
+                if step <= 0 {
+                    return Err(Error::Arith { op: pc as u32 });
+                }
+                Items::Range {
+                    var: *var,
+                    next: Some(val(start)),
+                    end: val(end),
+                    step,
+                }
+            }
+            MapSource::Dirents {
+                buf,
+                name,
+                kind,
+                ino,
+            } => Items::Dirents {
+                name: *name,
+                kind: *kind,
+                ino: *ino,
+                list: dirents(buf)?,
+                pos: 0,
+            },
+        })
+    }
+
+    /// How many items are left, if known cheaply.
+    pub(crate) fn remaining(&self) -> usize {
+        match self {
+            Items::Paths { list, pos, .. } => list.len().saturating_sub(*pos),
+            Items::Offsets { list, pos, .. } => list.len().saturating_sub(*pos),
+            Items::Dirents { list, pos, .. } => list.len().saturating_sub(*pos),
+            Items::Range {
+                next, end, step, ..
+            } => match next {
+                Some(n) if n < end => {
+                    let span = (*end as i128 - *n as i128) as u128;
+                    let k = span.div_ceil(*step as u128);
+                    usize::try_from(k).unwrap_or(usize::MAX)
+                }
+                _ => 0,
+            },
+        }
+    }
+
+    /// The next item's binding.
+    pub(crate) fn next(&mut self, data: &[Vec<u8>]) -> Option<Binding> {
         match self {
             Items::Paths { var, list, pos } => {
                 let d = list.get(*pos)?;
@@ -335,7 +410,7 @@ fn fd_raw(fds: &FdTable, f: &FdRef) -> i32 {
     }
 }
 
-fn path_bytes<'x>(c: &'x Compound, pathvals: &'x [Vec<u8>], p: &PathRef) -> &'x [u8] {
+pub(crate) fn path_bytes<'x>(c: &'x Compound, pathvals: &'x [Vec<u8>], p: &PathRef) -> &'x [u8] {
     match p {
         PathRef::Data(d) => c.data.get(d.index()).map_or(&[], Vec::as_slice),
         PathRef::Var(v) => pathvals.get(v.index()).map_or(&[], Vec::as_slice),
@@ -453,7 +528,7 @@ impl<I: Issuer> Machine<'_, I> {
                 let mut rargs = std::mem::take(&mut self.rargs);
                 let r = self
                     .issuer
-                    .issue(op, *call, &mut rargs, &mut self.arena, &mut self.rec);
+                    .issue(op, *call, &mut rargs, self.arena.mem_mut(), &mut self.rec);
                 let done = self.complete(pc, *call, args, *ret, r, &rargs);
                 self.rargs = rargs;
                 done?;
@@ -496,6 +571,7 @@ impl<I: Issuer> Machine<'_, I> {
                 for (d, s) in self.arena.slice_mut(span).iter_mut().zip(bytes) {
                     *d = s;
                 }
+                self.arena.mark(span);
                 Ok(pc + 1)
             }
             Op::Jump {
@@ -618,6 +694,7 @@ impl<I: Issuer> Machine<'_, I> {
                     *x = 0;
                 }
             }
+            self.arena.clear_locals(&info.zero_bufs, LANE);
         }
         Ok(begin + 1)
     }
@@ -629,56 +706,19 @@ impl<I: Issuer> Machine<'_, I> {
     }
 
     fn items(&self, pc: usize, source: &MapSource) -> Result<Items, Error> {
-        Ok(match source {
-            MapSource::Paths { list, var } => Items::Paths {
-                var: *var,
-                list: list.clone(),
-                pos: 0,
-            },
-            MapSource::Offsets { list, var } => Items::Offsets {
-                var: *var,
-                list: list.clone(),
-                pos: 0,
-            },
-            MapSource::Range {
-                start,
-                end,
-                step,
-                var,
-            } => {
-                let step = self.val(step);
-                if step <= 0 {
-                    return Err(Error::Arith { op: pc as u32 });
-                }
-                Items::Range {
-                    var: *var,
-                    next: Some(self.val(start)),
-                    end: self.val(end),
-                    step,
-                }
-            }
-            MapSource::Dirents {
-                buf,
-                name,
-                kind,
-                ino,
-            } => {
+        Items::new(
+            pc,
+            source,
+            |v| self.val(v),
+            |buf| {
                 let span = self.range(pc, buf, 0, None)?;
-                let list =
-                    parse_dirents(self.arena.slice(span)).map_err(|detail| Error::Range {
-                        op: pc as u32,
-                        buffer: self.buffer_name(buf.buf),
-                        detail,
-                    })?;
-                Items::Dirents {
-                    name: *name,
-                    kind: *kind,
-                    ino: *ino,
-                    list,
-                    pos: 0,
-                }
-            }
-        })
+                parse_dirents(self.arena.slice(span)).map_err(|detail| Error::Range {
+                    op: pc as u32,
+                    buffer: self.buffer_name(buf.buf),
+                    detail,
+                })
+            },
+        )
     }
 
     /// Evaluates the operands of a system call into `self.rargs`.
@@ -697,8 +737,13 @@ impl<I: Issuer> Machine<'_, I> {
                     let bytes = path_bytes(self.c, &self.pathvals, p);
                     Resolved::Path(std::ffi::CString::new(bytes).unwrap_or_default())
                 }
-                (_, Arg::Buf(r)) => match self.range(pc, r, min, Some(call)) {
-                    Ok(s) => Resolved::Buf(s),
+                (kind, Arg::Buf(r)) => match self.range(pc, r, min, Some(call)) {
+                    Ok(s) => {
+                        if kind == ArgKind::BufOut {
+                            self.arena.mark(s);
+                        }
+                        Resolved::Buf(s)
+                    }
                     Err(e) => {
                         self.rargs = out;
                         return Err(e);
@@ -768,69 +813,25 @@ impl<I: Issuer> Machine<'_, I> {
 
     /// Calls function `name` with `args`.
     fn call(&mut self, pc: usize, name: &str, args: &[Arg]) -> Result<i64, Error> {
-        let op = pc as u32;
-        let fail = |message: String| Error::Function {
-            op,
+        let f = self.funcs.get(name).ok_or_else(|| Error::Function {
+            op: pc as u32,
             func: name.to_string(),
-            message,
-        };
-        let f = self
-            .funcs
-            .get(name)
-            .ok_or_else(|| fail("not registered".into()))?;
-        let mut spans = Vec::with_capacity(args.len());
-        for a in args {
-            spans.push(match a {
-                Arg::Buf(r) => Some(self.range(pc, r, 0, None)?),
-                _ => None,
-            });
-        }
-        let out_idx = if f.is_mut() {
-            args.iter().rposition(|a| matches!(a, Arg::Buf(_)))
-        } else {
-            None
-        };
-        let ins: Vec<Span> = spans
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != out_idx)
-            .filter_map(|(_, s)| *s)
-            .collect();
-        let c = self.c;
-        let (regs, fds, pathvals) = (&self.regs, &self.fds, &self.pathvals);
-        let (views, out) = match out_idx.and_then(|i| spans.get(i).copied().flatten()) {
-            Some(out_span) => match self.arena.split(&ins, out_span) {
-                Some((v, o)) => (v, Some(o)),
-                None => {
-                    return Err(fail(
-                        "its output range overlaps one of its input ranges".into(),
-                    ));
-                }
-            },
-            None => {
-                let arena = &self.arena;
-                (ins.iter().map(|s| arena.slice(*s)).collect(), None)
-            }
-        };
-        let mut views = views.into_iter();
+            message: "not registered".into(),
+        })?;
         let mut operands = Vec::with_capacity(args.len());
-        for (i, a) in args.iter().enumerate() {
-            if Some(i) == out_idx {
-                continue;
-            }
+        for a in args {
             operands.push(match a {
-                Arg::Value(v) => FnArg::Int(value(regs, v)),
-                Arg::Fd(fr) => FnArg::Int(i64::from(fd_raw(fds, fr))),
-                Arg::Path(p) => FnArg::Bytes(path_bytes(c, pathvals, p)),
-                Arg::Buf(_) => FnArg::Bytes(views.next().unwrap_or(&[])),
+                Arg::Buf(r) => Operand::Buf(self.range(pc, r, 0, None)?),
+                Arg::Value(v) => Operand::Int(self.val(v)),
+                Arg::Fd(fr) => Operand::Int(i64::from(fd_raw(&self.fds, fr))),
+                Arg::Path(p) => Operand::Path(path_bytes(self.c, &self.pathvals, p)),
             });
         }
-        let mut fn_args = FnArgs::new(operands, out);
-        match catch_unwind(AssertUnwindSafe(|| f.call(&mut fn_args))) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(m)) => Err(fail(m)),
-            Err(p) => Err(fail(panic_message(p.as_ref()))),
+        if let Some(out) = out_operand(&f, &operands) {
+            self.arena.mark(out);
         }
+        let mem = self.arena.mem_mut();
+        call_function(&f, pc as u32, name, &operands, mem)
     }
 
     fn finish(mut self, result: Result<(), Error>, started: Instant) -> Outcome {
@@ -845,7 +846,7 @@ impl<I: Issuer> Machine<'_, I> {
             .iter()
             .map(|o| (o.name.clone(), self.val(&Value::Reg(o.reg))))
             .collect();
-        let mut stats = std::mem::take(&mut self.rec.stats);
+        let mut stats = self.rec.stats();
         stats.ops = self.used;
         stats.elapsed = started.elapsed();
         Outcome {
@@ -855,6 +856,95 @@ impl<I: Issuer> Machine<'_, I> {
             stats,
             trace: self.rec.trace.take().unwrap_or_default(),
         }
+    }
+}
+
+/// An operand of a function call, evaluated.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Operand<'a> {
+    /// A value or a descriptor number.
+    Int(i64),
+    /// A path (a data constant or a path variable).
+    Path(&'a [u8]),
+    /// A range of the arena.
+    Buf(Span),
+}
+
+/// The range a mutable function writes: its last buffer operand.
+pub(crate) fn out_operand(f: &Function, operands: &[Operand<'_>]) -> Option<Span> {
+    if !f.is_mut() {
+        return None;
+    }
+    operands.iter().rev().find_map(|o| match o {
+        Operand::Buf(s) => Some(*s),
+        _ => None,
+    })
+}
+
+/// Calls `f` (operation `op`, named `name`) with evaluated operands on the arena block `mem`:
+/// a mutable function gets its last buffer operand writable (it must not overlap the others).
+/// A failure or a panic of the function is `Error::Function`.
+pub(crate) fn call_function(
+    f: &Function,
+    op: u32,
+    name: &str,
+    operands: &[Operand<'_>],
+    mem: &mut [u8],
+) -> Result<i64, Error> {
+    let fail = |message: String| Error::Function {
+        op,
+        func: name.to_string(),
+        message,
+    };
+    let out_idx = if f.is_mut() {
+        operands.iter().rposition(|o| matches!(o, Operand::Buf(_)))
+    } else {
+        None
+    };
+    let ins: Vec<Span> = operands
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != out_idx)
+        .filter_map(|(_, o)| match o {
+            Operand::Buf(s) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    let out_span = out_idx.and_then(|i| match operands.get(i) {
+        Some(Operand::Buf(s)) => Some(*s),
+        _ => None,
+    });
+    let (views, out) = match out_span {
+        Some(o) => match arena::split(mem, &ins, o) {
+            Some((v, o)) => (v, Some(o)),
+            None => {
+                return Err(fail(
+                    "its output range overlaps one of its input ranges".into(),
+                ));
+            }
+        },
+        None => {
+            let mem: &[u8] = mem;
+            (ins.iter().map(|s| arena::bytes(mem, *s)).collect(), None)
+        }
+    };
+    let mut views = views.into_iter();
+    let mut args = Vec::with_capacity(operands.len());
+    for (i, o) in operands.iter().enumerate() {
+        if Some(i) == out_idx {
+            continue;
+        }
+        args.push(match o {
+            Operand::Int(v) => FnArg::Int(*v),
+            Operand::Path(p) => FnArg::Bytes(p),
+            Operand::Buf(_) => FnArg::Bytes(views.next().unwrap_or(&[])),
+        });
+    }
+    let mut fn_args = FnArgs::new(args, out);
+    match catch_unwind(AssertUnwindSafe(|| f.call(&mut fn_args))) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(m)) => Err(fail(m)),
+        Err(p) => Err(fail(panic_message(p.as_ref()))),
     }
 }
 

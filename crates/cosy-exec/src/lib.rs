@@ -46,19 +46,23 @@
 //! ```
 
 pub mod arena;
+pub mod auto;
 pub(crate) mod confine;
 pub mod direct;
 pub mod funcs;
 pub mod interp;
 pub mod outcome;
 pub mod plan;
+pub mod ring;
 pub mod sys;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use cosy_verify::Verified;
+pub use auto::AutoExecutor;
 pub use direct::DirectExecutor;
+pub use ring::{RingExecutor, RingOptions};
 pub use funcs::{FnArg, FnArgs, FnResult, Function, Functions};
 pub use interp::Issuer;
 pub use outcome::{CallError, Error, Outcome, Stats, TraceEntry};
@@ -67,11 +71,12 @@ pub use outcome::{CallError, Error, Outcome, Stats, TraceEntry};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Backend {
     /// Plain system calls, in program order (the reference).
-    #[default]
     Direct,
-    /// io_uring (not available yet: runs fail with a setup error).
+    /// io_uring, with as few io_uring_enter calls as the dependencies allow (docs/ring.md).
     Ring,
-    /// The best available executor (the direct one, for now).
+    /// Chooses per operation class between plain system calls and the ring, from costs
+    /// measured on the machine ([`auto`]). The default.
+    #[default]
     Auto,
 }
 
@@ -120,6 +125,11 @@ pub struct RunOptions {
     pub trace: bool,
     /// The executor.
     pub backend: Backend,
+    /// How the ring executor (and `auto`, when it uses the ring) sets up its ring.
+    pub ring: RingOptions,
+    /// The costs `auto` decides with (default: [`cosy_uring::Calibration::cached`], or the
+    /// file named by `COSY_CALIBRATION`).
+    pub calibration: Option<std::sync::Arc<cosy_uring::Calibration>>,
 }
 
 impl RunOptions {
@@ -135,11 +145,9 @@ impl RunOptions {
 /// Runs `v` under its policy with the backend of `opts`.
 pub fn run(v: &Verified, opts: &RunOptions) -> Outcome {
     match opts.backend {
-        Backend::Direct | Backend::Auto => DirectExecutor::run(v, opts),
-        Backend::Ring => Outcome::setup_error(
-            "the ring backend is not available yet",
-            std::time::Duration::ZERO,
-        ),
+        Backend::Direct => DirectExecutor::run(v, opts),
+        Backend::Ring => RingExecutor::run(v, opts),
+        Backend::Auto => AutoExecutor::run(v, opts),
     }
 }
 

@@ -186,15 +186,20 @@ impl fmt::Display for TraceEntry {
 }
 
 /// Counters of one run.
+///
+/// Every call made is counted in [`by_call`](Stats::by_call), whether it was issued as a
+/// system call or through io_uring; [`syscalls`](Stats::syscalls) counts those issued as
+/// system calls and [`ring_ops`](Stats::ring_ops) those submitted to a ring.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Operations executed (the fuel used).
     pub ops: u64,
-    /// System calls issued (including implicit closes and the helper calls of the policy
-    /// root; `nop` is none on the direct executor).
+    /// System calls issued directly (including implicit closes and the helper calls of the
+    /// policy root; `nop` is none on the direct executor). `io_uring_enter` calls are counted
+    /// apart, in [`ring_enters`](Stats::ring_enters).
     pub syscalls: u64,
-    /// System calls by name of the call actually issued (an `openat` under a root is counted
-    /// as `openat2`).
+    /// Calls made, by name of the call actually made (an `openat` under a root is counted as
+    /// `openat2`), issued directly or through a ring.
     pub by_call: BTreeMap<&'static str, u64>,
     /// Bytes returned by `read` and `pread`, and moved by `copy_file_range`, `splice` and
     /// `sendfile`.
@@ -204,12 +209,31 @@ pub struct Stats {
     pub bytes_written: u64,
     /// `io_uring_enter` calls (ring executor).
     pub ring_enters: u64,
-    /// Operations submitted to the ring (ring executor).
+    /// Operations submitted to a ring and completed (ring executor).
     pub ring_ops: u64,
-    /// Calls the ring executor issued as plain system calls (ring executor).
+    /// Operations the ring executor issued as plain system calls: calls io_uring lacks (or
+    /// the kernel's io_uring lacks, or io_uring is unavailable), calls confined to the policy
+    /// root that the ring cannot confine, and calls the `auto` executor chose to issue
+    /// directly.
     pub fallbacks: u64,
     /// Wall time of the run, setup included.
     pub elapsed: Duration,
+}
+
+impl Stats {
+    /// Operations per io_uring_enter(2) (`ring_ops / ring_enters`; 0 without enters).
+    pub fn ops_per_enter(&self) -> f64 {
+        if self.ring_enters == 0 {
+            0.0
+        } else {
+            self.ring_ops as f64 / self.ring_enters as f64
+        }
+    }
+
+    /// Bytes moved (read and written).
+    pub fn bytes_moved(&self) -> u64 {
+        self.bytes_read.saturating_add(self.bytes_written)
+    }
 }
 
 impl fmt::Display for Stats {
@@ -222,6 +246,9 @@ impl fmt::Display for Stats {
                 .iter()
                 .map(|(name, n)| format!("{name} {n}"))
                 .collect();
+            if self.ring_ops > 0 {
+                write!(f, " direct + {} through the ring", self.ring_ops)?;
+            }
             write!(f, "  ({})", parts.join(", "))?;
         }
         writeln!(f)?;
@@ -230,8 +257,11 @@ impl fmt::Display for Stats {
         if self.ring_enters != 0 || self.ring_ops != 0 || self.fallbacks != 0 {
             writeln!(
                 f,
-                "ring           {} enters, {} ops, {} fallbacks",
-                self.ring_enters, self.ring_ops, self.fallbacks
+                "ring           {} enters, {} ops ({:.1} per enter), {} fallbacks",
+                self.ring_enters,
+                self.ring_ops,
+                self.ops_per_enter(),
+                self.fallbacks
             )?;
         }
         write!(f, "elapsed        {:?}", self.elapsed)
@@ -297,11 +327,30 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// How a counted call was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// As a system call.
+    Syscall,
+    /// Through a ring.
+    Ring,
+    /// Not made at all (`nop` on the direct executor, a path refused before the kernel):
+    /// traced, not counted.
+    Nothing,
+}
+
 /// Collects the statistics and trace while a run goes on; issuers report every call here.
 #[derive(Debug, Default)]
 pub struct Recorder {
-    /// The counters so far.
-    pub stats: Stats,
+    by_call: [u64; 32],
+    syscalls: u64,
+    ring_ops: u64,
+    bytes_read: u64,
+    bytes_written: u64,
+    /// Operations issued directly by the ring executor.
+    pub fallbacks: u64,
+    /// io_uring_enter(2) calls.
+    pub ring_enters: u64,
     /// The trace, if asked for.
     pub trace: Option<Vec<TraceEntry>>,
 }
@@ -310,30 +359,47 @@ impl Recorder {
     /// A recorder, tracing or not.
     pub fn new(trace: bool) -> Self {
         Recorder {
-            stats: Stats::default(),
             trace: trace.then(Vec::new),
+            ..Recorder::default()
         }
     }
 
     /// Records `call` made for operation `op` on descriptor `fd` (its first descriptor operand,
-    /// `-1` if none) with `result`; `issued` is false when no system call was made (nop on the direct executor, a path refused before the kernel).
+    /// `-1` if none) with `result`; `issued` is false when no system call was made (nop on the
+    /// direct executor, a path refused before the kernel).
     pub fn call(&mut self, op: u32, call: Sys, fd: i32, result: i64, issued: bool) {
-        if issued {
-            self.stats.syscalls += 1;
-            *self.stats.by_call.entry(call.name()).or_insert(0) += 1;
-            if result > 0 {
-                let n = result as u64;
-                match call {
-                    Sys::Read | Sys::Pread => self.stats.bytes_read += n,
-                    Sys::Write | Sys::Pwrite => self.stats.bytes_written += n,
-                    Sys::CopyFileRange | Sys::Splice | Sys::Sendfile => {
-                        self.stats.bytes_read += n;
-                        self.stats.bytes_written += n;
-                    }
-                    _ => {}
+        self.count(call, result, if issued { Via::Syscall } else { Via::Nothing });
+        self.trace(op, call, fd, result);
+    }
+
+    /// Counts `call` with `result`, made `via` (no trace entry).
+    #[inline]
+    pub fn count(&mut self, call: Sys, result: i64, via: Via) {
+        match via {
+            Via::Syscall => self.syscalls += 1,
+            Via::Ring => self.ring_ops += 1,
+            Via::Nothing => return,
+        }
+        if let Some(n) = self.by_call.get_mut(usize::from(call.spec().code)) {
+            *n += 1;
+        }
+        if result > 0 {
+            let n = result as u64;
+            match call {
+                Sys::Read | Sys::Pread => self.bytes_read += n,
+                Sys::Write | Sys::Pwrite => self.bytes_written += n,
+                Sys::CopyFileRange | Sys::Splice | Sys::Sendfile => {
+                    self.bytes_read += n;
+                    self.bytes_written += n;
                 }
+                _ => {}
             }
         }
+    }
+
+    /// Appends a trace entry (if tracing).
+    #[inline]
+    pub fn trace(&mut self, op: u32, call: Sys, fd: i32, result: i64) {
         if let Some(t) = &mut self.trace {
             t.push(TraceEntry {
                 op,
@@ -341,6 +407,37 @@ impl Recorder {
                 fd,
                 result,
             });
+        }
+    }
+
+    /// Whether a trace is being recorded.
+    pub fn tracing(&self) -> bool {
+        self.trace.is_some()
+    }
+
+    /// The counters so far (`ops` and `elapsed` are left at 0).
+    pub fn stats(&self) -> Stats {
+        let mut by_call = BTreeMap::new();
+        for &call in Sys::ALL {
+            let n = self
+                .by_call
+                .get(usize::from(call.spec().code))
+                .copied()
+                .unwrap_or(0);
+            if n > 0 {
+                by_call.insert(call.name(), n);
+            }
+        }
+        Stats {
+            ops: 0,
+            syscalls: self.syscalls,
+            by_call,
+            bytes_read: self.bytes_read,
+            bytes_written: self.bytes_written,
+            ring_enters: self.ring_enters,
+            ring_ops: self.ring_ops,
+            fallbacks: self.fallbacks,
+            elapsed: Duration::ZERO,
         }
     }
 }
@@ -377,11 +474,16 @@ mod tests {
         r.call(0, Sys::Nop, -1, 0, false);
         r.call(1, Sys::Read, 3, 10, true);
         r.call(2, Sys::Sendfile, 4, 5, true);
-        assert_eq!(r.stats.syscalls, 2);
-        assert_eq!(r.stats.bytes_read, 15);
-        assert_eq!(r.stats.bytes_written, 5);
+        r.count(Sys::Read, 7, Via::Ring);
+        let stats = r.stats();
+        assert_eq!(stats.syscalls, 2);
+        assert_eq!(stats.ring_ops, 1);
+        assert_eq!(stats.by_call["read"], 2);
+        assert_eq!(stats.bytes_read, 22);
+        assert_eq!(stats.bytes_written, 5);
         assert_eq!(r.trace.as_ref().map(Vec::len), Some(3));
-        let shown = r.stats.to_string();
-        assert!(shown.contains("read 1"), "{shown}");
+        let shown = stats.to_string();
+        assert!(shown.contains("read 2"), "{shown}");
+        assert!(shown.contains("1 through the ring"), "{shown}");
     }
 }

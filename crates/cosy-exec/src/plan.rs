@@ -3,8 +3,8 @@
 //! never touch a descriptor it does not own) and, for every map, the facts its iterations need.
 
 use cosy_model::{
-    Arg, ArgKind, BinOp, BufRange, Compound, FdRef, FdSlot, MapSource, Op, PathRef, Policy, Reg,
-    Ret, RetKind, Sys, Value,
+    Arg, ArgKind, BinOp, BufId, BufRange, Compound, FdRef, FdSlot, MapSource, Op, PathRef,
+    Policy, Reg, Ret, RetKind, Sys, Value,
 };
 
 use crate::funcs::Functions;
@@ -28,6 +28,10 @@ pub struct MapInfo {
     pub jumps: Vec<usize>,
     /// Whether the body makes calls with `Effect::Write`.
     pub writes: bool,
+    /// The local buffers private to each iteration: used in the body (nested maps included)
+    /// and used directly by no enclosing map's body (whose copy nested iterations share). Each
+    /// iteration starts with them zeroed (docs/semantics.md).
+    pub zero_bufs: Vec<BufId>,
 }
 
 /// The executor's plan of a compound.
@@ -58,6 +62,7 @@ impl Plan {
                 maps[i] = Some(map_info(c, i, *end as usize, &defined[i]));
             }
         }
+        zero_bufs(c, &enclosing, &mut maps);
         Ok(Plan { maps, enclosing })
     }
 
@@ -74,6 +79,36 @@ impl Plan {
     /// The innermost map whose body (`begin+1 ..= end`) holds operation `op`.
     pub fn enclosing(&self, op: usize) -> Option<usize> {
         self.enclosing.get(op).copied().flatten()
+    }
+}
+
+/// Fills [`MapInfo::zero_bufs`] of every map.
+fn zero_bufs(c: &Compound, enclosing: &[Option<usize>], maps: &mut [Option<MapInfo>]) {
+    let local = |b: &BufId| c.buffers.get(b.index()).is_some_and(|x| x.local);
+    // Local buffers each map's body uses directly (not inside a nested map's body).
+    let mut direct: Vec<Vec<BufId>> = vec![Vec::new(); c.ops.len()];
+    for (i, op) in c.ops.iter().enumerate() {
+        if let Some(m) = enclosing.get(i).copied().flatten() {
+            direct[m].extend(op.buffers().into_iter().filter(local));
+        }
+    }
+    for m in 0..maps.len() {
+        let Some(info) = &maps[m] else { continue };
+        let mut used: Vec<BufId> = c.ops[info.begin + 1..info.end]
+            .iter()
+            .flat_map(Op::buffers)
+            .filter(local)
+            .collect();
+        used.sort();
+        used.dedup();
+        let mut up = enclosing.get(m).copied().flatten();
+        while let Some(a) = up {
+            used.retain(|b| !direct[a].contains(b));
+            up = enclosing.get(a).copied().flatten();
+        }
+        if let Some(info) = &mut maps[m] {
+            info.zero_bufs = used;
+        }
     }
 }
 
@@ -218,6 +253,7 @@ fn map_info(c: &Compound, begin: usize, end: usize, defined: &[bool]) -> MapInfo
         fd_slots,
         jumps,
         writes,
+        zero_bufs: Vec::new(),
     }
 }
 
@@ -534,11 +570,31 @@ mod tests {
         let p = plan(&c).unwrap();
         let m = p.maps().next().unwrap();
         assert_eq!(m.accumulators, vec![total]);
-        assert!(m.locals.contains(&c.reg("read").unwrap()));
+        assert!(m.locals.contains(&c.reg("n").unwrap()));
         assert!(!m.locals.contains(&total));
         assert_eq!(m.fd_slots.len(), 1);
         assert_eq!(m.jumps.len(), 1);
         assert!(!m.writes);
+        assert_eq!(m.zero_bufs, vec![buf]);
+    }
+
+    #[test]
+    fn nested_iterations_share_the_copy_their_enclosing_body_uses() {
+        let mut b = Builder::new();
+        let outer_buf = b.local_buffer("outer", 64);
+        let inner_buf = b.local_buffer("inner", 64);
+        b.map_range(0, 2, 1, |b, _| {
+            b.store(cosy_model::Width::U8, outer_buf, 0, 1);
+            b.map_range(0, 2, 1, |b, _| {
+                b.load(cosy_model::Width::U8, outer_buf, 0);
+                b.store(cosy_model::Width::U8, inner_buf, 0, 1);
+            });
+        });
+        let c = b.finish();
+        let p = plan(&c).unwrap();
+        let maps: Vec<_> = p.maps().collect();
+        assert_eq!(maps[0].zero_bufs, vec![outer_buf, inner_buf]);
+        assert_eq!(maps[1].zero_bufs, vec![inner_buf]);
     }
 
     #[test]

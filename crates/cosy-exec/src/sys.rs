@@ -5,7 +5,8 @@
 //! an empty fd slot to be *issued* as descriptor `-1` so the kernel answers `EBADF`; raw
 //! numbers also keep the arguments exactly those of the man pages.) Operands arrive resolved
 //! ([`ResolvedArgs`]): integers, raw descriptors, NUL-terminated paths and bounds-checked arena
-//! spans. This module and `arena` are the only ones with `unsafe` code.
+//! spans of the arena's block, passed as a slice. This module is the only one of the crate
+//! with `unsafe` code.
 //!
 //! The functions that issue calls are crate-private: they act on raw descriptor numbers
 //! (`close` of any number, for one), which safe code outside the executor must not be able
@@ -16,7 +17,7 @@ use std::ffi::{CStr, CString};
 use cosy_model::Sys;
 use syscalls::{Errno, Sysno, syscall};
 
-use crate::arena::{Arena, Span};
+use crate::arena::{self, Span};
 
 /// Size of `struct statx`, which statx(2) always writes whole.
 pub const STATX_SIZE: usize = 256;
@@ -150,7 +151,7 @@ fn no_offset(off: i64) -> bool {
 /// Issues `call` with resolved operands, unconfined (paths resolved as given; the policy root
 /// is applied by [`crate::confine`] before this). `Nop` returns 0 without a system call.
 /// Descriptors opened get `O_CLOEXEC`.
-pub(crate) fn issue(call: Sys, a: &mut ResolvedArgs, arena: &mut Arena) -> Result<i64, Errno> {
+pub(crate) fn issue(call: Sys, a: &mut ResolvedArgs, mem: &mut [u8]) -> Result<i64, Errno> {
     match call {
         // io_uring_enter(2) IORING_OP_NOP: nothing to issue on the direct path.
         Sys::Nop => Ok(0),
@@ -184,7 +185,7 @@ pub(crate) fn issue(call: Sys, a: &mut ResolvedArgs, arena: &mut Arena) -> Resul
         // read(2)
         Sys::Read => {
             let fd = a.fd(0)?;
-            let (p, n) = arena.raw_mut(a.buf(1)?);
+            let (p, n) = raw_mut(mem, a.buf(1)?);
             // SAFETY: `p..p+n` is a bounds-checked range of the arena, exclusively borrowed for
             // the call; the kernel writes at most `n` bytes there.
             ok(unsafe { syscall!(Sysno::read, fd, p, n) })
@@ -193,14 +194,14 @@ pub(crate) fn issue(call: Sys, a: &mut ResolvedArgs, arena: &mut Arena) -> Resul
         Sys::Pread => {
             let fd = a.fd(0)?;
             let off = a.int(2)?;
-            let (p, n) = arena.raw_mut(a.buf(1)?);
+            let (p, n) = raw_mut(mem, a.buf(1)?);
             // SAFETY: as for read.
             ok(unsafe { syscall!(Sysno::pread64, fd, p, n, off) })
         }
         // write(2)
         Sys::Write => {
             let fd = a.fd(0)?;
-            let (p, n) = arena.raw(a.buf(1)?);
+            let (p, n) = raw(mem, a.buf(1)?);
             // SAFETY: `p..p+n` is a bounds-checked range of the arena the kernel only reads.
             ok(unsafe { syscall!(Sysno::write, fd, p, n) })
         }
@@ -208,7 +209,7 @@ pub(crate) fn issue(call: Sys, a: &mut ResolvedArgs, arena: &mut Arena) -> Resul
         Sys::Pwrite => {
             let fd = a.fd(0)?;
             let off = a.int(2)?;
-            let (p, n) = arena.raw(a.buf(1)?);
+            let (p, n) = raw(mem, a.buf(1)?);
             // SAFETY: as for write.
             ok(unsafe { syscall!(Sysno::pwrite64, fd, p, n, off) })
         }
@@ -219,20 +220,20 @@ pub(crate) fn issue(call: Sys, a: &mut ResolvedArgs, arena: &mut Arena) -> Resul
             ok(unsafe { syscall!(Sysno::lseek, fd, off, whence) })
         }
         // statx(2)
-        Sys::Statx => statx(a.fd(0)?, a.path(1)?, a.int(2)?, a.int(3)?, arena, a.buf(4)?),
+        Sys::Statx => statx(a.fd(0)?, a.path(1)?, a.int(2)?, a.int(3)?, mem, a.buf(4)?),
         // statx(2) with AT_EMPTY_PATH and STATX_BASIC_STATS (fstat)
         Sys::Fstat => statx(
             a.fd(0)?,
             c"",
             i64::from(libc::AT_EMPTY_PATH),
             i64::from(libc::STATX_BASIC_STATS),
-            arena,
+            mem,
             a.buf(1)?,
         ),
         // getdents64(2)
         Sys::Getdents64 => {
             let fd = a.fd(0)?;
-            let (p, n) = arena.raw_mut(a.buf(1)?);
+            let (p, n) = raw_mut(mem, a.buf(1)?);
             // SAFETY: as for read: the kernel writes at most `n` bytes of records at `p`.
             ok(unsafe { syscall!(Sysno::getdents64, fd, p, n) })
         }
@@ -310,6 +311,18 @@ pub(crate) fn issue(call: Sys, a: &mut ResolvedArgs, arena: &mut Arena) -> Resul
     }
 }
 
+/// A pointer and length for the kernel to write `span` of `mem` (length 0 if outside).
+fn raw_mut(mem: &mut [u8], span: Span) -> (*mut u8, usize) {
+    let b = arena::bytes_mut(mem, span);
+    (b.as_mut_ptr(), b.len())
+}
+
+/// A pointer and length for the kernel to read `span` of `mem` (length 0 if outside).
+fn raw(mem: &[u8], span: Span) -> (*const u8, usize) {
+    let b = arena::bytes(mem, span);
+    (b.as_ptr(), b.len())
+}
+
 fn offset_ptr(off: &mut i64) -> *mut i64 {
     if no_offset(*off) {
         std::ptr::null_mut()
@@ -364,10 +377,10 @@ pub(crate) fn statx(
     path: &CStr,
     flags: i64,
     mask: i64,
-    arena: &mut Arena,
+    mem: &mut [u8],
     buf: Span,
 ) -> Result<i64, Errno> {
-    let (p, n) = arena.raw_mut(buf);
+    let (p, n) = raw_mut(mem, buf);
     if n < STATX_SIZE {
         return Err(Errno::EINVAL);
     }
@@ -416,19 +429,17 @@ mod tests {
     #[test]
     fn closed_descriptor_is_ebadf() {
         assert_eq!(close(-1), Err(Errno::EBADF));
-        let mut arena = Arena::new(&[], 1, 0).unwrap();
         let mut a = ResolvedArgs {
             items: vec![Resolved::Fd(-1), Resolved::Buf(Span::default())],
         };
-        assert_eq!(issue(Sys::Read, &mut a, &mut arena), Err(Errno::EBADF));
+        assert_eq!(issue(Sys::Read, &mut a, &mut []), Err(Errno::EBADF));
     }
 
     #[test]
     fn wrong_operand_kind_is_einval_not_a_panic() {
-        let mut arena = Arena::new(&[], 1, 0).unwrap();
         for &call in Sys::ALL {
             let mut a = ResolvedArgs::default();
-            let r = issue(call, &mut a, &mut arena);
+            let r = issue(call, &mut a, &mut []);
             if call.spec().args.is_empty() {
                 assert!(r.is_ok(), "{call:?}");
             } else {
@@ -439,11 +450,10 @@ mod tests {
 
     #[test]
     fn pipe2_fills_new_fds() {
-        let mut arena = Arena::new(&[], 1, 0).unwrap();
         let mut a = ResolvedArgs {
             items: vec![Resolved::NewFd(-1), Resolved::NewFd(-1), Resolved::Int(0)],
         };
-        assert_eq!(issue(Sys::Pipe2, &mut a, &mut arena), Ok(0));
+        assert_eq!(issue(Sys::Pipe2, &mut a, &mut []), Ok(0));
         let fds: Vec<i32> = a.new_fds().collect();
         assert!(fds.iter().all(|&fd| fd > 2));
         for fd in fds {

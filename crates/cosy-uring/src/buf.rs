@@ -49,6 +49,18 @@ impl IoBuf {
         IoBuf { ptr, len }
     }
 
+    /// A block of `len` zero bytes, or `None` if it cannot be allocated (too large for the
+    /// address space, or out of memory).
+    pub fn try_zeroed(len: usize) -> Option<IoBuf> {
+        if len == 0 {
+            return Some(IoBuf::zeroed(0));
+        }
+        let layout = Layout::from_size_align(len, IOBUF_ALIGN).ok()?;
+        // SAFETY: `layout` has a non-zero size (checked above).
+        let raw = unsafe { alloc::alloc_zeroed(layout) };
+        NonNull::new(raw).map(|ptr| IoBuf { ptr, len })
+    }
+
     /// A block holding a copy of `bytes`.
     pub fn from_bytes(bytes: &[u8]) -> IoBuf {
         let mut buf = IoBuf::zeroed(bytes.len());

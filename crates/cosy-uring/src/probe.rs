@@ -97,6 +97,14 @@ impl Probe {
         self.features
     }
 
+    /// This probe with `opcode` reported unsupported (to test fallbacks as on a kernel that
+    /// lacks it). A ring built with the result ([`RingBuilder::probe`](crate::RingBuilder::probe))
+    /// refuses the opcode.
+    pub fn without(mut self, opcode: u8) -> Probe {
+        self.ops[usize::from(opcode / 64)] &= !(1 << (opcode % 64));
+        self
+    }
+
     fn probe_kernel() -> Probe {
         let ring = match IoUring::new(2) {
             Ok(ring) => ring,

@@ -28,6 +28,7 @@ use std::fmt;
 use std::io;
 use std::ops::Range;
 use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
 use io_uring::squeue::Flags as SqeFlags;
 use io_uring::types::{DestinationSlot, FsyncFlags, OpenHow};
@@ -286,6 +287,8 @@ pub struct RingBuilder {
     register_region: bool,
     coop_taskrun: bool,
     single_issuer: bool,
+    probe: Option<Probe>,
+    spin: Duration,
 }
 
 impl Default for RingBuilder {
@@ -300,6 +303,8 @@ impl Default for RingBuilder {
             register_region: true,
             coop_taskrun: true,
             single_issuer: false,
+            probe: None,
+            spin: Duration::ZERO,
         }
     }
 }
@@ -364,10 +369,29 @@ impl RingBuilder {
         self
     }
 
-    /// Create the ring. Fails with [`Error::Unavailable`] when [`Probe::detect`] says io_uring
-    /// cannot be used (including `COSY_NO_URING=1`).
+    /// Check opcodes against `probe` instead of [`Probe::detect`]: a probe that reports
+    /// io_uring unavailable makes [`build`](Self::build) fail with [`Error::Unavailable`], one
+    /// without an opcode ([`Probe::without`]) makes the ring refuse it — as on a kernel that
+    /// lacks it.
+    pub fn probe(mut self, probe: Probe) -> Self {
+        self.probe = Some(probe);
+        self
+    }
+
+    /// With SQPOLL, how long a wait for completions polls the completion queue before it
+    /// enters the kernel to sleep (default zero: enter at once). The kernel thread completes
+    /// short operations while the caller polls, so a burst can complete without any
+    /// io_uring_enter(2). Ignored without SQPOLL.
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
+        self
+    }
+
+    /// Create the ring. Fails with [`Error::Unavailable`] when [`Probe::detect`] (or the probe
+    /// given to [`probe`](Self::probe)) says io_uring cannot be used (including
+    /// `COSY_NO_URING=1`).
     pub fn build(self) -> Result<Ring> {
-        let probe = Probe::detect();
+        let probe = self.probe.clone().unwrap_or_else(Probe::detect);
         if !probe.available() {
             return Err(Error::Unavailable(
                 probe.reason().unwrap_or("unknown").to_string(),
@@ -442,6 +466,7 @@ impl RingBuilder {
             ring,
             region: self.region,
             region_registered,
+            register_region: self.register_region,
             files: self.files,
             probe,
             sqpoll,
@@ -453,6 +478,7 @@ impl RingBuilder {
             in_kernel: 0,
             ready: VecDeque::new(),
             stats: RingStats::default(),
+            spin: if sqpoll { self.spin } else { Duration::ZERO },
         })
     }
 }
@@ -551,6 +577,7 @@ pub struct Ring {
     ring: IoUring,
     region: Option<IoBuf>,
     region_registered: bool,
+    register_region: bool,
     files: u32,
     probe: Probe,
     sqpoll: bool,
@@ -566,6 +593,8 @@ pub struct Ring {
     /// Reaped, not yet drained (with `returns_fd`).
     ready: VecDeque<(Completion, bool)>,
     stats: RingStats,
+    /// How long a wait polls the CQ before entering the kernel (SQPOLL only).
+    spin: Duration,
 }
 
 impl fmt::Debug for Ring {
@@ -758,6 +787,18 @@ impl Ring {
     /// in as few io_uring_enter(2) calls as the submission queue allows, never splitting a
     /// chain; with SQPOLL an enter is made only to wake the kernel thread or to wait.
     pub fn submit_and_wait(&mut self, want: usize) -> Result<usize> {
+        self.submit_and_wait_until(want, None).map(|(n, _)| n)
+    }
+
+    /// Like [`submit_and_wait`](Self::submit_and_wait), but stop waiting at `deadline`
+    /// (`IORING_ENTER_EXT_ARG` with a timeout, io_uring_enter(2)). Returns the number of
+    /// operations submitted and whether the wait finished (`false`: the deadline passed first;
+    /// operations may still be in flight, and some may still be staged).
+    pub fn submit_and_wait_until(
+        &mut self,
+        want: usize,
+        deadline: Option<Instant>,
+    ) -> Result<(usize, bool)> {
         if let Some(last) = self.staged.back_mut() {
             last.1 = Link::None;
         }
@@ -772,22 +813,33 @@ impl Ring {
             }
             if self.staged.is_empty() {
                 let want = want.min(self.ready.len() + self.in_kernel);
-                self.enter(want, false)?;
-                return Ok(submitted);
+                let done = self.enter(want, false, deadline)?;
+                return Ok((submitted, done));
             }
-            if n == 0 {
+            let done = if n == 0 {
                 // Blocked: by the submission queue (SQPOLL thread behind) or by the completion
                 // queue's headroom; make room.
                 let front = self.front_chain_len();
                 let sq_space = self.sq_capacity - self.ring.submission().len();
                 if sq_space >= front {
-                    self.enter(self.ready.len() + 1, true)?;
+                    self.enter(self.ready.len() + 1, true, deadline)?
                 } else {
-                    self.enter(self.ready.len(), true)?;
+                    self.enter(self.ready.len(), true, deadline)?
                 }
             } else {
-                self.enter(0, true)?;
+                self.enter(0, true, deadline)?
+            };
+            if !done {
+                return Ok((submitted, false));
             }
+        }
+    }
+
+    /// Change how long a wait polls before entering the kernel (SQPOLL only; see
+    /// [`RingBuilder::spin`]).
+    pub fn set_spin(&mut self, spin: Duration) {
+        if self.sqpoll {
+            self.spin = spin;
         }
     }
 
@@ -842,6 +894,57 @@ impl Ring {
         // SAFETY: as in `buf`, and no operation in flight touches the range at all; `&mut self`
         // makes the loan unique.
         Ok(unsafe { std::slice::from_raw_parts_mut(region.base().add(range.start), range.len()) })
+    }
+
+    /// Borrow the whole region. Fails without a region, or while an operation the kernel may
+    /// write into it is staged or in flight.
+    pub fn region(&self) -> Result<&[u8]> {
+        let region = self.region.as_ref().ok_or(Error::NoRegion)?;
+        if self.records.writers > 0 {
+            return Err(Error::Busy {
+                start: 0,
+                end: region.len(),
+            });
+        }
+        Ok(region.as_slice())
+    }
+
+    /// Borrow the whole region mutably. Fails without a region, or while any operation that
+    /// reads or writes it is staged or in flight.
+    pub fn region_mut(&mut self) -> Result<&mut [u8]> {
+        let busy = self.records.ranged > 0;
+        let region = self.region.as_mut().ok_or(Error::NoRegion)?;
+        if busy {
+            return Err(Error::Busy {
+                start: 0,
+                end: region.len(),
+            });
+        }
+        Ok(region.as_mut_slice())
+    }
+
+    /// Replace the region (`None`: no region) and give the old one back: waits for every
+    /// operation like [`take_region`](Self::take_region), then registers the new region if
+    /// the builder asked for registration (a failed registration leaves it unregistered, see
+    /// [`region_registered`](Self::region_registered)).
+    pub fn replace_region(&mut self, region: Option<IoBuf>) -> Result<Option<IoBuf>> {
+        let old = self.take_region()?;
+        if let Some(r) = &region
+            && self.register_region
+            && !r.is_empty()
+        {
+            let iov = libc::iovec {
+                iov_base: r.base().cast(),
+                iov_len: r.len(),
+            };
+            // SAFETY: as in `RingBuilder::build`: the iovec describes the new region's
+            // allocation, which the ring owns from now on and frees only after unregistering
+            // it (`take_region`) or after the ring itself is gone (field order), with no
+            // operation in flight.
+            self.region_registered = unsafe { self.ring.submitter().register_buffers(&[iov]) }.is_ok();
+        }
+        self.region = region;
+        Ok(old)
     }
 
     /// Take the region back: submits what is staged, waits for every operation, unregisters
@@ -1197,11 +1300,13 @@ impl Ring {
 
     /// Enter the kernel as needed until `want` completions are ready (reaped) and the
     /// submission queue is handed over; with `for_space`, return after one enter (or none)
-    /// so the caller can stage more.
-    fn enter(&mut self, want: usize, for_space: bool) -> Result<()> {
+    /// so the caller can stage more. Returns `false` if `deadline` passed first.
+    fn enter(&mut self, want: usize, for_space: bool, deadline: Option<Instant>) -> Result<bool> {
         const GETEVENTS: u32 = EnterFlags::GETEVENTS.bits();
         const SQ_WAKEUP: u32 = EnterFlags::SQ_WAKEUP.bits();
         const SQ_WAIT: u32 = EnterFlags::SQ_WAIT.bits();
+        const EXT_ARG: u32 = EnterFlags::EXT_ARG.bits();
+        let mut spin_until = (!self.spin.is_zero() && !for_space).then(|| Instant::now() + self.spin);
         loop {
             self.reap();
             let need = want.saturating_sub(self.ready.len());
@@ -1226,36 +1331,108 @@ impl Ring {
                         // The kernel thread is awake and consuming: let it run.
                         std::thread::yield_now();
                     }
-                    return Ok(());
+                    return Ok(true);
+                }
+                // Poll the completion queue while the kernel thread works, as long as it is
+                // awake and nothing else needs an enter.
+                if let Some(until) = spin_until
+                    && flags == GETEVENTS
+                    && need > 0
+                {
+                    if Instant::now() < until && deadline.is_none_or(|d| Instant::now() < d) {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    spin_until = None;
                 }
             } else if sq_len == 0 && flags == 0 {
-                return Ok(());
+                return Ok(true);
             }
             let min_complete = if flags & GETEVENTS != 0 { need } else { 0 };
-            // SAFETY: no extended argument (`None`): the kernel reads only the rings, whose
-            // entries point to memory the ring keeps alive (see `move_to_sq`).
-            let r = unsafe {
-                self.ring.submitter().enter::<libc::sigset_t>(
-                    sq_len as u32,
-                    min_complete as u32,
-                    flags,
-                    None,
-                )
+            let timeout = match deadline {
+                Some(d) if flags & GETEVENTS != 0 && min_complete > 0 => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        if sq_len > 0 {
+                            // Hand over what is queued before giving up.
+                            self.enter_raw(sq_len, 0, flags & !GETEVENTS, None)?;
+                        }
+                        self.reap();
+                        return Ok(self.ready.len() >= want);
+                    }
+                    Some(left)
+                }
+                _ => None,
             };
-            self.stats.enters += 1;
+            let r = match timeout {
+                None => self.enter_raw(sq_len, min_complete, flags, None),
+                Some(left) => self.enter_raw(sq_len, min_complete, flags | EXT_ARG, Some(left)),
+            };
             match r {
-                Ok(_) => {}
+                Ok(()) => {}
                 Err(e) => match e.raw_os_error() {
                     // Interrupted, or completions to reap first: go round again.
                     Some(libc::EINTR | libc::EAGAIN | libc::EBUSY) => {}
+                    // The timeout of the extended argument expired.
+                    Some(libc::ETIME) => {
+                        self.reap();
+                        if self.ready.len() >= want {
+                            return Ok(true);
+                        }
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            return Ok(false);
+                        }
+                    }
                     _ => return Err(Error::Enter(e)),
                 },
             }
             if for_space {
                 self.reap();
-                return Ok(());
+                return Ok(true);
             }
         }
+    }
+
+    /// One io_uring_enter(2), counted; with a timeout, through `IORING_ENTER_EXT_ARG`.
+    fn enter_raw(
+        &mut self,
+        to_submit: usize,
+        min_complete: usize,
+        flags: u32,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        self.stats.enters += 1;
+        let r = match timeout {
+            None => {
+                // SAFETY: no extended argument (`None`): the kernel reads only the rings,
+                // whose entries point to memory the ring keeps alive (see `move_to_sq`).
+                unsafe {
+                    self.ring.submitter().enter::<libc::sigset_t>(
+                        to_submit as u32,
+                        min_complete as u32,
+                        flags,
+                        None,
+                    )
+                }
+            }
+            Some(left) => {
+                let ts = types::Timespec::from(left);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                // SAFETY: `flags` carries IORING_ENTER_EXT_ARG and the argument is a
+                // `struct io_uring_getevents_arg` (`SubmitArgs` is a transparent wrapper) whose
+                // timespec outlives the call; the rings' entries point to memory the ring keeps
+                // alive (see `move_to_sq`).
+                unsafe {
+                    self.ring.submitter().enter(
+                        to_submit as u32,
+                        min_complete as u32,
+                        flags,
+                        Some(&args),
+                    )
+                }
+            }
+        };
+        r.map(drop)
     }
 }
 
@@ -1273,7 +1450,7 @@ impl Drop for Ring {
         let mut failures = 0;
         while self.in_kernel > 0 {
             let want = self.ready.len() + self.in_kernel;
-            if let Err(e) = self.enter(want, false) {
+            if let Err(e) = self.enter(want, false, None) {
                 failures += 1;
                 if failures >= 16 {
                     // The kernel may still write into our memory: leak it rather than free it.

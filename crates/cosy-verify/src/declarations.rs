@@ -79,7 +79,12 @@ fn names(cx: &mut Ctx<'_>) {
 
 fn inputs(cx: &mut Ctx<'_>) {
     let c = cx.c;
-    unique(cx, Rule::DuplicateInput, "input", c.inputs.iter().map(|i| &i.name));
+    unique(
+        cx,
+        Rule::DuplicateInput,
+        "input",
+        c.inputs.iter().map(|i| &i.name),
+    );
     let mut regs = HashMap::new();
     let mut data = HashMap::new();
     for input in &c.inputs {
@@ -171,9 +176,7 @@ fn operations(cx: &mut Ctx<'_>) {
                 Item::FdUse(s) | Item::FdClose(s) | Item::FdDef(s) => {
                     ("fd slot", s.index(), c.fds.len())
                 }
-                Item::PathUse(v) | Item::PathBind(v) => {
-                    ("path variable", v.index(), c.paths.len())
-                }
+                Item::PathUse(v) | Item::PathBind(v) => ("path variable", v.index(), c.paths.len()),
                 Item::BufRead(b) | Item::BufWrite(b) => ("buffer", b.index(), c.buffers.len()),
                 Item::PathData(d) => {
                     if c.data.get(d.index()).is_some_and(|p| p.contains(&0)) {
@@ -185,6 +188,7 @@ fn operations(cx: &mut Ctx<'_>) {
                     }
                     ("data constant", d.index(), c.data.len())
                 }
+                Item::Bytes(d) => ("data constant", d.index(), c.data.len()),
                 Item::Std(n) => {
                     if n > 2 {
                         cx.at(

@@ -1,6 +1,6 @@
-//! The control-flow graph and two forward dataflow analyses over it: which registers and fd
-//! slots are written on *every* path to an operation (to find reads before writes), and which
-//! on *some* path (to find what may hold a value when a map starts).
+//! The control-flow graph and the dataflow over it: is a register (fd slot) unwritten
+//! (unopened) on *some* path to an operation — a read before a write — and is it written
+//! (opened) on *some* path to a `MapBegin` — a value from before the map.
 //!
 //! Nodes are the operations and the end (`ops.len()`). Edges: to the next operation; a jump
 //! to its target (and, if conditional, to the next operation); a `MapBegin` to its body, with
@@ -8,240 +8,265 @@
 //! times). A `MapEnd` has no successor: an iteration ends there, and the next one starts
 //! from the state at the `MapBegin` again, since iterations are independent. So nothing a
 //! body writes or opens is written or open after the map (accumulators are registers defined
-//! before the map, already written there).
+//! before the map, already written there). Jumps whose target is out of range or in another
+//! map scope are reported elsewhere and have no edge here.
 //!
-//! Jumps whose target is out of range or in another map scope are reported elsewhere and have
-//! no edge here.
+//! Writes never undo one another, so both questions are reachability questions: is `node`
+//! reachable from the start on a path that avoids (respectively crosses) the writes of `v`?
+//! They are answered 64 variables at a time, one bit each, by a worklist over the graph in
+//! which a node is revisited only when one of its 64 bits changes: at most 65 visits per node
+//! and batch, memory linear in the number of operations, and only variables asked about are
+//! tracked.
 
-use std::collections::BTreeSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 
-use cosy_model::{Compound, InputKind, Op};
+use cosy_model::{Compound, InputKind, Op, Output};
 
 use crate::ctx::Ctx;
 use crate::problem::Rule;
 use crate::refs::{Item, items};
 use crate::structure::Shape;
 
-/// A set of small indices.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Bits {
-    len: usize,
-    words: Vec<u64>,
+/// A register or an fd slot (by index; only declared ones are tracked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Var {
+    Reg(usize),
+    Fd(usize),
 }
 
-impl Bits {
-    fn new(len: usize) -> Self {
-        Bits {
-            len,
-            words: vec![0; len.div_ceil(64)],
+/// The control-flow graph with what each operation writes.
+pub(crate) struct Graph {
+    /// Successors of each operation: `(node, whether the operation's writes apply)`.
+    succ: Vec<Vec<(usize, bool)>>,
+    /// Registers written and fd slots opened by each operation.
+    writes: Vec<Vec<Var>>,
+    /// Registers set before the first operation (integer inputs).
+    inputs: HashSet<usize>,
+}
+
+impl Graph {
+    pub fn new(c: &Compound, shape: &Shape) -> Self {
+        let n = c.ops.len();
+        let succ = c
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| match op {
+                Op::Jump { cond, target, .. } => {
+                    let mut e = Vec::new();
+                    if cond.is_some() {
+                        e.push((i + 1, true));
+                    }
+                    if let Ok(t) = usize::try_from(*target)
+                        && t <= n
+                        && shape.same_scope(i, t)
+                    {
+                        e.push((t, true));
+                    }
+                    e
+                }
+                Op::MapBegin { end, .. } => {
+                    let mut e = vec![(i + 1, true)];
+                    if let Ok(end) = usize::try_from(*end)
+                        && end < n
+                    {
+                        e.push((end + 1, false));
+                    }
+                    e
+                }
+                Op::MapEnd { .. } => vec![],
+                _ => vec![(i + 1, true)],
+            })
+            .collect();
+        let writes = c
+            .ops
+            .iter()
+            .map(|op| {
+                items(op)
+                    .into_iter()
+                    .filter_map(|item| match item {
+                        Item::Write(r) if r.index() < c.regs.len() => Some(Var::Reg(r.index())),
+                        Item::FdDef(s) if s.index() < c.fds.len() => Some(Var::Fd(s.index())),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        let inputs = c
+            .inputs
+            .iter()
+            .filter_map(|i| match i.kind {
+                InputKind::Int { reg, .. } => Some(reg.index()),
+                InputKind::Path(_) => None,
+            })
+            .collect();
+        Graph {
+            succ,
+            writes,
+            inputs,
         }
     }
 
-    pub fn contains(&self, i: usize) -> bool {
-        i < self.len && self.words.get(i / 64).is_some_and(|w| (w >> (i % 64)) & 1 == 1)
+    fn set_at_start(&self, v: Var) -> bool {
+        matches!(v, Var::Reg(r) if self.inputs.contains(&r))
     }
 
-    fn insert(&mut self, i: usize) {
-        if i < self.len
-            && let Some(w) = self.words.get_mut(i / 64)
-        {
-            *w |= 1 << (i % 64);
-        }
-    }
-
-    fn combine(&mut self, other: &Bits, f: impl Fn(u64, u64) -> u64) -> bool {
-        let mut changed = false;
-        for (w, o) in self.words.iter_mut().zip(&other.words) {
-            let new = f(*w, *o);
-            changed |= new != *w;
-            *w = new;
-        }
-        changed
-    }
-}
-
-/// Registers and fd slots.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct State {
-    pub regs: Bits,
-    pub fds: Bits,
-}
-
-impl State {
-    fn new(c: &Compound) -> Self {
-        State {
-            regs: Bits::new(c.regs.len()),
-            fds: Bits::new(c.fds.len()),
-        }
-    }
-
-    fn union(&mut self, o: &State) -> bool {
-        let a = self.regs.combine(&o.regs, |x, y| x | y);
-        let b = self.fds.combine(&o.fds, |x, y| x | y);
-        a || b
-    }
-
-    fn intersect(&mut self, o: &State) -> bool {
-        let a = self.regs.combine(&o.regs, |x, y| x & y);
-        let b = self.fds.combine(&o.fds, |x, y| x & y);
-        a || b
-    }
-}
-
-/// The results: per node (operations, then the end), `None` where unreachable.
-pub(crate) struct Flow {
-    /// Written or opened on every path reaching the node.
-    pub must: Vec<Option<State>>,
-    /// Written or opened on some path reaching the node.
-    pub may: Vec<Option<State>>,
-}
-
-/// Successors of each operation: `(node, whether the operation's writes apply)`.
-fn edges(c: &Compound, shape: &Shape) -> Vec<Vec<(usize, bool)>> {
-    let n = c.ops.len();
-    c.ops
-        .iter()
-        .enumerate()
-        .map(|(i, op)| match op {
-            Op::Jump { cond, target, .. } => {
-                let mut e = Vec::new();
-                if cond.is_some() {
-                    e.push((i + 1, true));
-                }
-                if let Ok(t) = usize::try_from(*target)
-                    && t <= n
-                    && shape.same_scope(i, t)
-                {
-                    e.push((t, true));
-                }
-                e
-            }
-            Op::MapBegin { end, .. } => {
-                let mut e = vec![(i + 1, true)];
-                if let Ok(end) = usize::try_from(*end)
-                    && end < n
-                {
-                    e.push((end + 1, false));
-                }
-                e
-            }
-            Op::MapEnd { .. } => vec![],
-            _ => vec![(i + 1, true)],
-        })
-        .collect()
-}
-
-/// What each operation writes (registers) and opens (fd slots).
-fn writes(c: &Compound) -> Vec<State> {
-    c.ops
-        .iter()
-        .map(|op| {
-            let mut s = State::new(c);
-            for item in items(op) {
-                match item {
-                    Item::Write(r) => s.regs.insert(r.index()),
-                    Item::FdDef(f) => s.fds.insert(f.index()),
-                    _ => {}
-                }
-            }
-            s
-        })
-        .collect()
-}
-
-fn solve(
-    edges: &[Vec<(usize, bool)>],
-    writes: &[State],
-    entry: State,
-    meet: fn(&mut State, &State) -> bool,
-) -> Vec<Option<State>> {
-    let nodes = edges.len() + 1;
-    let mut state: Vec<Option<State>> = vec![None; nodes];
-    state[0] = Some(entry);
-    // Lowest index first: edges mostly go forward, so this is close to reverse postorder.
-    let mut work = BTreeSet::from([0]);
-    while let Some(i) = work.pop_first() {
-        let (Some(Some(cur)), Some(out_edges)) = (state.get(i).cloned(), edges.get(i)) else {
-            continue;
-        };
-        for &(t, apply) in out_edges {
-            let mut out = cur.clone();
-            if apply && let Some(w) = writes.get(i) {
-                out.union(w);
-            }
-            let changed = match state.get_mut(t) {
-                Some(Some(s)) => meet(s, &out),
-                Some(slot) => {
-                    *slot = Some(out);
-                    true
-                }
-                None => false,
+    /// One batch: the bits set on entry to each node (`None`: unreachable), for bits that start
+    /// as `entry` and that writes clear (`kill`) or set (`!kill`); `masks` holds each
+    /// operation's writes.
+    fn run(&self, masks: &[u64], entry: u64, kill: bool) -> Vec<Option<u64>> {
+        let mut state: Vec<Option<u64>> = vec![None; self.succ.len() + 1];
+        let mut queued = vec![false; state.len()];
+        state[0] = Some(entry);
+        queued[0] = true;
+        let mut work = VecDeque::from([0]);
+        while let Some(i) = work.pop_front() {
+            queued[i] = false;
+            let (Some(Some(cur)), Some(edges)) = (state.get(i).copied(), self.succ.get(i)) else {
+                continue;
             };
-            if changed {
-                work.insert(t);
+            let g = masks.get(i).copied().unwrap_or(0);
+            for &(t, apply) in edges {
+                let out = match (apply, kill) {
+                    (false, _) => cur,
+                    (true, true) => cur & !g,
+                    (true, false) => cur | g,
+                };
+                let Some(slot) = state.get_mut(t) else {
+                    continue;
+                };
+                let new = slot.map_or(out, |s| s | out);
+                if *slot != Some(new) {
+                    *slot = Some(new);
+                    if !queued[t] {
+                        queued[t] = true;
+                        work.push_back(t);
+                    }
+                }
             }
         }
+        state
     }
-    state
-}
 
-/// Runs both analyses; the maps must be well formed (`shape`).
-pub(crate) fn analyse(c: &Compound, shape: &Shape) -> Flow {
-    let edges = edges(c, shape);
-    let writes = writes(c);
-    let mut entry = State::new(c);
-    for input in &c.inputs {
-        if let InputKind::Int { reg, .. } = input.kind {
-            entry.regs.insert(reg.index());
+    /// For each `(node, var)` of `queries`: whether some path from the start reaches `node`
+    /// with `var` unwritten (`unwritten`) or written (`!unwritten`).
+    fn solve(&self, queries: &[(usize, Var)], unwritten: bool) -> Vec<bool> {
+        let mut ids: HashMap<Var, usize> = HashMap::new();
+        let mut vars = Vec::new();
+        for &(_, v) in queries {
+            ids.entry(v).or_insert_with(|| {
+                vars.push(v);
+                vars.len() - 1
+            });
         }
+        let batches = vars.len().div_ceil(64);
+        let mut gens: Vec<Vec<(usize, u64)>> = vec![Vec::new(); batches];
+        for (i, ws) in self.writes.iter().enumerate() {
+            for v in ws {
+                if let Some(&id) = ids.get(v) {
+                    gens[id / 64].push((i, 1 << (id % 64)));
+                }
+            }
+        }
+        let mut asked: Vec<Vec<(usize, usize, u64)>> = vec![Vec::new(); batches];
+        for (q, &(node, v)) in queries.iter().enumerate() {
+            if let Some(&id) = ids.get(&v) {
+                asked[id / 64].push((q, node, 1 << (id % 64)));
+            }
+        }
+        let mut answers = vec![false; queries.len()];
+        let mut masks = vec![0u64; self.succ.len()];
+        for (b, (batch_gens, batch_asked)) in gens.iter().zip(&asked).enumerate() {
+            for &(i, bit) in batch_gens {
+                masks[i] |= bit;
+            }
+            let entry = vars
+                .iter()
+                .enumerate()
+                .skip(b * 64)
+                .take(64)
+                .filter(|(_, v)| self.set_at_start(**v) != unwritten)
+                .fold(0u64, |m, (id, _)| m | 1 << (id % 64));
+            let state = self.run(&masks, entry, unwritten);
+            for &(q, node, bit) in batch_asked {
+                answers[q] = state.get(node).copied().flatten().unwrap_or(0) & bit != 0;
+            }
+            for &(i, _) in batch_gens {
+                masks[i] = 0;
+            }
+        }
+        answers
     }
-    Flow {
-        must: solve(&edges, &writes, entry.clone(), State::intersect),
-        may: solve(&edges, &writes, entry, State::union),
+
+    /// Of `queries`, the `(MapBegin, var)` pairs where `var` may have been written on some path
+    /// to the map.
+    pub fn written_before(&self, queries: &[(usize, Var)]) -> HashSet<(usize, Var)> {
+        queries
+            .iter()
+            .zip(self.solve(queries, false))
+            .filter_map(|(q, yes)| yes.then_some(*q))
+            .collect()
     }
 }
 
-/// Reads of registers and uses of fd slots not written or opened on every path before them.
-pub(crate) fn check(cx: &mut Ctx<'_>, flow: &Flow) {
+/// Where a register or fd slot is needed.
+enum Site<'c> {
+    /// By an operand of an operation.
+    Op(usize, Item),
+    /// By an output, at the end.
+    Output(&'c Output),
+}
+
+/// Reads of registers and uses of fd slots that some path reaches unwritten or unopened.
+pub(crate) fn check(cx: &mut Ctx<'_>, graph: &Graph) {
     let c = cx.c;
+    let mut queries = Vec::new();
+    let mut sites = Vec::new();
     for (i, op) in c.ops.iter().enumerate() {
-        let Some(Some(st)) = flow.must.get(i) else {
-            continue; // unreachable
-        };
         for item in items(op) {
-            match item {
-                Item::Read(r) if r.index() < c.regs.len() && !st.regs.contains(r.index()) => {
-                    cx.at(
-                        i,
-                        Rule::ReadBeforeWrite,
-                        format!("register {} read before it is written", cx.reg(r)),
-                    );
-                }
-                Item::FdUse(s) | Item::FdClose(s)
-                    if s.index() < c.fds.len() && !st.fds.contains(s.index()) =>
-                {
-                    cx.at(
-                        i,
-                        Rule::FdBeforeOpen,
-                        format!("fd slot {} used before anything is opened into it", cx.fd(s)),
-                    );
-                }
-                _ => {}
-            }
+            let var = match item {
+                Item::Read(r) if r.index() < c.regs.len() => Var::Reg(r.index()),
+                Item::FdUse(s) | Item::FdClose(s) if s.index() < c.fds.len() => Var::Fd(s.index()),
+                _ => continue,
+            };
+            queries.push((i, var));
+            sites.push(Site::Op(i, item));
         }
     }
-    if let Some(Some(st)) = flow.must.get(c.ops.len()) {
-        for o in &c.outputs {
-            if o.reg.index() < c.regs.len() && !st.regs.contains(o.reg.index()) {
-                cx.global(
-                    Rule::ReadBeforeWrite,
-                    format!(
-                        "output `{}` reports register {}, which may not be written at the end",
-                        o.name.escape_debug(),
-                        cx.reg(o.reg)
-                    ),
-                );
-            }
+    for o in &c.outputs {
+        if o.reg.index() < c.regs.len() {
+            queries.push((c.ops.len(), Var::Reg(o.reg.index())));
+            sites.push(Site::Output(o));
+        }
+    }
+    let answers = graph.solve(&queries, true);
+    for (site, bad) in sites.into_iter().zip(answers) {
+        if !bad {
+            continue;
+        }
+        match site {
+            Site::Op(i, Item::Read(r)) => cx.at(
+                i,
+                Rule::ReadBeforeWrite,
+                format!("register {} read before it is written", cx.reg(r)),
+            ),
+            Site::Op(i, Item::FdUse(s) | Item::FdClose(s)) => cx.at(
+                i,
+                Rule::FdBeforeOpen,
+                format!(
+                    "fd slot {} used before anything is opened into it",
+                    cx.fd(s)
+                ),
+            ),
+            Site::Op(..) => {}
+            Site::Output(o) => cx.global(
+                Rule::ReadBeforeWrite,
+                format!(
+                    "output `{}` reports register {}, which may not be written at the end",
+                    o.name.escape_debug(),
+                    cx.reg(o.reg)
+                ),
+            ),
         }
     }
 }

@@ -130,8 +130,10 @@
 //!
 //! - [`Rule::UnknownFunction`]: a called function is a built-in ([`BUILTINS`](cosy_model::BUILTINS))
 //!   or in `policy.functions`.
-//! - [`Rule::FunctionOperands`]: function operands are values or buffer ranges; `find` takes
-//!   two buffer ranges, `count_lines` and `checksum` one.
+//! - [`Rule::FunctionOperands`]: function operands are values, buffer ranges or data
+//!   constants (passed as their bytes, like a needle for `find`; NUL bytes allowed), not
+//!   descriptors or path variables; `find` takes two byte operands (ranges or constants),
+//!   `count_lines` and `checksum` one.
 //!
 //! # Example
 //!
@@ -230,10 +232,9 @@ fn check(compound: &Compound, policy: &Policy) -> Vec<Problem> {
     operands::check(&mut cx);
     ranges::check(&mut cx);
     if let Some(shape) = structure::check(&mut cx) {
-        let flow = flow::analyse(compound, &shape);
-        flow::check(&mut cx, &flow);
-        maps::check(&mut cx, &shape, &flow);
+        let graph = flow::Graph::new(compound, &shape);
+        flow::check(&mut cx, &graph);
+        maps::check(&mut cx, &shape, &graph);
     }
     cx.finish()
 }
-

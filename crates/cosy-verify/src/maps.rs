@@ -8,35 +8,51 @@
 
 use std::collections::{HashMap, HashSet};
 
-use cosy_model::{BufId, MapSource, Op, PathVar, Reg};
+use cosy_model::{BufId, Compound, FdSlot, MapSource, Op, PathVar, Reg};
 
 use crate::ctx::Ctx;
-use crate::flow::{Flow, State};
+use crate::flow::{Graph, Var};
 use crate::problem::Rule;
 use crate::refs::{Item, accumulator, items, reads_besides_accumulation};
 use crate::structure::Shape;
 
 struct Maps<'s> {
     shape: &'s Shape,
-    flow: &'s Flow,
+    /// `(MapBegin, var)`: `var` may hold a value when the map starts (for the pairs asked).
+    before: HashSet<(usize, Var)>,
 }
 
 impl Maps<'_> {
-    /// What may hold a value when the map beginning at `m` starts (`None`: never starts).
-    fn before(&self, m: usize) -> Option<&State> {
-        self.flow.may.get(m).and_then(Option::as_ref)
-    }
-
     fn reg_before(&self, m: usize, r: Reg) -> bool {
-        self.before(m).is_some_and(|s| s.regs.contains(r.index()))
+        self.before.contains(&(m, Var::Reg(r.index())))
     }
 
     /// The innermost map around `j` in which `fd` may be open before the map starts.
-    fn fd_before(&self, j: usize, fd: usize) -> Option<usize> {
+    fn fd_before(&self, j: usize, fd: FdSlot) -> Option<usize> {
         self.shape
             .enclosing(j)
-            .find(|&m| self.before(m).is_some_and(|s| s.fds.contains(fd)))
+            .find(|&m| self.before.contains(&(m, Var::Fd(fd.index()))))
     }
+}
+
+/// The `(MapBegin, var)` pairs the checks below ask about: what a body writes or opens (or
+/// closes), for each map around it, and a map's own variables.
+fn questions(c: &Compound, shape: &Shape) -> Vec<(usize, Var)> {
+    let mut asked = HashSet::new();
+    for (j, op) in c.ops.iter().enumerate() {
+        let own = matches!(op, Op::MapBegin { .. }).then_some(j);
+        for item in items(op) {
+            let var = match item {
+                Item::Write(r) if r.index() < c.regs.len() => Var::Reg(r.index()),
+                Item::FdDef(s) | Item::FdClose(s) if s.index() < c.fds.len() => Var::Fd(s.index()),
+                _ => continue,
+            };
+            for m in shape.enclosing(j).chain(own) {
+                asked.insert((m, var));
+            }
+        }
+    }
+    asked.into_iter().collect()
 }
 
 fn binds(op: Option<&Op>, v: PathVar) -> bool {
@@ -46,8 +62,11 @@ fn binds(op: Option<&Op>, v: PathVar) -> bool {
     }) if *var == v)
 }
 
-pub(crate) fn check(cx: &mut Ctx<'_>, shape: &Shape, flow: &Flow) {
-    let maps = Maps { shape, flow };
+pub(crate) fn check(cx: &mut Ctx<'_>, shape: &Shape, graph: &Graph) {
+    let maps = Maps {
+        shape,
+        before: graph.written_before(&questions(cx.c, shape)),
+    };
     let ops = &cx.c.ops;
 
     // The accumulators of each map: registers defined before it and accumulated in its body.
@@ -78,7 +97,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, shape: &Shape, flow: &Flow) {
             match item {
                 Item::Write(r) => register_write(cx, &maps, j, op, r, acc),
                 Item::FdDef(s) => {
-                    if let Some(m) = maps.fd_before(j, s.index()) {
+                    if let Some(m) = maps.fd_before(j, s) {
                         cx.at(
                             j,
                             Rule::MapFd,
@@ -92,7 +111,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, shape: &Shape, flow: &Flow) {
                     }
                 }
                 Item::FdClose(s) => {
-                    if let Some(m) = maps.fd_before(j, s.index()) {
+                    if let Some(m) = maps.fd_before(j, s) {
                         cx.at(
                             j,
                             Rule::MapFd,
@@ -141,7 +160,11 @@ pub(crate) fn check(cx: &mut Ctx<'_>, shape: &Shape, flow: &Flow) {
                         );
                     }
                 }
-                Item::Read(_) | Item::FdUse(_) | Item::Std(_) | Item::PathData(_) => {}
+                Item::Read(_)
+                | Item::FdUse(_)
+                | Item::Std(_)
+                | Item::PathData(_)
+                | Item::Bytes(_) => {}
             }
         }
         for r in reads_besides_accumulation(op) {
@@ -192,7 +215,9 @@ fn buffer_write(
     }
     let shared = shape.enclosing(j).find_map(|m| {
         let parent = shape.inner(m)?;
-        direct_uses.contains(&(Some(parent), b)).then_some((m, parent))
+        direct_uses
+            .contains(&(Some(parent), b))
+            .then_some((m, parent))
     });
     if let Some((m, parent)) = shared {
         cx.at(
@@ -207,14 +232,7 @@ fn buffer_write(
     }
 }
 
-fn register_write(
-    cx: &mut Ctx<'_>,
-    maps: &Maps<'_>,
-    j: usize,
-    op: &Op,
-    r: Reg,
-    acc: Option<Reg>,
-) {
+fn register_write(cx: &mut Ctx<'_>, maps: &Maps<'_>, j: usize, op: &Op, r: Reg, acc: Option<Reg>) {
     if matches!(op, Op::MapBegin { .. }) && maps.reg_before(j, r) {
         cx.at(
             j,
@@ -230,11 +248,7 @@ fn register_write(
     if acc == Some(r) {
         return;
     }
-    if let Some(m) = maps
-        .shape
-        .enclosing(j)
-        .find(|&m| maps.reg_before(m, r))
-    {
+    if let Some(m) = maps.shape.enclosing(j).find(|&m| maps.reg_before(m, r)) {
         cx.at(
             j,
             Rule::MapRegisterWrite,

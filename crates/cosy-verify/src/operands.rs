@@ -1,6 +1,6 @@
 //! Operands against the operation table and the policy; function calls; `range` steps.
 
-use cosy_model::{Arg, ArgKind, FdRef, MapSource, Op, RetKind, Ret, Sys, Value};
+use cosy_model::{Arg, ArgKind, FdRef, MapSource, Op, PathRef, Ret, RetKind, Sys, Value};
 
 use crate::ctx::{Ctx, std_name};
 use crate::problem::Rule;
@@ -51,7 +51,7 @@ fn expected(kind: ArgKind) -> &'static str {
     }
 }
 
-pub(crate) fn describe(arg: &Arg) -> String {
+fn describe(arg: &Arg) -> String {
     match arg {
         Arg::Value(_) => "an integer".into(),
         Arg::Fd(FdRef::Cwd) => "`cwd`".into(),
@@ -160,6 +160,11 @@ fn sys(cx: &mut Ctx<'_>, i: usize, call: Sys, args: &[Arg], ret: &Ret) {
     }
 }
 
+/// Whether `arg` is bytes for a function: a buffer range or a data constant.
+fn bytes(arg: &Arg) -> bool {
+    matches!(arg, Arg::Buf(_) | Arg::Path(PathRef::Data(_)))
+}
+
 fn function(cx: &mut Ctx<'_>, i: usize, func: &str, args: &[Arg]) {
     let shown = func.escape_debug();
     let builtin = is_builtin(func);
@@ -174,25 +179,31 @@ fn function(cx: &mut Ctx<'_>, i: usize, func: &str, args: &[Arg]) {
         );
     }
     for (k, arg) in args.iter().enumerate() {
-        if matches!(arg, Arg::Fd(_) | Arg::Path(_)) {
+        if !(bytes(arg) || matches!(arg, Arg::Value(_))) {
+            let what = match arg {
+                Arg::Path(_) => "a path variable".to_string(),
+                other => describe(other),
+            };
             cx.at(
                 i,
                 Rule::FunctionOperands,
                 format!(
-                    "operand {} of `{shown}` is {}; functions take integers and buffer ranges",
+                    "operand {} of `{shown}` is {what}; functions take integers, buffer ranges \
+                     and data constants",
                     k + 1,
-                    describe(arg)
                 ),
             );
         }
     }
     if builtin {
         let (count, wanted) = match func {
-            "find" => (2, "two buffer ranges (haystack, needle)"),
-            _ => (1, "one buffer range"),
+            "find" => (
+                2,
+                "two byte strings, buffer ranges or data constants (haystack, needle)",
+            ),
+            _ => (1, "one byte string, a buffer range or a data constant"),
         };
-        let ok = args.len() == count && args.iter().all(|a| matches!(a, Arg::Buf(_)));
-        if !ok {
+        if args.len() != count || !args.iter().all(bytes) {
             cx.at(
                 i,
                 Rule::FunctionOperands,

@@ -85,8 +85,8 @@ pub enum Rule {
     // Functions.
     /// A function that is neither a built-in nor allowed by the policy.
     UnknownFunction,
-    /// A function operand that is not an integer or a buffer range, or a built-in called with
-    /// the wrong operands.
+    /// A function operand that is not an integer, a buffer range or a data constant, or a
+    /// built-in called with the wrong operands.
     FunctionOperands,
 }
 

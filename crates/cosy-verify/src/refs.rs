@@ -23,6 +23,8 @@ pub(crate) enum Item {
     Std(u8),
     /// A data constant used as a path.
     PathData(DataId),
+    /// A data constant passed to a function as bytes (a needle).
+    Bytes(DataId),
     /// A path variable used as a path.
     PathUse(PathVar),
     /// A path variable bound by a `MapBegin`.
@@ -125,7 +127,8 @@ pub(crate) fn items(op: &Op) -> Vec<Item> {
                     Arg::Fd(FdRef::Cwd) => {}
                     Arg::Fd(FdRef::Std(n)) => out.push(Item::Std(*n)),
                     Arg::Fd(FdRef::Slot(s)) => out.push(Item::FdUse(*s)),
-                    Arg::Path(p) => path(p, &mut out),
+                    Arg::Path(PathRef::Data(d)) => out.push(Item::Bytes(*d)),
+                    Arg::Path(PathRef::Var(v)) => out.push(Item::PathUse(*v)),
                     Arg::Buf(r) => range(r, write, &mut out),
                 }
             }

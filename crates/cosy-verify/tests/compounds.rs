@@ -108,8 +108,8 @@ fn file_statistics() -> Compound {
 #[test]
 fn a_correct_compound_passes() {
     let compound = file_statistics();
-    let verified = verify(compound.clone(), &Policy::trusted())
-        .unwrap_or_else(|p| panic!("rejected:\n{p}"));
+    let verified =
+        verify(compound.clone(), &Policy::trusted()).unwrap_or_else(|p| panic!("rejected:\n{p}"));
     assert_eq!(verified.compound(), &compound);
     assert_eq!(verified.policy(), &Policy::trusted());
     assert_eq!(verified.into_inner(), compound);
@@ -130,6 +130,26 @@ fn the_models_example_passes() {
     c.close(fd);
     c.output("total", total);
     assert!(verify(c.finish(), &Policy::default()).is_ok());
+}
+
+#[test]
+fn functions_take_data_constants_as_bytes() {
+    // `c = call find data[0..r] $word`: the needle is the constant's bytes (NUL allowed).
+    let mut c = Builder::new();
+    let word = c.input_path("word", "openat");
+    let nul = c.data(b"a\0b");
+    let data = c.buffer("data", 64);
+    let n = c.read(FdRef::Std(0), data);
+    let found = c.call("find", vec![Arg::Buf(data.prefix(n)), Arg::Path(word)]);
+    let more = c.call(
+        "find",
+        vec![Arg::Buf(data.prefix(n)), Arg::Path(PathRef::Data(nul))],
+    );
+    let sum = c.call("checksum", vec![Arg::Path(word)]);
+    let total = c.add(found, more);
+    let total = c.add(total, sum);
+    c.output("found", total);
+    verify(c.finish(), &Policy::trusted()).unwrap_or_else(|p| panic!("rejected:\n{p}"));
 }
 
 #[test]
@@ -158,10 +178,7 @@ fn registers_and_fds_may_be_reused_by_separate_maps() {
             },
             Op::Sys {
                 call: Sys::Read,
-                args: vec![
-                    Arg::Fd(FdRef::Slot(f)),
-                    Arg::Buf(BufRange::whole(BufId(0))),
-                ],
+                args: vec![Arg::Fd(FdRef::Slot(f)), Arg::Buf(BufRange::whole(BufId(0)))],
                 ret: Ret::Reg(n),
             },
             Op::MapEnd { begin },
@@ -425,7 +442,9 @@ impl Rng {
     }
 
     fn names(&mut self, base: &str) -> Vec<String> {
-        (0..self.below(5)).map(|i| format!("{base}{}", i % 3)).collect()
+        (0..self.below(5))
+            .map(|i| format!("{base}{}", i % 3))
+            .collect()
     }
 
     fn compound(&mut self) -> Compound {

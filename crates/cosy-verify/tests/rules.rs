@@ -3,8 +3,8 @@
 
 use cosy_model::builder::cond;
 use cosy_model::{
-    Arg, BinOp, Builder, BufId, Compound, Cond, DataId, FdRef, FdSlot, Input, InputKind,
-    MapSource, Op, PathVar, Policy, Reg, Ret, Sys, Value, Width,
+    Arg, BinOp, BufId, Builder, Compound, Cond, DataId, FdRef, FdSlot, Input, InputKind, MapSource,
+    Op, PathVar, Policy, Reg, Ret, Sys, Value, Width,
 };
 use cosy_verify::{Rule, verify};
 
@@ -122,6 +122,7 @@ rule_tests!(
     unknown_function,
     function_operands,
     function_operands_fd,
+    function_operands_path_variable,
 );
 
 #[test]
@@ -651,7 +652,12 @@ fn path_var_scope_rebound() -> Case {
         },
         end,
     };
-    let ops = vec![begin(3), begin(2), Op::MapEnd { begin: 1 }, Op::MapEnd { begin: 0 }];
+    let ops = vec![
+        begin(3),
+        begin(2),
+        Op::MapEnd { begin: 1 },
+        Op::MapEnd { begin: 0 },
+    ];
     let c = Compound {
         data: vec![b"a".to_vec()],
         paths: vec!["p".into()],
@@ -687,13 +693,23 @@ fn function_operands() -> Case {
 fn function_operands_fd() -> Case {
     let mut c = Builder::new();
     let b = c.buffer("b", 8);
-    let p = c.path("x");
     let mut policy = Policy::trusted();
     policy.functions.insert("f".into());
-    c.call("f", vec![Arg::Buf(BufId(0).into()), Arg::Value(Value::Imm(1))]);
-    c.call("f", vec![Arg::Buf(b.into()), Arg::Path(p)]);
+    c.call(
+        "f",
+        vec![Arg::Buf(BufId(0).into()), Arg::Value(Value::Imm(1))],
+    );
+    c.call("f", vec![Arg::Buf(b.into()), Arg::Fd(std(1))]);
     Case {
         policy,
         ..case(c.finish(), Rule::FunctionOperands, Some(1))
     }
+}
+
+fn function_operands_path_variable() -> Case {
+    let mut c = Builder::new();
+    c.map_paths(["a"], |c, p| {
+        c.call("checksum", vec![Arg::Path(p)]); // op 1
+    });
+    case(c.finish(), Rule::FunctionOperands, Some(1))
 }

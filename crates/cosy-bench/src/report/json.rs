@@ -80,7 +80,10 @@ mod tests {
     fn a_record_is_one_flat_object_workload_first() {
         let line = record().to_json_line();
         assert!(!line.contains('\n'));
-        assert!(line.starts_with(r#"{"workload":"ls-5k","variant":"ring","median_s":0.25"#), "{line}");
+        assert!(
+            line.starts_with(r#"{"workload":"ls-5k","variant":"ring","median_s":0.25"#),
+            "{line}"
+        );
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v, record().to_json());
         assert_eq!(v["cache"], "cold");

@@ -137,12 +137,12 @@ fn build(ctx: &mut Ctx<'_>, part: &str) -> io::Result<Vec<Case>> {
                 .check(move || Ok(answer(&[("bytes", fs::metadata(&o2)?.len() as i64)])))
                 .expect(answer(&[("bytes", size as i64), ("blocks", blocks)]))
                 .variant(variant("vanilla", move || vanilla_write(&o3, blocks)));
-            let (entries, note) =
+            let entries =
                 crate::exec::variants(write_compound(&bytes(&out), blocks), Functions::new());
             for e in entries {
                 case = case.entry(e);
             }
-            case.param("optimizer", note)
+            case
         }
         "bonnie-rewrite" | "bonnie-read" => {
             let path = ctx.corpus.file("bonnie.dat", size, 3)?;
@@ -159,11 +159,11 @@ fn build(ctx: &mut Ctx<'_>, part: &str) -> io::Result<Vec<Case>> {
                 )
             };
             case = case.expect(answer(&[("bytes", size as i64)]));
-            let (entries, note) = crate::exec::variants(c, Functions::new());
+            let entries = crate::exec::variants(c, Functions::new());
             for e in entries {
                 case = case.entry(e);
             }
-            case.param("optimizer", note)
+            case
         }
         other => return Err(io::Error::other(format!("no part {other} in bonnie"))),
     };

@@ -54,6 +54,7 @@ const STRIDE: i64 = 4099;
 struct Repeated {
     name: String,
     lenient: bool,
+    note: Option<String>,
     reps: u64,
     once: Box<dyn FnMut() -> Result<Answer, VariantError>>,
     last: Option<f64>,
@@ -96,6 +97,10 @@ impl Variant for Repeated {
     fn measured(&self) -> Option<f64> {
         self.last
     }
+
+    fn note(&self) -> Option<String> {
+        self.note.clone()
+    }
 }
 
 fn repeated(
@@ -104,9 +109,20 @@ fn repeated(
     reps: u64,
     once: impl FnMut() -> Result<Answer, VariantError> + 'static,
 ) -> Entry {
+    repeated_with_note(name, lenient, None, reps, once)
+}
+
+fn repeated_with_note(
+    name: &str,
+    lenient: bool,
+    note: Option<String>,
+    reps: u64,
+    once: impl FnMut() -> Result<Answer, VariantError> + 'static,
+) -> Entry {
     Entry::Ready(Box::new(Repeated {
         name: name.into(),
         lenient,
+        note,
         reps,
         once: Box::new(once),
         last: None,
@@ -239,7 +255,7 @@ fn cosy(compound: cosy_model::Compound, reps: u64) -> Vec<Entry> {
                 .iter()
                 .map(|b| {
                     let mut v = CosyVariant::new(b.name(), c.clone(), *b);
-                    repeated(b.name(), v.lenient(), reps, move || v.run())
+                    repeated_with_note(b.name(), v.lenient(), v.note(), reps, move || v.run())
                 })
                 .collect()
         }
@@ -275,7 +291,9 @@ fn build(ctx: &mut Ctx<'_>, _part: &str) -> io::Result<Vec<Case>> {
                 case = case.entry(by_hand(n, reps, cosy_uring::burst::uring_by_hand_nop));
             } else {
                 let p = cpath.clone();
-                case = case.entry(repeated("vanilla", false, reps, move || vanilla_pread(&p, n)));
+                case = case.entry(repeated("vanilla", false, reps, move || {
+                    vanilla_pread(&p, n)
+                }));
                 for e in cosy(pread_compound(&bytes(&file), n), reps) {
                     case = case.entry(e);
                 }

@@ -133,11 +133,10 @@ fn build(ctx: &mut Ctx<'_>, _part: &str) -> io::Result<Vec<Case>> {
         .param("file_bytes", size)
         .param("transactions", transactions)
         .variant(variant("vanilla", move || vanilla(&p, pages, transactions)));
-    let (entries, note) = crate::exec::variants(c.clone(), functions());
+    let entries = crate::exec::variants(c.clone(), functions());
     for e in entries {
         case = case.entry(e);
     }
-    case = case.param("optimizer", note);
     match Compiled::new(c, functions(), false) {
         Ok(plain) => {
             case = case.variant(Box::new(CosyVariant::new(

@@ -138,7 +138,7 @@ fn build(ctx: &mut Ctx<'_>, _part: &str) -> io::Result<Vec<Case>> {
                 ("bytes", tree.bytes as i64),
             ]))
             .variant(variant("vanilla", move || vanilla(&root)));
-        let (entries, _) = crate::exec::variants(compound(&bytes(&tree.root)), Functions::new());
+        let entries = crate::exec::variants(compound(&bytes(&tree.root)), Functions::new());
         for e in entries {
             case = case.entry(e);
         }

@@ -54,7 +54,10 @@ pub fn compound(root: &[u8], pattern: &[u8]) -> Compound {
                     let fd = c.openat(d, f.name, libc::O_RDONLY as i64, 0);
                     c.do_while(1 << 20, |c| {
                         let r = c.read(fd, data);
-                        let m = c.call("find", vec![Arg::Buf(data.prefix(r)), Arg::Buf(needle.into())]);
+                        let m = c.call(
+                            "find",
+                            vec![Arg::Buf(data.prefix(r)), Arg::Buf(needle.into())],
+                        );
                         c.accumulate(matches, m);
                         cond(r, BinOp::Eq, CHUNK as i64)
                     });
@@ -98,10 +101,7 @@ fn parse_grep(out: &str) -> Result<Answer, String> {
 fn parse_rg(out: &str) -> Result<Answer, String> {
     let mut n = 0;
     for l in out.lines() {
-        n += l
-            .trim()
-            .parse::<i64>()
-            .map_err(|e| format!("`{l}`: {e}"))?;
+        n += l.trim().parse::<i64>().map_err(|e| format!("`{l}`: {e}"))?;
     }
     Ok(answer(&[("matches", n)]))
 }
@@ -116,13 +116,12 @@ fn build(ctx: &mut Ctx<'_>, _part: &str) -> io::Result<Vec<Case>> {
         .param("bytes", tree.bytes)
         .expect(answer(&[("matches", tree.matches as i64)]))
         .variant(variant("vanilla", move || vanilla(&root)));
-    let (entries, note) = crate::exec::variants(compound(&bytes(&tree.root), PATTERN), Functions::new());
+    let entries = crate::exec::variants(compound(&bytes(&tree.root), PATTERN), Functions::new());
     for e in entries {
         case = case.entry(e);
     }
     let r = &tree.root;
     case = case
-        .param("optimizer", note)
         .entry(tool_with_codes(
             "grep",
             "grep",
@@ -133,7 +132,15 @@ fn build(ctx: &mut Ctx<'_>, _part: &str) -> io::Result<Vec<Case>> {
         .entry(tool_with_codes(
             "rg",
             "rg",
-            &[&"-F", &"--count-matches", &"--no-filename", &"--no-ignore", &"--hidden", &pattern, r],
+            &[
+                &"-F",
+                &"--count-matches",
+                &"--no-filename",
+                &"--no-ignore",
+                &"--hidden",
+                &pattern,
+                r,
+            ],
             parse_rg,
             &[0, 1],
         ));

@@ -95,9 +95,7 @@ pub fn select(names: &[String]) -> Result<Vec<(&'static Workload, &'static str)>
     Ok(all()
         .iter()
         .flat_map(|w| w.parts.iter().map(move |p| (w, *p)))
-        .filter(|(w, p)| {
-            names.is_empty() || names.iter().any(|n| n == w.name || n == p)
-        })
+        .filter(|(w, p)| names.is_empty() || names.iter().any(|n| n == w.name || n == p))
         .collect())
 }
 
@@ -125,10 +123,17 @@ pub(crate) const DENTS: u32 = 64 << 10;
 
 /// `do { n = getdents64(dir, ents); if n > 0 { map e in dirents(ents[0..n]) { body } } }
 /// while n > 0`: every entry of the directory open as `dir`.
-pub(crate) fn walk(c: &mut Builder, dir: FdRef, ents: BufId, body: impl FnOnce(&mut Builder, Dirent)) {
+pub(crate) fn walk(
+    c: &mut Builder,
+    dir: FdRef,
+    ents: BufId,
+    body: impl FnOnce(&mut Builder, Dirent),
+) {
     c.do_while(WALK_BOUND, |c| {
         let n = c.getdents64(dir, ents);
-        c.if_(cond(n, BinOp::Gt, 0), |c| c.map_dirents(ents.prefix(n), body));
+        c.if_(cond(n, BinOp::Gt, 0), |c| {
+            c.map_dirents(ents.prefix(n), body)
+        });
         cond(n, BinOp::Gt, 0)
     });
 }
@@ -151,10 +156,19 @@ mod tests {
         assert!(all_parts.len() >= 10);
         assert_eq!(all_parts[0].1, "burst");
         let ls = select(&["ls".into()]).unwrap();
-        assert_eq!(ls.iter().map(|p| p.1).collect::<Vec<_>>(), ["ls-5k", "ls-50k"]);
+        assert_eq!(
+            ls.iter().map(|p| p.1).collect::<Vec<_>>(),
+            ["ls-5k", "ls-50k"]
+        );
         let one = select(&["bonnie-read".into(), "du".into()]).unwrap();
-        assert_eq!(one.iter().map(|p| p.1).collect::<Vec<_>>(), ["bonnie-read", "du"]);
+        assert_eq!(
+            one.iter().map(|p| p.1).collect::<Vec<_>>(),
+            ["bonnie-read", "du"]
+        );
         let err = select(&["nope".into()]).unwrap_err();
-        assert!(err.contains("unknown workload `nope`") && err.contains("grep"), "{err}");
+        assert!(
+            err.contains("unknown workload `nope`") && err.contains("grep"),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,409 @@
+//! What the ring executor decides before a run: the route of every call (the ring or a plain
+//! system call), which fd slots hold direct descriptors, which maps run their iterations
+//! concurrently, and which loops it unrolls.
+
+use cosy_model::{
+    Arg, ArgKind, BinOp, Compound, Effect, FdRef, FdSlot, Op, Ret, RingSupport, Sys, Value,
+};
+use cosy_uring::io_uring::opcode;
+use cosy_uring::Probe;
+
+use crate::plan::Plan;
+
+/// Where a call goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Queued on the ring.
+    Ring,
+    /// Issued as a plain system call (in program order, after the thread's queued calls).
+    Direct,
+}
+
+/// A "read until a short read" loop: `t: n = read(fd, buf); acc += n ...; j: if n == len goto t`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Unroll {
+    /// The backward jump.
+    pub jump: usize,
+    /// What `n` is compared with.
+    pub len: Value,
+    /// Operations per turn of the loop (the read, the accumulations, the jump).
+    pub ops_per_turn: u64,
+}
+
+/// The ring executor's plan of a compound.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RingPlan {
+    /// Per operation: the route of a system call (`Direct` for other operations).
+    pub route: Vec<Route>,
+    /// Per fd slot: whether it holds direct descriptors (fixed-file slots of the ring).
+    pub fixed: Vec<bool>,
+    /// Per operation: whether the map beginning there may run its iterations concurrently.
+    pub concurrent: Vec<bool>,
+    /// Per operation: the read loop starting there.
+    pub unroll: Vec<Option<Unroll>>,
+    /// Whether any call goes to the ring.
+    pub any_ring: bool,
+    /// Whether some map may run concurrently.
+    pub any_concurrent: bool,
+    /// Direct-descriptor slots opened by the body of the concurrent map that opens most.
+    pub fixed_per_iteration: usize,
+    /// Direct-descriptor slots in total.
+    pub fixed_slots: usize,
+}
+
+/// What the ring can do, as far as the plan is concerned.
+pub(crate) struct Caps<'a> {
+    /// The kernel's opcodes (`None`: no ring).
+    pub probe: Option<&'a Probe>,
+    /// Whether the ring's region is registered (reads use READ_FIXED).
+    pub registered: bool,
+    /// Whether the ring has a file table for direct descriptors.
+    pub files: bool,
+    /// Whether paths are confined to a root.
+    pub confined: bool,
+    /// Whether read loops may be unrolled.
+    pub unroll: bool,
+}
+
+/// The opcode a call goes to the ring as (`None`: io_uring has none).
+pub(crate) fn opcode_of(call: Sys, caps: &Caps<'_>) -> Option<u8> {
+    Some(match call {
+        Sys::Nop => opcode::Nop::CODE,
+        Sys::Openat if caps.confined => opcode::OpenAt2::CODE,
+        Sys::Openat => opcode::OpenAt::CODE,
+        Sys::Openat2 => opcode::OpenAt2::CODE,
+        Sys::Close => opcode::Close::CODE,
+        Sys::Read | Sys::Pread if caps.registered => opcode::ReadFixed::CODE,
+        Sys::Read | Sys::Pread => opcode::Read::CODE,
+        Sys::Write | Sys::Pwrite if caps.registered => opcode::WriteFixed::CODE,
+        Sys::Write | Sys::Pwrite => opcode::Write::CODE,
+        Sys::Statx | Sys::Fstat => opcode::Statx::CODE,
+        Sys::Mkdirat => opcode::MkDirAt::CODE,
+        Sys::Unlinkat => opcode::UnlinkAt::CODE,
+        Sys::Renameat2 => opcode::RenameAt::CODE,
+        Sys::Fsync | Sys::Fdatasync => opcode::Fsync::CODE,
+        Sys::Ftruncate => opcode::Ftruncate::CODE,
+        Sys::Splice => opcode::Splice::CODE,
+        Sys::Getpid
+        | Sys::Getppid
+        | Sys::Lseek
+        | Sys::Getdents64
+        | Sys::CopyFileRange
+        | Sys::Sendfile
+        | Sys::Pipe2 => return None,
+    })
+}
+
+/// Whether the ring can carry `call` at all here (an opcode the kernel knows; under a root,
+/// only opens can be confined on the ring — statx and the directory calls take the direct
+/// confinement path).
+pub(crate) fn ring_capable(call: Sys, caps: &Caps<'_>) -> bool {
+    let Some(probe) = caps.probe else {
+        return false;
+    };
+    if caps.confined && call.spec().takes_path() && !matches!(call, Sys::Openat | Sys::Openat2) {
+        return false;
+    }
+    if call.spec().ring == RingSupport::None {
+        return false;
+    }
+    opcode_of(call, caps).is_some_and(|code| probe.supports(code))
+}
+
+/// Calls whose descriptor operand can be a direct descriptor.
+fn takes_fixed(call: Sys) -> bool {
+    matches!(
+        call,
+        Sys::Read
+            | Sys::Pread
+            | Sys::Write
+            | Sys::Pwrite
+            | Sys::Close
+            | Sys::Fsync
+            | Sys::Fdatasync
+            | Sys::Ftruncate
+            | Sys::Splice
+    )
+}
+
+/// Calls that use (and move) the file position of their descriptor operand.
+fn uses_position(call: Sys) -> bool {
+    matches!(
+        call,
+        Sys::Read
+            | Sys::Write
+            | Sys::Getdents64
+            | Sys::Lseek
+            | Sys::CopyFileRange
+            | Sys::Splice
+            | Sys::Sendfile
+    )
+}
+
+/// Whether an open may create or truncate a file (a side effect).
+fn open_may_write(call: Sys, args: &[Arg]) -> bool {
+    let flags = match (call, args.get(2)) {
+        (Sys::Openat | Sys::Openat2, Some(Arg::Value(Value::Imm(f)))) => *f,
+        (Sys::Openat | Sys::Openat2, _) => return true,
+        _ => return false,
+    };
+    let creating = i64::from(libc::O_CREAT | libc::O_TRUNC);
+    let tmpfile = i64::from(libc::O_TMPFILE);
+    flags & creating != 0 || flags & tmpfile == tmpfile
+}
+
+impl RingPlan {
+    /// The plan of `c` given what the ring can do; `allow(i, call)` may keep operation `i` off
+    /// the ring (the auto executor's choice).
+    pub fn new(
+        c: &Compound,
+        plan: &Plan,
+        caps: &Caps<'_>,
+        allow: &dyn Fn(usize, Sys) -> bool,
+    ) -> RingPlan {
+        let n = c.ops.len();
+        let mut route = vec![Route::Direct; n];
+        for (i, op) in c.ops.iter().enumerate() {
+            if let Op::Sys { call, .. } = op
+                && ring_capable(*call, caps)
+                && allow(i, *call)
+            {
+                route[i] = Route::Ring;
+            }
+        }
+        let any_ring = route.contains(&Route::Ring);
+
+        // Direct descriptors: slots every use of which the ring can serve by slot.
+        let mut fixed = vec![caps.files && any_ring; c.fds.len()];
+        let mut opened = vec![false; c.fds.len()];
+        let not = |s: &FdSlot, fixed: &mut Vec<bool>| {
+            if let Some(x) = fixed.get_mut(s.index()) {
+                *x = false;
+            }
+        };
+        for (i, op) in c.ops.iter().enumerate() {
+            match op {
+                Op::Sys { call, args, ret } => {
+                    let ring = route[i] == Route::Ring;
+                    if let Ret::Fd(s) = ret {
+                        if ring {
+                            if let Some(o) = opened.get_mut(s.index()) {
+                                *o = true;
+                            }
+                        } else {
+                            not(s, &mut fixed);
+                        }
+                    }
+                    for (a, spec) in args.iter().zip(call.spec().args) {
+                        if let Arg::Fd(FdRef::Slot(s)) = a {
+                            let ok = ring && spec.kind == ArgKind::Fd && takes_fixed(*call);
+                            if !ok {
+                                not(s, &mut fixed);
+                            }
+                        }
+                    }
+                }
+                Op::Call { args, .. } => {
+                    for a in args {
+                        if let Arg::Fd(FdRef::Slot(s)) = a {
+                            not(s, &mut fixed);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (f, o) in fixed.iter_mut().zip(&opened) {
+            *f &= *o;
+        }
+        let fixed_slots = fixed.iter().filter(|&&f| f).count();
+
+        // Maps whose iterations can run at once: no side effects, no user function, no file
+        // position shared between iterations, something for the ring to do.
+        let mut concurrent = vec![false; n];
+        let mut fixed_per_iteration = 0;
+        for info in plan.maps() {
+            let body = &c.ops[info.begin + 1..info.end];
+            let own = |f: &FdRef| matches!(f, FdRef::Slot(s) if info.fd_slots.contains(s));
+            let mut ok = caps.probe.is_some();
+            let mut ring_ops = false;
+            for (k, op) in body.iter().enumerate() {
+                match op {
+                    Op::Sys { call, args, .. } => {
+                        ring_ops |= route[info.begin + 1 + k] == Route::Ring;
+                        if call.spec().effect == Effect::Write || open_may_write(*call, args) {
+                            ok = false;
+                        }
+                        if uses_position(*call)
+                            && let Some(Arg::Fd(f)) = args.first()
+                            && !own(f)
+                        {
+                            ok = false;
+                        }
+                    }
+                    Op::Call { func, .. } if !cosy_model::BUILTINS.contains(&func.as_str()) => {
+                        ok = false;
+                    }
+                    _ => {}
+                }
+            }
+            if ok && ring_ops {
+                concurrent[info.begin] = true;
+                let per = info
+                    .fd_slots
+                    .iter()
+                    .filter(|s| fixed.get(s.index()).copied().unwrap_or(false))
+                    .count();
+                fixed_per_iteration = fixed_per_iteration.max(per);
+            }
+        }
+        let any_concurrent = concurrent.contains(&true);
+
+        let mut unroll = vec![None; n];
+        if caps.unroll {
+            for (j, op) in c.ops.iter().enumerate() {
+                if let Some((t, u)) = read_loop(c, j, op)
+                    && route[t] == Route::Ring
+                {
+                    unroll[t] = Some(u);
+                }
+            }
+        }
+
+        RingPlan {
+            route,
+            fixed,
+            concurrent,
+            unroll,
+            any_ring,
+            any_concurrent,
+            fixed_per_iteration,
+            fixed_slots,
+        }
+    }
+}
+
+/// The read loop ending with jump `j`, if it is one: `t: n = read(fd, buf)`, then only
+/// accumulations `acc = acc + n`, then `if n == len goto t bound N` (or `len == n`).
+fn read_loop(c: &Compound, j: usize, op: &Op) -> Option<(usize, Unroll)> {
+    let Op::Jump {
+        cond: Some(cond),
+        target,
+        bound: Some(_),
+    } = op
+    else {
+        return None;
+    };
+    let t = *target as usize;
+    if t >= j || cond.op != BinOp::Eq {
+        return None;
+    }
+    let Op::Sys {
+        call: Sys::Read,
+        args,
+        ret: Ret::Reg(n),
+    } = c.ops.get(t)?
+    else {
+        return None;
+    };
+    let (Some(Arg::Fd(FdRef::Slot(_))), Some(Arg::Buf(range))) = (args.first(), args.get(1))
+    else {
+        return None;
+    };
+    let mut written = vec![*n];
+    for op in c.ops.get(t + 1..j)? {
+        match op {
+            Op::Arith {
+                dst,
+                op: BinOp::Add,
+                a: Value::Reg(a),
+                b: Value::Reg(b),
+            } if a == dst && b == n && dst != n => written.push(*dst),
+            _ => return None,
+        }
+    }
+    let len = match (&cond.a, &cond.b) {
+        (Value::Reg(r), other) | (other, Value::Reg(r)) if r == n => other.clone(),
+        _ => return None,
+    };
+    let reads_written = |v: &Value| matches!(v, Value::Reg(r) if written.contains(r));
+    if reads_written(&len)
+        || reads_written(&range.start)
+        || range.end.as_ref().is_some_and(reads_written)
+    {
+        return None;
+    }
+    Some((
+        t,
+        Unroll {
+            jump: j,
+            len,
+            ops_per_turn: (j - t + 1) as u64,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cosy_model::{Builder, Policy, builder::cond};
+
+    fn caps(probe: &Probe) -> Caps<'_> {
+        Caps {
+            probe: Some(probe),
+            registered: true,
+            files: true,
+            confined: false,
+            unroll: true,
+        }
+    }
+
+    #[test]
+    fn routes_slots_maps_and_loops() {
+        let probe = Probe::kernel().clone();
+        if !probe.available() {
+            eprintln!("skipping: io_uring unavailable");
+            return;
+        }
+        let mut b = Builder::new();
+        let dir = b.path("/");
+        let buf = b.buffer("buf", 64);
+        let lbuf = b.local_buffer("l", 64);
+        let d = b.openat(FdRef::Cwd, dir, 0, 0);
+        let f = b.openat(d, dir, 0, 0);
+        let total = b.value("total", 0);
+        b.do_while(10, |b| {
+            let n = b.read(f, buf);
+            b.accumulate(total, n);
+            cond(n, BinOp::Eq, 64)
+        });
+        b.getdents64(d, buf);
+        b.map_range(0, 3, 1, |b, i| {
+            b.pread(f, lbuf, i);
+        });
+        b.map_range(0, 3, 1, |b, _| {
+            b.read(f, lbuf);
+        });
+        b.close(f);
+        b.close(d);
+        let c = b.finish();
+        let p = Plan::new(&c, &Policy::trusted(), &crate::Functions::new()).unwrap();
+        let rp = RingPlan::new(&c, &p, &caps(&probe), &|_, _| true);
+        assert!(rp.any_ring);
+        // d is a directory fd for openat and getdents64: a real descriptor; f is direct.
+        assert_eq!(rp.fixed, vec![false, true]);
+        let getdents = c
+            .ops
+            .iter()
+            .position(|o| matches!(o, Op::Sys { call: Sys::Getdents64, .. }))
+            .unwrap();
+        assert_eq!(rp.route[getdents], Route::Direct);
+        let maps: Vec<usize> = p.maps().map(|m| m.begin).collect();
+        assert!(rp.concurrent[maps[0]]);
+        // Reads of f's position from every iteration: in order.
+        assert!(!rp.concurrent[maps[1]]);
+        assert_eq!(rp.unroll.iter().flatten().count(), 1);
+        let none = RingPlan::new(&c, &p, &caps(&probe), &|_, _| false);
+        assert!(!none.any_ring && none.fixed.iter().all(|f| !f));
+    }
+}
