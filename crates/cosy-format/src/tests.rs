@@ -342,7 +342,7 @@ fn ill_formed_compounds_print_markers_that_do_not_parse() {
 }
 
 #[test]
-fn builder_compounds_print_with_renamed_mnemonic_registers() {
+fn builder_compounds_print_and_parse_back_with_their_names() {
     let mut b = cosy_model::Builder::new();
     let p = b.path("x");
     let fd = b.openat(FdRef::Cwd, p, 0, 0);
@@ -352,8 +352,10 @@ fn builder_compounds_print_with_renamed_mnemonic_registers() {
     let printed = text::print(&c);
     assert_eq!(
         printed,
-        "buffer buf 16\nfd = openat cwd \"x\" O_RDONLY 0o0\nread_1 = read fd buf\n"
+        "buffer buf 16\nfd = openat cwd \"x\" O_RDONLY 0o0\nn = read fd buf\n"
     );
+    let back = text::parse(&printed).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.compound, c);
 }
 
 // ----- load -------------------------------------------------------------------------------

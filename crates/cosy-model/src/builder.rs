@@ -17,6 +17,8 @@
 //! assert_eq!(compound.ops.len(), 3);
 //! ```
 
+use std::collections::{HashMap, HashSet};
+
 use crate::compound::*;
 use crate::ops::{ArgKind, RetKind, Sys};
 
@@ -62,10 +64,28 @@ pub struct Dirent {
     pub ino: Reg,
 }
 
+/// The namespaces in which the builder keeps names unique.
+#[derive(Clone, Copy)]
+enum Space {
+    Reg,
+    Fd,
+    Path,
+    Buffer,
+}
+
+/// The names taken in one namespace, and the next suffix to try for each base name (so naming
+/// stays constant-time however often a base repeats).
+#[derive(Debug, Default)]
+struct Names {
+    taken: HashSet<String>,
+    next: HashMap<String, u32>,
+}
+
 /// Builds a [`Compound`] operation by operation.
 #[derive(Debug, Default)]
 pub struct Builder {
     c: Compound,
+    names: [Names; 4],
 }
 
 impl Builder {
@@ -90,32 +110,38 @@ impl Builder {
         &self.c
     }
 
-    fn unique(names: &[String], base: &str) -> String {
-        if !names.iter().any(|n| n == base) {
+    /// `base`, or `base_N` with the smallest N not yet taken in namespace `space`.
+    fn unique(&mut self, space: Space, base: &str) -> String {
+        let names = &mut self.names[space as usize];
+        if names.taken.insert(base.to_string()) {
             return base.to_string();
         }
-        (1..)
-            .map(|i| format!("{base}_{i}"))
-            .find(|n| !names.iter().any(|m| m == n))
-            .unwrap_or_else(|| base.to_string())
+        let next = names.next.entry(base.to_string()).or_insert(1);
+        loop {
+            let candidate = format!("{base}_{next}");
+            *next += 1;
+            if names.taken.insert(candidate.clone()) {
+                return candidate;
+            }
+        }
     }
 
     /// A fresh register; `name` is made unique with a numeric suffix.
     pub fn reg(&mut self, name: &str) -> Reg {
-        let n = Self::unique(&self.c.regs, name);
+        let n = self.unique(Space::Reg, name);
         self.c.regs.push(n);
         Reg((self.c.regs.len() - 1) as u16)
     }
 
     /// A fresh fd slot.
     pub fn fd_slot(&mut self, name: &str) -> FdSlot {
-        let n = Self::unique(&self.c.fds, name);
+        let n = self.unique(Space::Fd, name);
         self.c.fds.push(n);
         FdSlot((self.c.fds.len() - 1) as u16)
     }
 
     fn path_var(&mut self, name: &str) -> PathVar {
-        let n = Self::unique(&self.c.paths, name);
+        let n = self.unique(Space::Path, name);
         self.c.paths.push(n);
         PathVar((self.c.paths.len() - 1) as u16)
     }
@@ -182,9 +208,9 @@ impl Builder {
     }
 
     fn push_buffer(&mut self, name: &str, size: u32, local: bool) -> BufId {
-        let names: Vec<String> = self.c.buffers.iter().map(|b| b.name.clone()).collect();
+        let name = self.unique(Space::Buffer, name);
         self.c.buffers.push(Buffer {
-            name: Self::unique(&names, name),
+            name,
             size,
             local,
         });

@@ -433,7 +433,7 @@ pub enum Op {
         bound: Option<u32>,
     },
     /// A call of a registered user function or a built-in (`find`, `count_lines`,
-    /// `checksum`). Its operands are integers and buffer ranges.
+    /// `checksum`). Its operands are integers, buffer ranges and data constants (as bytes).
     Call {
         /// Where the function's result goes.
         dst: Option<Reg>,

@@ -232,7 +232,7 @@ impl Sys {
 ///
 /// | name | operands | result |
 /// |---|---|---|
-/// | `find` | haystack range, needle range | occurrences of the needle (non-overlapping) |
+/// | `find` | haystack range, needle range or data constant | occurrences of the needle (non-overlapping) |
 /// | `count_lines` | range | number of `\n` bytes |
 /// | `checksum` | range | FNV-1a 64-bit hash of the bytes (as `i64`) |
 pub const BUILTINS: &[&str] = &["find", "count_lines", "checksum"];

@@ -249,15 +249,14 @@ fn register_write(cx: &mut Ctx<'_>, maps: &Maps<'_>, j: usize, op: &Op, r: Reg, 
         return;
     }
     if let Some(m) = maps.shape.enclosing(j).find(|&m| maps.reg_before(m, r)) {
+        let name = cx.value(&r.into());
         cx.at(
             j,
             Rule::MapRegisterWrite,
             format!(
                 "writes register {}, which may hold a value from before the map at op {m}; a map \
-                 body may only accumulate into such a register ({} = {} + ...)",
+                 body may only accumulate into such a register ({name} = {name} + ...)",
                 cx.reg(r),
-                cx.value(&r.into()),
-                cx.value(&r.into())
             ),
         );
     }

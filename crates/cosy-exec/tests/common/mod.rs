@@ -298,3 +298,85 @@ pub fn reopen_and_leave_open(path: &[u8], n: usize) -> Compound {
     }
     c.finish()
 }
+
+/// Every executor configuration the tests run on, by name: the reference (`direct`), the
+/// ring executor as configured by default, with SQPOLL, with io_uring turned off (every call
+/// falls back), with a kernel probe lacking some opcodes (per-operation fallback), with its
+/// optimisations off and a tiny ring and window, and `auto`.
+pub fn executors() -> Vec<(&'static str, cosy_exec::RunOptions)> {
+    use cosy_exec::{Backend, RingOptions, RunOptions};
+    use cosy_uring::io_uring::opcode;
+    let ring = |ring: RingOptions| RunOptions {
+        backend: Backend::Ring,
+        ring,
+        ..RunOptions::default()
+    };
+    let partial = cosy_uring::Probe::kernel()
+        .clone()
+        .without(opcode::OpenAt::CODE)
+        .without(opcode::Statx::CODE)
+        .without(opcode::Write::CODE)
+        .without(opcode::WriteFixed::CODE);
+    vec![
+        (
+            "direct",
+            RunOptions {
+                backend: Backend::Direct,
+                ..RunOptions::default()
+            },
+        ),
+        ("ring", ring(RingOptions::default())),
+        (
+            "ring-sqpoll",
+            ring(RingOptions {
+                sqpoll: Some(2),
+                ..RingOptions::default()
+            }),
+        ),
+        ("ring-no-uring", ring(RingOptions::without_uring())),
+        (
+            "ring-partial",
+            ring(RingOptions {
+                probe: Some(partial),
+                ..RingOptions::default()
+            }),
+        ),
+        (
+            "ring-plain",
+            ring(RingOptions {
+                entries: 8,
+                window: 3,
+                direct_descriptors: false,
+                register_buffers: false,
+                unroll: false,
+                reuse: false,
+                ..RingOptions::default()
+            }),
+        ),
+        (
+            "auto",
+            RunOptions {
+                backend: Backend::Auto,
+                ..RunOptions::default()
+            },
+        ),
+    ]
+}
+
+/// Runs `f` once per executor of [`executors`] (with `base` options: functions, trace).
+pub fn on_every_executor(base: &cosy_exec::RunOptions, mut f: impl FnMut(&str, cosy_exec::RunOptions)) {
+    for (name, o) in executors() {
+        let opts = cosy_exec::RunOptions {
+            functions: base.functions.clone(),
+            trace: base.trace,
+            ..o
+        };
+        f(name, opts);
+    }
+}
+
+/// Whether `name` (of [`executors`]) is the direct executor (whose statistics count every
+/// call as a system call).
+pub fn is_direct(name: &str) -> bool {
+    name == "direct"
+}

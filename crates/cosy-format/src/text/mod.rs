@@ -82,7 +82,7 @@ pub fn parse(src: &str) -> Result<Parsed, ParseError> {
 /// let fd = b.openat(FdRef::Cwd, p, 0, 0);
 /// b.close(fd);
 /// let text = cosy_format::text::print(&b.finish());
-/// assert_eq!(text, "fd = openat cwd \"/etc/hostname\" O_RDONLY 0o0\nclose_1 = close fd\n");
+/// assert_eq!(text, "fd = openat cwd \"/etc/hostname\" O_RDONLY 0o0\nrc = close fd\n");
 /// ```
 pub fn print(compound: &Compound) -> String {
     printer::print(compound)
