@@ -80,6 +80,14 @@ impl Compiled {
 
     /// Runs the compound once with `backend`; its outputs are the answer.
     pub fn run(&self, backend: Backend) -> Result<Answer, VariantError> {
+        self.run_counted(backend).map(|(answer, _)| answer)
+    }
+
+    /// Like [`Compiled::run`], also returning the run's statistics.
+    pub fn run_counted(
+        &self,
+        backend: Backend,
+    ) -> Result<(Answer, cosy_exec::Stats), VariantError> {
         let opts = RunOptions {
             functions: self.functions.clone(),
             backend,
@@ -89,7 +97,7 @@ impl Compiled {
         if let Some(e) = &outcome.error {
             return Err(VariantError::Fail(e.to_string()));
         }
-        Ok(outcome.outputs.into_iter().collect())
+        Ok((outcome.outputs.into_iter().collect(), outcome.stats))
     }
 
     /// One variant per backend of [`BACKENDS`], named after it.
@@ -106,6 +114,8 @@ pub struct CosyVariant {
     name: String,
     compiled: Arc<Compiled>,
     backend: Backend,
+    /// The system calls and ring submissions of the last run, for the record's note.
+    counts: Option<String>,
 }
 
 impl CosyVariant {
@@ -115,6 +125,7 @@ impl CosyVariant {
             name: name.to_string(),
             compiled,
             backend,
+            counts: None,
         }
     }
 }
@@ -130,13 +141,26 @@ impl Variant for CosyVariant {
     }
 
     fn run(&mut self) -> Result<Answer, VariantError> {
-        self.compiled.run(self.backend)
+        let (answer, stats) = self.compiled.run_counted(self.backend)?;
+        self.counts = Some(format!(
+            "{} syscalls, {} io_uring_enter for {} ring ops",
+            stats.syscalls, stats.ring_enters, stats.ring_ops
+        ));
+        Ok(answer)
     }
 
-    /// What the optimizer rewrote, when it rewrote something (or why it was not used).
+    /// The calls of the last run, and what the optimizer rewrote when it rewrote something
+    /// (or why it was not used).
     fn note(&self) -> Option<String> {
         let o = &self.compiled.optimized;
-        (o != NO_REWRITE).then(|| o.clone())
+        let parts: Vec<&str> = [
+            self.counts.as_deref(),
+            (o != NO_REWRITE).then_some(o.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 }
 

@@ -79,9 +79,8 @@ fn main() -> ExitCode {
         }),
         Command::Encode { file, output } => load::load(&file).and_then(|l| {
             let bytes = cosy_format::binary::encode(&l.compound);
-            std::fs::write(&output, bytes).map_err(|e| {
-                Failure::invalid(format!("cannot write {}: {e}", output.display()))
-            })
+            std::fs::write(&output, bytes)
+                .map_err(|e| Failure::invalid(format!("cannot write {}: {e}", output.display())))
         }),
     };
     match result {

@@ -64,9 +64,10 @@ pub struct CheckArgs {
 }
 
 fn policy(args: &PolicyArgs) -> Result<Policy, Failure> {
-    let root = args.root.canonicalize().map_err(|e| {
-        Failure::invalid(format!("--root {}: {e}", args.root.display()))
-    })?;
+    let root = args
+        .root
+        .canonicalize()
+        .map_err(|e| Failure::invalid(format!("--root {}: {e}", args.root.display())))?;
     let mut policy = if args.read_only {
         Policy::read_only(root)
     } else {
@@ -82,15 +83,13 @@ fn policy(args: &PolicyArgs) -> Result<Policy, Failure> {
     Ok(policy)
 }
 
-fn prepare(
-    file: &Path,
-    inputs: &[String],
-    policy: &Policy,
-) -> Result<(Loaded, Verified), Failure> {
+fn prepare(file: &Path, inputs: &[String], policy: &Policy) -> Result<(Loaded, Verified), Failure> {
     let mut loaded = load(file)?;
     for assignment in inputs {
         let (name, value) = assignment.split_once('=').ok_or_else(|| {
-            Failure::invalid(format!("`{assignment}` is not an input override NAME=VALUE"))
+            Failure::invalid(format!(
+                "`{assignment}` is not an input override NAME=VALUE"
+            ))
         })?;
         loaded
             .compound

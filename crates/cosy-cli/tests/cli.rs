@@ -79,7 +79,14 @@ fn cat_reads_a_file_larger_than_its_buffer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(dir.path().join("big"), &data).expect("write");
-    let o = cosy(dir.path(), &["run", &workspace().join("examples/cat.cosy").to_string_lossy(), "file=big"]);
+    let o = cosy(
+        dir.path(),
+        &[
+            "run",
+            &workspace().join("examples/cat.cosy").to_string_lossy(),
+            "file=big",
+        ],
+    );
     ok(&o);
     assert!(o.stdout.starts_with(&data), "stdout is not the file");
     let rest = String::from_utf8_lossy(&o.stdout[data.len()..]).into_owned();
@@ -92,7 +99,10 @@ fn copy_makes_an_identical_file() {
     let data: Vec<u8> = (0..200_001u32).map(|i| (i % 253) as u8).collect();
     std::fs::write(dir.path().join("src"), &data).expect("write");
     let example = workspace().join("examples/copy.cosy");
-    let o = cosy(dir.path(), &["run", &example.to_string_lossy(), "src=src", "dst=dst"]);
+    let o = cosy(
+        dir.path(),
+        &["run", &example.to_string_lossy(), "src=src", "dst=dst"],
+    );
     ok(&o);
     assert_eq!(std::fs::read(dir.path().join("dst")).expect("dst"), data);
     assert_eq!(result(&o, "copied"), data.len() as i64);
@@ -110,7 +120,11 @@ fn entries_size(dir: &Path) -> (i64, i64) {
     let mut total = 0;
     let mut n = 0;
     for e in std::fs::read_dir(dir).expect("read_dir") {
-        let m = e.expect("entry").path().symlink_metadata().expect("metadata");
+        let m = e
+            .expect("entry")
+            .path()
+            .symlink_metadata()
+            .expect("metadata");
         total += m.len() as i64;
         n += 1;
     }
@@ -178,7 +192,10 @@ fn wordcount_counts_what_rust_counts() {
     }
     std::fs::create_dir(dir.path().join("a_dir")).expect("mkdir");
     let example = workspace().join("examples/wordcount.cosy");
-    let o = cosy(dir.path(), &["run", &example.to_string_lossy(), "dir=.", "word=the"]);
+    let o = cosy(
+        dir.path(),
+        &["run", &example.to_string_lossy(), "dir=.", "word=the"],
+    );
     ok(&o);
     let (count, files) = count_word(dir.path(), b"the");
     assert_eq!(result(&o, "count"), count);
@@ -189,7 +206,9 @@ fn wordcount_counts_what_rust_counts() {
 fn thesis_example_reads_the_whole_file() {
     let o = cosy(&workspace(), &["run", "examples/thesis.cosy", "--stats"]);
     ok(&o);
-    let len = std::fs::metadata(workspace().join("Cargo.toml")).expect("meta").len();
+    let len = std::fs::metadata(workspace().join("Cargo.toml"))
+        .expect("meta")
+        .len();
     assert_eq!(result(&o, "total"), len as i64);
 }
 
@@ -218,11 +237,23 @@ fn compound_file(dir: &Path, name: &str, text: &str) -> PathBuf {
 #[test]
 fn malformed_text_names_the_line_and_column() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let f = compound_file(dir.path(), "bad.cosy", "buffer b 16\nn = opneat cwd \"x\" 0 0\n");
+    let f = compound_file(
+        dir.path(),
+        "bad.cosy",
+        "buffer b 16\nn = opneat cwd \"x\" 0 0\n",
+    );
     let o = cosy(dir.path(), &["run", &f.to_string_lossy()]);
     fails(&o, 2, &["bad.cosy", "line 2", "opneat"]);
-    let f = compound_file(dir.path(), "str.cosy", "f = openat cwd \"unterminated O_RDONLY 0\n");
-    fails(&cosy(dir.path(), &["run", &f.to_string_lossy()]), 2, &["line 1"]);
+    let f = compound_file(
+        dir.path(),
+        "str.cosy",
+        "f = openat cwd \"unterminated O_RDONLY 0\n",
+    );
+    fails(
+        &cosy(dir.path(), &["run", &f.to_string_lossy()]),
+        2,
+        &["line 1"],
+    );
 }
 
 #[test]
@@ -255,7 +286,12 @@ fn truncated_and_random_binary_are_rejected_with_an_offset() {
         let t = dir.path().join(format!("junk{i}.bin"));
         std::fs::write(&t, &junk).expect("write");
         let o = cosy(dir.path(), &["run", &t.to_string_lossy()]);
-        assert_ne!(o.status.code(), Some(101), "panic on random binary: {}", stderr(&o));
+        assert_ne!(
+            o.status.code(),
+            Some(101),
+            "panic on random binary: {}",
+            stderr(&o)
+        );
         assert_ne!(o.status.code(), Some(0), "random binary ran");
     }
 }
@@ -269,13 +305,21 @@ fn out_of_bounds_buffers_are_refused_before_or_during_the_run() {
         "static.cosy",
         "buffer b 16\nf = openat cwd \"data\" O_RDONLY 0\nn = read f b[0..64]\nclose f\n",
     );
-    fails(&cosy(dir.path(), &["run", &f.to_string_lossy()]), 2, &["static.cosy", "line 3"]);
+    fails(
+        &cosy(dir.path(), &["run", &f.to_string_lossy()]),
+        2,
+        &["static.cosy", "line 3"],
+    );
     let f = compound_file(
         dir.path(),
         "dynamic.cosy",
         "input int len = 64\nbuffer b 16\nf = openat cwd \"data\" O_RDONLY 0\nn = read f b[0..len]\nclose f\n",
     );
-    fails(&cosy(dir.path(), &["run", &f.to_string_lossy()]), 1, &["dynamic.cosy:4"]);
+    fails(
+        &cosy(dir.path(), &["run", &f.to_string_lossy()]),
+        1,
+        &["dynamic.cosy:4"],
+    );
     ok(&cosy(dir.path(), &["run", &f.to_string_lossy(), "len=16"]));
 }
 
@@ -287,14 +331,27 @@ fn paths_cannot_escape_the_root() {
     std::fs::write(outer.path().join("secret"), b"secret").expect("write");
     std::fs::write(root.join("inside"), b"inside").expect("write");
     std::os::unix::fs::symlink("../secret", root.join("link_out")).expect("symlink");
-    std::os::unix::fs::symlink(outer.path().join("secret"), root.join("abs_link")).expect("symlink");
+    std::os::unix::fs::symlink(outer.path().join("secret"), root.join("abs_link"))
+        .expect("symlink");
     std::os::unix::fs::symlink("inside", root.join("link_in")).expect("symlink");
-    let f = compound_file(outer.path(), "open.cosy", &std::fs::read_to_string(workspace().join("examples/cat.cosy")).expect("cat"));
+    let f = compound_file(
+        outer.path(),
+        "open.cosy",
+        &std::fs::read_to_string(workspace().join("examples/cat.cosy")).expect("cat"),
+    );
     let secret = outer.path().join("secret");
     let run = |file: &str| {
-        cosy(&root, &["run", &f.to_string_lossy(), &format!("file={file}")])
+        cosy(
+            &root,
+            &["run", &f.to_string_lossy(), &format!("file={file}")],
+        )
     };
-    for escape in ["../secret", "link_out", "abs_link", &secret.to_string_lossy()] {
+    for escape in [
+        "../secret",
+        "link_out",
+        "abs_link",
+        &secret.to_string_lossy(),
+    ] {
         let o = run(escape);
         fails(&o, 1, &["EXDEV"]);
         assert!(!stdout(&o).contains("secret"), "{escape} leaked the file");
@@ -315,8 +372,22 @@ fn an_endless_loop_stops_at_the_time_limit() {
         "i = 0\nagain:\ni = i + 1\nx = getppid\ngoto again bound 4000000000\noutput i\n",
     );
     let start = Instant::now();
-    let o = cosy(dir.path(), &["run", &f.to_string_lossy(), "--time-limit", "0.5", "--fuel", "100000000000"]);
-    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    let o = cosy(
+        dir.path(),
+        &[
+            "run",
+            &f.to_string_lossy(),
+            "--time-limit",
+            "0.5",
+            "--fuel",
+            "100000000000",
+        ],
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
     fails(&o, 1, &["spin.cosy:"]);
     assert!(stderr(&o).to_lowercase().contains("time"), "{}", stderr(&o));
     let o = cosy(dir.path(), &["run", &f.to_string_lossy(), "--fuel", "1000"]);
@@ -326,15 +397,26 @@ fn an_endless_loop_stops_at_the_time_limit() {
 #[test]
 fn a_loop_without_a_bound_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let f = compound_file(dir.path(), "loop.cosy", "i = 0\nagain:\ni = i + 1\ngoto again\n");
-    fails(&cosy(dir.path(), &["run", &f.to_string_lossy()]), 2, &["line 4", "bound"]);
+    let f = compound_file(
+        dir.path(),
+        "loop.cosy",
+        "i = 0\nagain:\ni = i + 1\ngoto again\n",
+    );
+    fails(
+        &cosy(dir.path(), &["run", &f.to_string_lossy()]),
+        2,
+        &["line 4", "bound"],
+    );
 }
 
 #[test]
 fn a_failing_call_names_the_line_and_errno() {
     let dir = tempfile::tempdir().expect("tempdir");
     let example = workspace().join("examples/cat.cosy");
-    let o = cosy(dir.path(), &["run", &example.to_string_lossy(), "file=missing"]);
+    let o = cosy(
+        dir.path(),
+        &["run", &example.to_string_lossy(), "file=missing"],
+    );
     fails(&o, 1, &["cat.cosy:4", "openat", "ENOENT"]);
 }
 
@@ -344,7 +426,10 @@ fn unknown_inputs_and_bad_values_are_usage_errors() {
     fails(&o, 2, &["nope"]);
     let o = cosy(&workspace(), &["run", "examples/getpid.cosy", "count=many"]);
     fails(&o, 2, &["count", "many"]);
-    let o = cosy(&workspace(), &["run", "examples/getpid.cosy", "--backend", "warp"]);
+    let o = cosy(
+        &workspace(),
+        &["run", "examples/getpid.cosy", "--backend", "warp"],
+    );
     fails(&o, 2, &["warp"]);
     let o = cosy(&workspace(), &["run", "no/such/file.cosy"]);
     fails(&o, 2, &["no/such/file.cosy"]);

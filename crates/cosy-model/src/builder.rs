@@ -209,11 +209,7 @@ impl Builder {
 
     fn push_buffer(&mut self, name: &str, size: u32, local: bool) -> BufId {
         let name = self.unique(Space::Buffer, name);
-        self.c.buffers.push(Buffer {
-            name,
-            size,
-            local,
-        });
+        self.c.buffers.push(Buffer { name, size, local });
         BufId((self.c.buffers.len() - 1) as u16)
     }
 
@@ -654,7 +650,9 @@ impl Builder {
     ) {
         let list = paths.into_iter().map(|p| self.data(p)).collect();
         let var = self.path_var("p");
-        self.map(MapSource::Paths { list, var }, |b| body(b, PathRef::Var(var)));
+        self.map(MapSource::Paths { list, var }, |b| {
+            body(b, PathRef::Var(var))
+        });
     }
 
     /// A map over a literal list of integers.

@@ -633,7 +633,9 @@ impl Op {
     /// Registers this operation writes.
     pub fn writes(&self) -> Vec<Reg> {
         match self {
-            Op::Sys { ret: Ret::Reg(r), .. } => vec![*r],
+            Op::Sys {
+                ret: Ret::Reg(r), ..
+            } => vec![*r],
             Op::Sys { .. } => vec![],
             Op::Arith { dst, .. } | Op::Mov { dst, .. } | Op::Load { dst, .. } => vec![*dst],
             Op::Call { dst, .. } => dst.iter().copied().collect(),

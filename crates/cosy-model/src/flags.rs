@@ -230,14 +230,31 @@ mod tests {
             FlagSet::Mode,
         ];
         for set in sets {
-            for v in [0i64, 1, 2, 3, 0x41, 0o644, 0x10000, 0x7ff, 0x80000, 0x1234_5678] {
+            for v in [
+                0i64,
+                1,
+                2,
+                3,
+                0x41,
+                0o644,
+                0x10000,
+                0x7ff,
+                0x80000,
+                0x1234_5678,
+            ] {
                 let text = set.format(v);
                 let back = text
                     .split('|')
                     .map(|p| {
                         constant(p)
-                            .or_else(|| p.strip_prefix("0x").and_then(|h| i64::from_str_radix(h, 16).ok()))
-                            .or_else(|| p.strip_prefix("0o").and_then(|o| i64::from_str_radix(o, 8).ok()))
+                            .or_else(|| {
+                                p.strip_prefix("0x")
+                                    .and_then(|h| i64::from_str_radix(h, 16).ok())
+                            })
+                            .or_else(|| {
+                                p.strip_prefix("0o")
+                                    .and_then(|o| i64::from_str_radix(o, 8).ok())
+                            })
                             .or_else(|| p.parse().ok())
                             .unwrap_or_else(|| panic!("{p} in {text}"))
                     })
