@@ -367,7 +367,11 @@ pub fn bytes_mut(mem: &mut [u8], span: Span) -> &mut [u8] {
 
 /// Shared views of `ins` and a writable view of `out` in `mem` at once, if `out` overlaps none
 /// of them and all are inside `mem`.
-pub fn split<'m>(mem: &'m mut [u8], ins: &[Span], out: Span) -> Option<(Vec<&'m [u8]>, &'m mut [u8])> {
+pub fn split<'m>(
+    mem: &'m mut [u8],
+    ins: &[Span],
+    out: Span,
+) -> Option<(Vec<&'m [u8]>, &'m mut [u8])> {
     let inside = |s: &Span| s.end() <= mem.len();
     if !inside(&out) || ins.iter().any(|s| !inside(s) || s.overlaps(out)) {
         return None;

@@ -205,7 +205,7 @@ pub fn execute<I: Issuer>(
         fuel: policy.fuel,
         used: 0,
         limit: policy.time,
-        deadline: started.checked_add(policy.time),
+        deadline: crate::clock::Deadline::new(started, policy.time),
         rargs: ResolvedArgs::default(),
     };
     for input in &c.inputs {
@@ -391,7 +391,7 @@ struct Machine<'a, I: Issuer> {
     fuel: u64,
     used: u64,
     limit: Duration,
-    deadline: Option<Instant>,
+    deadline: crate::clock::Deadline,
     rargs: ResolvedArgs,
 }
 
@@ -480,12 +480,13 @@ impl<I: Issuer> Machine<'_, I> {
     }
 
     fn check_time(&self, op: usize) -> Result<(), Error> {
-        match self.deadline {
-            Some(d) if Instant::now() >= d => Err(Error::Time {
+        if self.deadline.passed() {
+            Err(Error::Time {
                 op: op as u32,
                 limit: self.limit,
-            }),
-            _ => Ok(()),
+            })
+        } else {
+            Ok(())
         }
     }
 
@@ -526,9 +527,9 @@ impl<I: Issuer> Machine<'_, I> {
                 self.check_time(pc)?;
                 self.resolve(pc, *call, args)?;
                 let mut rargs = std::mem::take(&mut self.rargs);
-                let r = self
-                    .issuer
-                    .issue(op, *call, &mut rargs, self.arena.mem_mut(), &mut self.rec);
+                let r =
+                    self.issuer
+                        .issue(op, *call, &mut rargs, self.arena.mem_mut(), &mut self.rec);
                 let done = self.complete(pc, *call, args, *ret, r, &rargs);
                 self.rargs = rargs;
                 done?;

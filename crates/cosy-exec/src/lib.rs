@@ -47,6 +47,7 @@
 
 pub mod arena;
 pub mod auto;
+pub(crate) mod clock;
 pub(crate) mod confine;
 pub mod direct;
 pub mod funcs;
@@ -59,13 +60,13 @@ pub mod sys;
 use std::fmt;
 use std::str::FromStr;
 
-pub use cosy_verify::Verified;
 pub use auto::AutoExecutor;
+pub use cosy_verify::Verified;
 pub use direct::DirectExecutor;
-pub use ring::{RingExecutor, RingOptions};
 pub use funcs::{FnArg, FnArgs, FnResult, Function, Functions};
 pub use interp::Issuer;
 pub use outcome::{CallError, Error, Outcome, Stats, TraceEntry};
+pub use ring::{RingExecutor, RingOptions};
 
 /// Which executor runs a compound.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

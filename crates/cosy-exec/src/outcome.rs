@@ -368,7 +368,11 @@ impl Recorder {
     /// `-1` if none) with `result`; `issued` is false when no system call was made (nop on the
     /// direct executor, a path refused before the kernel).
     pub fn call(&mut self, op: u32, call: Sys, fd: i32, result: i64, issued: bool) {
-        self.count(call, result, if issued { Via::Syscall } else { Via::Nothing });
+        self.count(
+            call,
+            result,
+            if issued { Via::Syscall } else { Via::Nothing },
+        );
         self.trace(op, call, fd, result);
     }
 

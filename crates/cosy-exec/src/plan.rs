@@ -3,8 +3,8 @@
 //! never touch a descriptor it does not own) and, for every map, the facts its iterations need.
 
 use cosy_model::{
-    Arg, ArgKind, BinOp, BufId, BufRange, Compound, FdRef, FdSlot, MapSource, Op, PathRef,
-    Policy, Reg, Ret, RetKind, Sys, Value,
+    Arg, ArgKind, BinOp, BufId, BufRange, Compound, FdRef, FdSlot, MapSource, Op, PathRef, Policy,
+    Reg, Ret, RetKind, Sys, Value,
 };
 
 use crate::funcs::Functions;
@@ -37,15 +37,25 @@ pub struct MapInfo {
 /// The executor's plan of a compound.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
-    maps: Vec<Option<MapInfo>>,
+    /// The maps, in order of their `MapBegin`.
+    maps: Vec<MapInfo>,
     enclosing: Vec<Option<usize>>,
+    /// Per operation: the index of a jump among the jumps (for loop counters).
+    jump_index: Vec<u32>,
+    jumps: usize,
 }
 
 impl Plan {
     /// Checks `c` against what the executor relies on and computes the map facts. The error
     /// says which operation is malformed.
     pub fn new(c: &Compound, policy: &Policy, funcs: &Functions) -> Result<Plan, String> {
-        let ck = Check { c, policy };
+        let mut allowed = [false; 32];
+        for call in &policy.allowed {
+            if let Some(x) = allowed.get_mut(usize::from(call.spec().code)) {
+                *x = true;
+            }
+        }
+        let ck = Check { c, policy, allowed };
         ck.declarations()?;
         let enclosing = ck.nesting()?;
         for (i, op) in c.ops.iter().enumerate() {
@@ -56,24 +66,59 @@ impl Plan {
             })?;
         }
         let defined = defined_before(c);
-        let mut maps = vec![None; c.ops.len()];
+        let mut maps = Vec::new();
         for (i, op) in c.ops.iter().enumerate() {
             if let Op::MapBegin { end, .. } = op {
-                maps[i] = Some(map_info(c, i, *end as usize, &defined[i]));
+                maps.push(map_info(c, i, *end as usize, &defined[i]));
             }
         }
         zero_bufs(c, &enclosing, &mut maps);
-        Ok(Plan { maps, enclosing })
+        let mut jumps = 0;
+        let jump_index = c
+            .ops
+            .iter()
+            .map(|op| {
+                if matches!(op, Op::Jump { .. }) {
+                    jumps += 1;
+                    (jumps - 1) as u32
+                } else {
+                    u32::MAX
+                }
+            })
+            .collect();
+        Ok(Plan {
+            maps,
+            enclosing,
+            jump_index,
+            jumps,
+        })
     }
 
     /// The facts of the map beginning at `begin`.
     pub fn map(&self, begin: usize) -> Option<&MapInfo> {
-        self.maps.get(begin).and_then(Option::as_ref)
+        self.maps
+            .binary_search_by_key(&begin, |m| m.begin)
+            .ok()
+            .and_then(|i| self.maps.get(i))
     }
 
     /// Every map, in order of their `MapBegin`.
     pub fn maps(&self) -> impl Iterator<Item = &MapInfo> {
-        self.maps.iter().flatten()
+        self.maps.iter()
+    }
+
+    /// The index of jump `op` among the compound's jumps (`None` for other operations).
+    pub fn jump_index(&self, op: usize) -> Option<usize> {
+        self.jump_index
+            .get(op)
+            .copied()
+            .filter(|&j| j != u32::MAX)
+            .map(|j| j as usize)
+    }
+
+    /// Number of jumps.
+    pub fn jumps(&self) -> usize {
+        self.jumps
     }
 
     /// The innermost map whose body (`begin+1 ..= end`) holds operation `op`.
@@ -83,7 +128,7 @@ impl Plan {
 }
 
 /// Fills [`MapInfo::zero_bufs`] of every map.
-fn zero_bufs(c: &Compound, enclosing: &[Option<usize>], maps: &mut [Option<MapInfo>]) {
+fn zero_bufs(c: &Compound, enclosing: &[Option<usize>], maps: &mut [MapInfo]) {
     let local = |b: &BufId| c.buffers.get(b.index()).is_some_and(|x| x.local);
     // Local buffers each map's body uses directly (not inside a nested map's body).
     let mut direct: Vec<Vec<BufId>> = vec![Vec::new(); c.ops.len()];
@@ -92,8 +137,8 @@ fn zero_bufs(c: &Compound, enclosing: &[Option<usize>], maps: &mut [Option<MapIn
             direct[m].extend(op.buffers().into_iter().filter(local));
         }
     }
-    for m in 0..maps.len() {
-        let Some(info) = &maps[m] else { continue };
+    for info in maps.iter_mut() {
+        let m = info.begin;
         let mut used: Vec<BufId> = c.ops[info.begin + 1..info.end]
             .iter()
             .flat_map(Op::buffers)
@@ -106,9 +151,7 @@ fn zero_bufs(c: &Compound, enclosing: &[Option<usize>], maps: &mut [Option<MapIn
             used.retain(|b| !direct[a].contains(b));
             up = enclosing.get(a).copied().flatten();
         }
-        if let Some(info) = &mut maps[m] {
-            info.zero_bufs = used;
-        }
+        info.zero_bufs = used;
     }
 }
 
@@ -125,31 +168,43 @@ fn accumulation(op: &Op) -> Option<Reg> {
     }
 }
 
-/// The operations control can go to from `i` (`ops.len()` is left out: the end).
-fn successors(c: &Compound, i: usize) -> Vec<usize> {
+/// The operations control can go to from `i` (`ops.len()` is left out: the end), as an array
+/// and how many of it are used.
+fn successors(c: &Compound, i: usize) -> ([usize; 2], usize) {
     let next = i + 1;
-    let out = match &c.ops[i] {
+    let (xs, k) = match &c.ops[i] {
         Op::Jump {
             cond: None, target, ..
-        } => vec![*target as usize],
+        } => ([*target as usize, 0], 1),
         Op::Jump {
             cond: Some(_),
             target,
             ..
-        } => vec![next, *target as usize],
+        } => ([next, *target as usize], 2),
         // The body, or past the map when it has no items.
-        Op::MapBegin { end, .. } => vec![next, *end as usize + 1],
+        Op::MapBegin { end, .. } => ([next, *end as usize + 1], 2),
         // The next iteration, or past the map.
-        Op::MapEnd { begin } => vec![*begin as usize + 1, next],
-        _ => vec![next],
+        Op::MapEnd { begin } => ([*begin as usize + 1, next], 2),
+        _ => ([next, 0], 1),
     };
-    out.into_iter().filter(|&j| j < c.ops.len()).collect()
+    let mut out = [0; 2];
+    let mut n = 0;
+    for &j in &xs[..k] {
+        if j < c.ops.len() {
+            out[n] = j;
+            n += 1;
+        }
+    }
+    (out, n)
 }
 
 /// For each `MapBegin`, the registers that may hold a value when it starts: integer inputs
 /// and registers written by an operation on some path from the start to the `MapBegin`.
 fn defined_before(c: &Compound) -> Vec<Vec<bool>> {
     let n = c.ops.len();
+    if !c.ops.iter().any(|o| matches!(o, Op::MapBegin { .. })) {
+        return vec![Vec::new(); n];
+    }
     let mut preds = vec![Vec::new(); n];
     let mut reachable = vec![false; n];
     let mut stack = Vec::new();
@@ -158,7 +213,8 @@ fn defined_before(c: &Compound) -> Vec<Vec<bool>> {
         stack.push(0);
     }
     while let Some(i) = stack.pop() {
-        for j in successors(c, i) {
+        let (succ, k) = successors(c, i);
+        for &j in &succ[..k] {
             if !reachable[j] {
                 reachable[j] = true;
                 stack.push(j);
@@ -166,7 +222,8 @@ fn defined_before(c: &Compound) -> Vec<Vec<bool>> {
         }
     }
     for i in 0..n {
-        for j in successors(c, i) {
+        let (succ, k) = successors(c, i);
+        for &j in &succ[..k] {
             preds[j].push(i);
         }
     }
@@ -260,6 +317,8 @@ fn map_info(c: &Compound, begin: usize, end: usize, defined: &[bool]) -> MapInfo
 struct Check<'a> {
     c: &'a Compound,
     policy: &'a Policy,
+    /// The calls the policy allows, by code.
+    allowed: [bool; 32],
 }
 
 type Res = Result<(), String>;
@@ -490,7 +549,12 @@ impl Check<'_> {
 
     fn sys(&self, call: Sys, args: &[Arg], ret: &Ret) -> Res {
         let spec = call.spec();
-        if !self.policy.allows(call) {
+        if !self
+            .allowed
+            .get(usize::from(spec.code))
+            .copied()
+            .unwrap_or(false)
+        {
             return Err(format!("{} is not allowed by the policy", spec.name));
         }
         if args.len() != spec.args.len() {

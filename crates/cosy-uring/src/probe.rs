@@ -47,8 +47,8 @@ static KERNEL: OnceLock<Probe> = OnceLock::new();
 impl Probe {
     /// Probe io_uring, honouring [`ENV_NO_URING`].
     ///
-    /// The kernel is asked once per process (the result is cached); the environment variable
-    /// is read at every call.
+    /// The kernel is asked once per process, and the environment variable read once (both
+    /// are cached).
     pub fn detect() -> Probe {
         if disabled_by_env() {
             return Probe::disabled(format!("disabled by {ENV_NO_URING}"));
@@ -139,10 +139,11 @@ impl Probe {
 }
 
 fn disabled_by_env() -> bool {
-    match std::env::var_os(ENV_NO_URING) {
+    static DISABLED: OnceLock<bool> = OnceLock::new();
+    *DISABLED.get_or_init(|| match std::env::var_os(ENV_NO_URING) {
         Some(v) => !v.is_empty() && v != "0",
         None => false,
-    }
+    })
 }
 
 fn setup_failure(e: &std::io::Error) -> String {

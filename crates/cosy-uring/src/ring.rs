@@ -483,6 +483,10 @@ impl RingBuilder {
     }
 }
 
+/// The bit of an SQE's `user_data` marking an operation without a record (its other bits are
+/// the caller's `user_data`).
+const NO_RECORD: u64 = 1 << 63;
+
 /// What the ring keeps for one operation until its completion is reaped.
 struct Record {
     user_data: u64,
@@ -536,6 +540,15 @@ impl Records {
         self.ranged += 1;
         self.writers += usize::from(kernel_writes);
         self.all[index as usize].range = Some((range, kernel_writes));
+    }
+
+    /// Release what an SQE's `user_data` names (a record, or nothing for an operation
+    /// without one): the caller's `user_data` and whether it returns a descriptor.
+    fn release(&mut self, ud: u64) -> (u64, bool) {
+        if ud & NO_RECORD != 0 {
+            return (ud & !NO_RECORD, false);
+        }
+        self.finish(ud)
     }
 
     /// Release a record whose operation the kernel is done with (or never saw).
@@ -750,7 +763,7 @@ impl Ring {
                 Ok(e) => entries.push(e),
                 Err(e) => {
                     for entry in entries {
-                        self.records.finish(entry.get_user_data());
+                        self.records.release(entry.get_user_data());
                     }
                     return Err(e);
                 }
@@ -768,7 +781,7 @@ impl Ring {
     pub fn cancel_staged(&mut self) -> usize {
         let n = self.staged.len();
         for (entry, _) in std::mem::take(&mut self.staged) {
-            self.records.finish(entry.get_user_data());
+            self.records.release(entry.get_user_data());
         }
         self.open_chain = 0;
         n
@@ -941,7 +954,8 @@ impl Ring {
             // allocation, which the ring owns from now on and frees only after unregistering
             // it (`take_region`) or after the ring itself is gone (field order), with no
             // operation in flight.
-            self.region_registered = unsafe { self.ring.submitter().register_buffers(&[iov]) }.is_ok();
+            self.region_registered =
+                unsafe { self.ring.submitter().register_buffers(&[iov]) }.is_ok();
         }
         self.region = region;
         Ok(old)
@@ -1065,6 +1079,18 @@ impl Ring {
             }
         }
 
+        // Operations that point to no memory need no record: their SQE carries the caller's
+        // `user_data` itself, marked.
+        if user_data & NO_RECORD == 0 {
+            match op {
+                Op::Nop => return Ok(opcode::Nop::new().build().user_data(user_data | NO_RECORD)),
+                Op::Close { fd } => {
+                    return Ok(with_target!(*fd, t => opcode::Close::new(t).build())
+                        .user_data(user_data | NO_RECORD));
+                }
+                _ => {}
+            }
+        }
         let index = self.records.acquire(user_data);
         if let Some((range, _)) = &region {
             let kernel_writes = matches!(op, Op::Read { .. } | Op::Statx { .. });
@@ -1282,7 +1308,7 @@ impl Ring {
     fn reap(&mut self) -> usize {
         let mut n = 0;
         for cqe in self.ring.completion() {
-            let (user_data, returns_fd) = self.records.finish(cqe.user_data());
+            let (user_data, returns_fd) = self.records.release(cqe.user_data());
             self.ready.push_back((
                 Completion {
                     user_data,
@@ -1306,7 +1332,8 @@ impl Ring {
         const SQ_WAKEUP: u32 = EnterFlags::SQ_WAKEUP.bits();
         const SQ_WAIT: u32 = EnterFlags::SQ_WAIT.bits();
         const EXT_ARG: u32 = EnterFlags::EXT_ARG.bits();
-        let mut spin_until = (!self.spin.is_zero() && !for_space).then(|| Instant::now() + self.spin);
+        let mut spin_until =
+            (!self.spin.is_zero() && !for_space).then(|| Instant::now() + self.spin);
         loop {
             self.reap();
             let need = want.saturating_sub(self.ready.len());

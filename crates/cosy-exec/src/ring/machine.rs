@@ -325,7 +325,75 @@ struct Thread {
     unroll_k: u32,
 }
 
+thread_local! {
+    /// Threads of finished runs, kept with their allocations for the next runs of this thread.
+    static POOL: std::cell::RefCell<Vec<Box<Thread>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Most threads kept in [`POOL`].
+const POOL_MAX: usize = 1024;
+
+/// A thread for compound `c` (`jumps` loop counters) in lane `lane`, from the pool if it can.
+fn pooled(c: &Compound, jumps: usize, lane: usize) -> Box<Thread> {
+    let mut t = POOL
+        .try_with(|p| p.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    t.reset(c, jumps, lane);
+    t
+}
+
+/// Gives threads back to the pool.
+fn unpool(threads: impl IntoIterator<Item = Box<Thread>>) {
+    let _ = POOL.try_with(|p| {
+        let mut p = p.borrow_mut();
+        for t in threads {
+            if p.len() >= POOL_MAX {
+                break;
+            }
+            p.push(t);
+        }
+    });
+}
+
 impl Thread {
+    /// Makes the thread new for compound `c`, keeping its allocations.
+    fn reset(&mut self, c: &Compound, jumps: usize, lane: usize) {
+        self.st = St::Idle;
+        self.pc = 0;
+        self.regs.clear();
+        self.regs.resize(c.regs.len(), 0);
+        self.pend.clear();
+        self.pend.resize(c.regs.len(), 0);
+        self.slots.clear();
+        self.slots.resize(c.fds.len(), Slot::Empty);
+        self.pathvals.truncate(c.paths.len());
+        for p in &mut self.pathvals {
+            p.clear();
+        }
+        self.pathvals.resize(c.paths.len(), Vec::new());
+        self.counters.clear();
+        self.counters.resize(jumps, 0);
+        self.frames.clear();
+        self.lane = lane;
+        self.iter = 0;
+        self.used = 0;
+        self.qlen = 0;
+        self.base = 0;
+        self.may_fail = 0;
+        self.undo.clear();
+        self.undo_refs = 0;
+        self.spec = false;
+        self.pcs.clear();
+        self.errors.clear();
+        self.trace.clear();
+        self.failed = None;
+        self.prefetch.clear();
+        self.prefetch_pc = usize::MAX;
+        self.unroll_k = 8;
+    }
+
     fn logging(&self, mode: ErrorMode) -> bool {
         self.spec || (mode == ErrorMode::Stop && self.may_fail > 0)
     }
@@ -391,7 +459,9 @@ impl Thread {
             *p = 0;
         }
         self.errors.retain(|(eu, _)| *eu < u);
-        self.trace.retain(|(eu, _)| *eu < u);
+        // Closes that ran stay in the trace: the descriptors they closed are gone.
+        self.trace
+            .retain(|(eu, e)| *eu < u || (e.call == Sys::Close && e.result >= 0));
         self.prefetch.clear();
     }
 }
@@ -409,6 +479,9 @@ struct Active {
     limit: u64,
     /// Workers running iterations, oldest first.
     order: VecDeque<usize>,
+    /// The registers when the map started: every iteration starts from them (the main
+    /// program's change as iterations commit).
+    start: Vec<i64>,
 }
 
 /// State of a direct descriptor.
@@ -460,8 +533,18 @@ pub(crate) struct Machine<'a> {
     dirty: Dirty,
     issuer: DirectIssuer,
     rec: Recorder,
-    threads: Vec<Thread>,
+    /// Boxed, so taking one out to run it moves a pointer.
+    #[expect(
+        clippy::vec_box,
+        reason = "threads are taken out and put back by pointer"
+    )]
+    threads: Vec<Box<Thread>>,
+    /// What stands in a thread's place while it is taken out.
+    spare: Option<Box<Thread>>,
+    /// Workers without an iteration.
     idle: Vec<usize>,
+    /// Most workers (lanes of local buffers); made as iterations need them.
+    workers: usize,
     map: Option<Active>,
     fixed: Vec<FState>,
     free: Vec<u32>,
@@ -470,7 +553,7 @@ pub(crate) struct Machine<'a> {
     fuel: u64,
     /// Fuel used by committed iterations of concurrent maps.
     base: u64,
-    deadline: Option<Instant>,
+    deadline: crate::clock::Deadline,
     limit: Duration,
     sq_cap: usize,
     enters0: u64,
@@ -487,19 +570,8 @@ impl<'a> Machine<'a> {
     /// A machine ready to run `s.c` from its first operation.
     pub fn new(s: Setup<'a>, policy: &cosy_model::Policy) -> Machine<'a> {
         let c = s.c;
-        let mk = |lane: usize| Thread {
-            regs: vec![0; c.regs.len()],
-            pend: vec![0; c.regs.len()],
-            slots: vec![Slot::Empty; c.fds.len()],
-            pathvals: vec![Vec::new(); c.paths.len()],
-            counters: vec![0; c.ops.len()],
-            lane,
-            prefetch_pc: usize::MAX,
-            unroll_k: 8,
-            ..Thread::default()
-        };
-        let mut threads = Vec::with_capacity(s.workers + 1);
-        let mut main = mk(0);
+        let mut threads = Vec::with_capacity(s.workers.min(64) + 1);
+        let mut main = pooled(c, s.plan.jumps(), 0);
         main.st = St::Run;
         for input in &c.inputs {
             if let cosy_model::InputKind::Int { reg, default } = input.kind
@@ -509,10 +581,12 @@ impl<'a> Machine<'a> {
             }
         }
         threads.push(main);
-        for w in 0..s.workers {
-            threads.push(mk(w));
-        }
-        let sq_cap = s.ring.as_ref().map_or(1, |r| r.sq_capacity()).max(1);
+        // Without a ring nothing is queued: no limit.
+        let sq_cap = s
+            .ring
+            .as_ref()
+            .map_or(usize::MAX / 4, |r| r.sq_capacity())
+            .max(1);
         let enters0 = s.ring.as_ref().map_or(0, |r| r.stats().enters);
         Machine {
             c,
@@ -527,7 +601,9 @@ impl<'a> Machine<'a> {
             issuer: s.issuer,
             rec: Recorder::new(s.trace),
             threads,
-            idle: (1..=s.workers).rev().collect(),
+            spare: None,
+            idle: Vec::new(),
+            workers: s.workers,
             map: None,
             fixed: vec![FState::Free; s.files as usize],
             free: (0..s.files).rev().collect(),
@@ -535,7 +611,7 @@ impl<'a> Machine<'a> {
             errors: Vec::new(),
             fuel: policy.fuel,
             base: 0,
-            deadline: s.started.checked_add(policy.time),
+            deadline: crate::clock::Deadline::new(s.started, policy.time),
             limit: policy.time,
             sq_cap,
             enters0,
@@ -550,16 +626,13 @@ impl<'a> Machine<'a> {
     /// Runs to the end (or the first error), closes every descriptor, and gives the outcome.
     pub fn run(mut self, started: Instant) -> (Outcome, Dirty) {
         let result = self.main_loop();
-        self.cleanup();
-        let failed_in = match &result {
-            Err((_, ti)) => Some(*ti),
-            Ok(()) => None,
-        };
         let mut regs = self.threads[MAIN].regs.clone();
         let mut ops = self.threads[MAIN].used + self.base;
-        if let Some(ti) = failed_in
-            && ti != MAIN
-            && let (Some(a), Some(t)) = (&self.map, self.threads.get(ti))
+        // An error in an iteration: the outcome is the main program's with that iteration
+        // merged, as a sequential run would have left it.
+        if let Err((_, ti)) = &result
+            && *ti != MAIN
+            && let (Some(a), Some(t)) = (&self.map, self.threads.get(*ti))
         {
             merge(self.c, self.plan, a.begin, t, &mut regs);
             ops += t.used;
@@ -568,11 +641,17 @@ impl<'a> Machine<'a> {
                 tr.extend(t.trace.iter().map(|(_, e)| *e));
             }
         }
+        self.cleanup();
         let outputs = self
             .c
             .outputs
             .iter()
-            .map(|o| (o.name.clone(), regs.get(o.reg.index()).copied().unwrap_or(0)))
+            .map(|o| {
+                (
+                    o.name.clone(),
+                    regs.get(o.reg.index()).copied().unwrap_or(0),
+                )
+            })
             .collect();
         if let Some(r) = &self.ring {
             self.rec.ring_enters = r.stats().enters - self.enters0;
@@ -587,6 +666,7 @@ impl<'a> Machine<'a> {
             stats,
             trace: self.rec.trace.take().unwrap_or_default(),
         };
+        unpool(std::mem::take(&mut self.threads).into_iter().chain(self.spare.take()));
         (outcome, self.dirty)
     }
 
@@ -596,11 +676,10 @@ impl<'a> Machine<'a> {
             if let Some(e) = self.error.take() {
                 return Err(e);
             }
-            let queued = self.threads.iter().any(|t| {
-                t.q[..t.qlen]
-                    .iter()
-                    .any(|e| e.state == QState::Queued)
-            });
+            let queued = self
+                .threads
+                .iter()
+                .any(|t| t.q[..t.qlen].iter().any(|e| e.state == QState::Queued));
             let retirable = self
                 .threads
                 .iter()
@@ -621,8 +700,10 @@ impl<'a> Machine<'a> {
                 }
                 return Err((
                     Error::Setup(format!(
-                        "internal error of the ring executor: no thread can run (main at op {}, {:?})",
-                        main.pc, main.st
+                        "internal error of the ring executor: no thread can run (main at op {}, {:?}: {:?})",
+                        main.pc,
+                        main.st,
+                        self.c.ops.get(main.pc)
                     )),
                     MAIN,
                 ));
@@ -662,6 +743,16 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// Takes thread `ti` out (to run it with `&mut self`); [`Machine::put`] puts it back.
+    fn take(&mut self, ti: usize) -> Box<Thread> {
+        let stand_in = self.spare.take().unwrap_or_default();
+        std::mem::replace(&mut self.threads[ti], stand_in)
+    }
+
+    fn put(&mut self, ti: usize, t: Box<Thread>) {
+        self.spare = Some(std::mem::replace(&mut self.threads[ti], t));
+    }
+
     /// Fuel used by everything committed (with the main program in its place).
     fn committed(&self) -> u64 {
         self.threads[MAIN].used + self.base
@@ -678,11 +769,11 @@ impl<'a> Machine<'a> {
     }
 
     fn time_up(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
+        self.deadline.passed()
     }
 
     fn run_thread(&mut self, ti: usize) {
-        let mut t = std::mem::take(&mut self.threads[ti]);
+        let mut t = self.take(ti);
         let n = self.c.ops.len();
         while t.st == St::Run {
             let pc = t.pc;
@@ -692,10 +783,14 @@ impl<'a> Machine<'a> {
             }
             if self.position(&t, ti) >= self.fuel {
                 if !t.spec {
-                    self.fail(&mut t, ti, Error::Fuel {
-                        op: pc as u32,
-                        fuel: self.fuel,
-                    });
+                    self.fail(
+                        &mut t,
+                        ti,
+                        Error::Fuel {
+                            op: pc as u32,
+                            fuel: self.fuel,
+                        },
+                    );
                 } else {
                     t.st = St::WaitOldest;
                 }
@@ -719,9 +814,7 @@ impl<'a> Machine<'a> {
                         && (next < t.prefetch_pc
                             || self
                                 .rp
-                                .unroll
-                                .get(t.prefetch_pc)
-                                .and_then(Option::as_ref)
+                                .unroll_at(t.prefetch_pc)
                                 .is_some_and(|u| next > u.jump))
                     {
                         t.prefetch.clear();
@@ -735,7 +828,7 @@ impl<'a> Machine<'a> {
                 Step::Err(e) => self.fail(&mut t, ti, e),
             }
         }
-        self.threads[ti] = t;
+        self.put(ti, t);
         if ti == MAIN && self.threads[MAIN].st == St::InMap {
             self.spawn_all();
         }
@@ -862,7 +955,11 @@ impl<'a> Machine<'a> {
                 }
                 if backward {
                     let bound = bound.unwrap_or(0);
-                    let Some(count) = t.counters.get_mut(pc) else {
+                    let Some(count) = self
+                        .plan
+                        .jump_index(pc)
+                        .and_then(|j| t.counters.get_mut(j))
+                    else {
                         return Step::Err(Error::LoopBound { op, bound });
                     };
                     if *count >= bound {
@@ -951,9 +1048,8 @@ impl<'a> Machine<'a> {
                 if r.region_len() == 0 {
                     return Ok(&mut []);
                 }
-                r.region_mut().map_err(|e| {
-                    Error::Setup(format!("internal error of the ring executor: {e}"))
-                })
+                r.region_mut()
+                    .map_err(|e| Error::Setup(format!("internal error of the ring executor: {e}")))
             }
             (None, None) => Ok(&mut []),
         }
@@ -988,6 +1084,29 @@ impl<'a> Machine<'a> {
                 Ok(()) => Step::Go(pc + 1),
                 Err(e) => Step::Err(e),
             };
+        }
+        // The burst case, short: a `nop` queued on the ring.
+        if call == Sys::Nop
+            && self.ring.is_some()
+            && self.rp.route[pc] == Route::Ring
+            && t.qlen < self.sq_cap
+        {
+            let log = t.logging(self.mode);
+            let seq = t.base + t.qlen as u64;
+            let e = push_entry(t);
+            e.op = pc as u32;
+            e.call = Sys::Nop;
+            e.orig = Sys::Nop;
+            e.rop = ROp::Nop;
+            e.fd = -1;
+            e.harmless = true;
+            e.free = true;
+            e.may_fail = false;
+            if let Ret::Reg(r) = ret {
+                e.ret = RetTo::Reg(r);
+                t.set(r, 0, seq + 1, log);
+            }
+            return Step::Go(pc + 1);
         }
         // Operands.
         let mut opnds = std::mem::take(&mut self.opnds);
@@ -1062,7 +1181,6 @@ impl<'a> Machine<'a> {
         if t.qlen > 0 {
             return Step::Block;
         }
-        // The slots a pipe2 fills must not hold a pending descriptor.
         let mut rargs = std::mem::take(&mut self.rargs);
         rargs.items.clear();
         for (o, a) in opnds.iter().zip(args) {
@@ -1123,21 +1241,22 @@ impl<'a> Machine<'a> {
         } else {
             None
         };
-        let r = self.issuer.issue(pc as u32, call, &mut rargs, mem, &mut self.rec);
+        let r = self
+            .issuer
+            .issue(pc as u32, call, &mut rargs, mem, &mut self.rec);
         if swap {
             let mine = std::mem::replace(&mut self.rec.trace, own_trace.take()).unwrap_or_default();
             t.trace.extend(mine.into_iter().map(|e| (t.used, e)));
         }
-        if call != Sys::Nop || self.ring.is_some() {
-            self.rec.fallbacks += 1;
-        }
+        self.rec.fallbacks += 1;
         let new_fds: Vec<i32> = rargs.new_fds().collect();
         self.rargs = rargs;
         if r >= 0 {
             if matches!(call, Sys::Openat | Sys::Openat2) {
                 self.owned.push(r as i32);
             } else if call == Sys::Pipe2 {
-                self.owned.extend(new_fds.iter().copied().filter(|&fd| fd >= 0));
+                self.owned
+                    .extend(new_fds.iter().copied().filter(|&fd| fd >= 0));
             }
         }
         match self.apply_direct(t, ti, pc, call, args, ret, r, &new_fds) {
@@ -1209,19 +1328,36 @@ impl<'a> Machine<'a> {
         self.close_value(t, ti, pc, old);
     }
 
-    /// Closes what a slot held (the executor's own close).
+    /// Closes the descriptors of `slots` (the end of an iteration): those of the process first
+    /// (close(2) before anything is queued), then the direct ones (queued).
+    fn close_slots(&mut self, t: &mut Thread, ti: usize, pc: usize, slots: &[FdSlot]) {
+        for real in [true, false] {
+            for s in slots {
+                let Some(x) = t.slots.get_mut(s.index()) else {
+                    continue;
+                };
+                if matches!(*x, Slot::Real(_)) == real {
+                    let old = std::mem::take(x);
+                    self.close_value(t, ti, pc, old);
+                }
+            }
+        }
+    }
+
+    /// Closes what a slot held (the executor's own close). A descriptor of the process is
+    /// closed with close(2) — callers make sure the thread has nothing queued: io_uring's
+    /// close releases the file only when the submitting task returns to user space, after the
+    /// calls linked behind it ran (a pipe's other end would not see it closed); a direct
+    /// descriptor is closed through the ring, in the thread's chain.
     fn close_value(&mut self, t: &mut Thread, ti: usize, pc: usize, old: Slot) {
         match old {
             Slot::Empty | Slot::Pending(_) => {}
             Slot::Real(fd) => {
-                if t.qlen > 0 && self.ring.is_some() {
-                    self.queue_close(t, pc, Fd::Raw(fd));
-                } else {
-                    let r = sys::to_ret(sys::close(fd));
-                    self.rec.count(Sys::Close, r, Via::Syscall);
-                    self.emit_trace(t, ti, t.used, pc as u32, Sys::Close, fd, r);
-                    self.owned.retain(|&o| o != fd);
-                }
+                debug_assert_eq!(t.qlen, 0, "close(2) after queued calls");
+                let r = sys::to_ret(sys::close(fd));
+                self.rec.count(Sys::Close, r, Via::Syscall);
+                self.emit_trace(t, ti, t.used, pc as u32, Sys::Close, fd, r);
+                self.owned.retain(|&o| o != fd);
             }
             Slot::Fixed(i) => self.queue_close(t, pc, Fd::Fixed(i)),
         }
@@ -1274,22 +1410,26 @@ impl<'a> Machine<'a> {
             Fd::Raw(fd) => fd,
             Fd::Fixed(_) => -1,
         };
-        // The slot an open fills must not hold a pending descriptor.
+        // An open into a slot that holds a descriptor of the process, or a close of one: the
+        // descriptor is closed with close(2) (see `close_value`), so the call is issued
+        // directly, after the thread's queued calls.
+        let slot = |s: &FdSlot| t.slots.get(s.index()).copied().unwrap_or_default();
+        let real_or_pending = |x: Slot| matches!(x, Slot::Real(_) | Slot::Pending(_));
         if let Ret::Fd(s) = ret
-            && matches!(t.slots.get(s.index()), Some(Slot::Pending(_)))
+            && real_or_pending(slot(&s))
         {
-            return Step::Block;
+            return self.direct_call(t, ti, pc, call, args, ret, opnds);
         }
         if call == Sys::Close
             && let Some(Arg::Fd(FdRef::Slot(s))) = args.first()
-            && matches!(t.slots.get(s.index()), Some(Slot::Pending(_)))
+            && real_or_pending(slot(s))
         {
-            return Step::Block;
+            return self.direct_call(t, ti, pc, call, args, ret, opnds);
         }
         // A read loop: queue several reads at once.
         if call == Sys::Read
-            && let Some(Some(u)) = self.rp.unroll.get(pc)
-            && let Some(k) = self.unroll_count(t, ti, pc, u, buf(1))
+            && let Some(u) = self.rp.unroll_at(pc)
+            && let Some(k) = self.unroll_count(t, ti, u, buf(1))
         {
             let target = fd(0);
             let span = buf(1);
@@ -1310,6 +1450,15 @@ impl<'a> Machine<'a> {
             t.prefetch.clear();
             t.prefetch_pc = pc;
             return Step::Block;
+        }
+        // Descriptors of the process issued directly: io_uring treats a pipe or a terminal
+        // at its position where pread(2) refuses (ESPIPE), and reads zero bytes where read(2)
+        // may refuse (EISDIR). Direct descriptors never get here: see the plan.
+        if let Fd::Raw(_) = fd(0)
+            && (matches!(call, Sys::Pread | Sys::Pwrite)
+                || (matches!(call, Sys::Read | Sys::Pread) && buf(1).is_empty()))
+        {
+            return self.direct_call(t, ti, pc, call, args, ret, opnds);
         }
         let log = t.logging(self.mode);
         let c = self.c;
@@ -1543,6 +1692,23 @@ impl<'a> Machine<'a> {
                 return self.direct_call(t, ti, pc, call, args, ret, opnds);
             }
         };
+        if let Some((r, issued)) = synthetic
+            && r < 0
+            && self.mode == ErrorMode::Stop
+        {
+            // A call the kernel would refuse at once: the thread stops here (unless a call it
+            // queued before fails first).
+            if issued {
+                self.rec.count(counted, r, Via::Syscall);
+            }
+            self.emit_trace(t, ti, t.used, pc as u32, counted, first_fd, r);
+            let errno = i32::try_from(r.checked_neg().unwrap_or(i64::MAX)).unwrap_or(i32::MAX);
+            return Step::Err(Error::Call {
+                op: pc as u32,
+                call,
+                errno,
+            });
+        }
         // The open's slot: the new descriptor now, the old one closed after the call.
         if let Ret::Fd(s) = ret
             && let Some(x) = t.slots.get_mut(s.index())
@@ -1610,7 +1776,12 @@ impl<'a> Machine<'a> {
             t.may_fail += 1;
         }
         if let Ret::Reg(r) = ret {
-            t.set(r, 0, seq + 1, log || (self.mode == ErrorMode::Stop && may_fail));
+            t.set(
+                r,
+                0,
+                seq + 1,
+                log || (self.mode == ErrorMode::Stop && may_fail),
+            );
         }
         if !matches!(old_slot, Slot::Empty) {
             self.close_value(t, ti, pc, old_slot);
@@ -1631,12 +1802,11 @@ impl<'a> Machine<'a> {
         }
     }
 
-    /// How many reads of the loop at `pc` to queue at once (`None`: don't unroll).
+    /// How many reads of loop `u` to queue at once (`None`: don't unroll).
     fn unroll_count(
         &self,
         t: &Thread,
         ti: usize,
-        pc: usize,
         u: &crate::ring::plan::Unroll,
         span: Span,
     ) -> Option<u32> {
@@ -1650,7 +1820,12 @@ impl<'a> Machine<'a> {
         else {
             return None;
         };
-        let taken = t.counters.get(u.jump).copied().unwrap_or(0);
+        let taken = self
+            .plan
+            .jump_index(u.jump)
+            .and_then(|j| t.counters.get(j))
+            .copied()
+            .unwrap_or(0);
         let turns = u64::from(bound.saturating_sub(taken)) + 1;
         let position = self.position(t, ti);
         let fuel_turns = self.fuel.saturating_sub(position) / u.ops_per_turn.max(1);
@@ -1707,7 +1882,16 @@ impl<'a> Machine<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn emit_trace(&mut self, t: &mut Thread, ti: usize, u: u64, op: u32, call: Sys, fd: i32, r: i64) {
+    fn emit_trace(
+        &mut self,
+        t: &mut Thread,
+        ti: usize,
+        u: u64,
+        op: u32,
+        call: Sys,
+        fd: i32,
+        r: i64,
+    ) {
         if !self.rec.tracing() {
             return;
         }
@@ -1826,7 +2010,9 @@ impl<'a> Machine<'a> {
                 Some(Err(e)) => return Step::Err(e),
                 None => return Step::Block,
             },
-            cosy_model::MapSource::Range { start, end, step, .. } => {
+            cosy_model::MapSource::Range {
+                start, end, step, ..
+            } => {
                 if t.val(start).is_none() || t.val(end).is_none() || t.val(step).is_none() {
                     return Step::Block;
                 }
@@ -1843,7 +2029,7 @@ impl<'a> Machine<'a> {
             && t.frames.is_empty()
             && self.map.is_none()
             && self.rp.concurrent.get(pc).copied().unwrap_or(false)
-            && self.threads.len() > 2;
+            && self.workers > 1;
         if concurrent && t.qlen > 0 {
             // Iterations start from everything the main program queued done.
             return Step::Block;
@@ -1886,6 +2072,7 @@ impl<'a> Machine<'a> {
                 oldest: 0,
                 limit: u64::MAX,
                 order: VecDeque::new(),
+                start: t.regs.clone(),
             });
             return Step::Map;
         }
@@ -1914,10 +2101,13 @@ impl<'a> Machine<'a> {
     fn step_map_end(&mut self, t: &mut Thread, ti: usize, pc: usize, begin: usize) -> Step {
         let info = self.plan.map(begin);
         let fd_slots: &[FdSlot] = info.map_or(&[], |i| i.fd_slots.as_slice());
+        // Descriptors of the process are closed with close(2), after the queued calls.
         let pending = |t: &Thread| {
-            fd_slots
-                .iter()
-                .any(|s| matches!(t.slots.get(s.index()), Some(Slot::Pending(_))))
+            fd_slots.iter().any(|s| match t.slots.get(s.index()) {
+                Some(Slot::Pending(_)) => true,
+                Some(Slot::Real(_)) => t.qlen > 0,
+                _ => false,
+            })
         };
         let top = t.frames.is_empty();
         if top {
@@ -1937,14 +2127,7 @@ impl<'a> Machine<'a> {
             if t.qlen + fd_slots.len() > self.sq_cap {
                 return Step::Block;
             }
-            for s in fd_slots {
-                let old = t
-                    .slots
-                    .get_mut(s.index())
-                    .map(std::mem::take)
-                    .unwrap_or_default();
-                self.close_value(t, ti, pc, old);
-            }
+            self.close_slots(t, ti, pc, fd_slots);
             return Step::IterEnd;
         }
         // An inline map: the next iteration starts in this thread.
@@ -1964,14 +2147,7 @@ impl<'a> Machine<'a> {
         if t.qlen + fd_slots.len() > self.sq_cap {
             return Step::Block;
         }
-        for s in fd_slots {
-            let old = t
-                .slots
-                .get_mut(s.index())
-                .map(std::mem::take)
-                .unwrap_or_default();
-            self.close_value(t, ti, pc, old);
-        }
+        self.close_slots(t, ti, pc, fd_slots);
         self.next_iteration(t, ti, pc, false)
     }
 
@@ -1996,7 +2172,11 @@ impl<'a> Machine<'a> {
                 });
             }
             if let Some(info) = info {
-                let snapshot = t.frames.last().map(|f| f.snapshot.clone()).unwrap_or_default();
+                let snapshot = t
+                    .frames
+                    .last()
+                    .map(|f| f.snapshot.clone())
+                    .unwrap_or_default();
                 for (r, (v, p)) in info.locals.iter().zip(snapshot) {
                     t.set(*r, v, p, log);
                 }
@@ -2005,7 +2185,7 @@ impl<'a> Machine<'a> {
         bind(t, binding, log);
         if let Some(info) = info {
             for &j in &info.jumps {
-                if let Some(x) = t.counters.get_mut(j) {
+                if let Some(x) = self.plan.jump_index(j).and_then(|j| t.counters.get_mut(j)) {
                     *x = 0;
                 }
             }
@@ -2025,8 +2205,16 @@ impl<'a> Machine<'a> {
     /// Spawns iterations of the concurrent map into idle workers.
     fn spawn_all(&mut self) {
         while let Some(a) = &self.map {
-            if self.idle.is_empty() || a.next > a.limit {
+            if a.next > a.limit {
                 break;
+            }
+            if self.idle.is_empty() {
+                let made = self.threads.len() - 1;
+                if made >= self.workers {
+                    break;
+                }
+                self.threads.push(pooled(self.c, self.plan.jumps(), made));
+                self.idle.push(made + 1);
             }
             if !self.spawn() {
                 break;
@@ -2055,7 +2243,7 @@ impl<'a> Machine<'a> {
         let (main, rest) = self.threads.split_at_mut(1);
         let m = &main[MAIN];
         let t = &mut rest[w - 1];
-        t.regs.copy_from_slice(&m.regs);
+        t.regs.copy_from_slice(&a.start);
         t.pend.fill(0);
         t.slots.copy_from_slice(&m.slots);
         if let Some(info) = info {
@@ -2065,7 +2253,7 @@ impl<'a> Machine<'a> {
                 }
             }
             for &j in &info.jumps {
-                if let Some(x) = t.counters.get_mut(j) {
+                if let Some(x) = self.plan.jump_index(j).and_then(|j| t.counters.get_mut(j)) {
                     *x = 0;
                 }
             }
@@ -2171,7 +2359,7 @@ impl<'a> Machine<'a> {
     fn make_exact(&mut self, w: usize) {
         let committed = self.committed();
         let fuel = self.fuel;
-        let mut t = std::mem::take(&mut self.threads[w]);
+        let mut t = self.take(w);
         t.spec = false;
         let limit = fuel.saturating_sub(committed);
         let failed_before = t.failed.is_some() && t.used <= limit;
@@ -2187,7 +2375,10 @@ impl<'a> Machine<'a> {
                 t.q[k] = e;
             }
             t.qlen = keep;
-            t.may_fail = t.q[..keep].iter().filter(|e| e.may_fail && e.state != QState::Done).count();
+            t.may_fail = t.q[..keep]
+                .iter()
+                .filter(|e| e.may_fail && e.state != QState::Done)
+                .count();
             t.used = u;
             t.failed = Some(Error::Fuel { op, fuel });
             t.st = St::Failed;
@@ -2200,7 +2391,7 @@ impl<'a> Machine<'a> {
             t.undo.clear();
             t.undo_refs = 0;
         }
-        self.threads[w] = t;
+        self.put(w, t);
     }
 
     /// The concurrent map is over when every item was spawned and committed (or no later
@@ -2229,52 +2420,51 @@ impl<'a> Machine<'a> {
         };
         let stop = self.mode == ErrorMode::Stop;
         for (ti, t) in self.threads.iter_mut().enumerate() {
-            let queued: usize = t.q[..t.qlen]
-                .iter()
-                .filter(|e| e.state == QState::Queued)
-                .count();
-            if queued == 0 {
+            if t.qlen == 0 {
                 continue;
             }
-            let all_free = t.q[..t.qlen]
-                .iter()
-                .filter(|e| e.state == QState::Queued)
-                .all(|e| e.free);
-            // Links: from the last entry backwards, whether the rest of the chain is harmless.
-            let mut tail_harmless = true;
-            let mut next_prefetch = false;
-            let mut last = true;
-            for e in t.q[..t.qlen].iter_mut().rev() {
-                if e.state != QState::Queued {
-                    continue;
+            // One scan: what is queued, and whether all of it is independent.
+            let mut first = None;
+            let mut all_free = true;
+            for (k, e) in t.q[..t.qlen].iter().enumerate() {
+                if e.state == QState::Queued {
+                    first.get_or_insert(k);
+                    all_free &= e.free;
                 }
-                if all_free {
+            }
+            let Some(first) = first else { continue };
+            if all_free {
+                for e in t.q[first..t.qlen].iter_mut() {
                     e.link = Link::None;
                     e.chained = false;
-                    continue;
                 }
-                e.link = if last {
-                    Link::None
-                } else if e.kind == Kind::Prefetch && next_prefetch {
-                    Link::Soft
-                } else if !stop || tail_harmless {
-                    Link::Hard
-                } else {
-                    Link::Soft
-                };
-                e.chained = true;
-                last = false;
-                tail_harmless &= e.harmless;
-                next_prefetch = e.kind == Kind::Prefetch;
+            } else {
+                // Links, from the last entry backwards: hard where the rest of the chain is
+                // harmless (or in continue mode), soft inside an unrolled loop.
+                let mut tail_harmless = true;
+                let mut next_prefetch = false;
+                let mut last = true;
+                for e in t.q[first..t.qlen].iter_mut().rev() {
+                    if e.state != QState::Queued {
+                        continue;
+                    }
+                    e.link = if last {
+                        Link::None
+                    } else if e.kind == Kind::Prefetch && next_prefetch {
+                        Link::Soft
+                    } else if !stop || tail_harmless {
+                        Link::Hard
+                    } else {
+                        Link::Soft
+                    };
+                    e.chained = true;
+                    last = false;
+                    tail_harmless &= e.harmless;
+                    next_prefetch = e.kind == Kind::Prefetch;
+                }
+                t.q[first].chained = false;
             }
-            // The first queued entry of a chain is not linked from a previous one.
-            if let Some(first) = t.q[..t.qlen]
-                .iter_mut()
-                .find(|e| e.state == QState::Queued)
-            {
-                first.chained = false;
-            }
-            for (k, e) in t.q[..t.qlen].iter_mut().enumerate() {
+            for (k, e) in t.q[..t.qlen].iter_mut().enumerate().skip(first) {
                 if e.state != QState::Queued {
                     continue;
                 }
@@ -2285,13 +2475,32 @@ impl<'a> Machine<'a> {
             }
         }
         let (_, finished) = ring
-            .submit_and_wait_until(usize::MAX, self.deadline)
+            .submit_and_wait_until(usize::MAX, self.deadline.instant())
             .map_err(|e| Error::Setup(format!("io_uring: {e}")))?;
         let mut done = std::mem::take(&mut self.done);
         done.clear();
         ring.drain_completions(&mut done);
         let timed_out = !finished;
+        let mut waited_at = None;
         if timed_out {
+            // The call the oldest thread waits for: the first of its calls that has not
+            // completed.
+            let ti = self
+                .map
+                .as_ref()
+                .and_then(|a| a.order.front().copied())
+                .unwrap_or(MAIN);
+            let t = &self.threads[ti];
+            waited_at = t.q[..t.qlen]
+                .iter()
+                .enumerate()
+                .find(|(k, e)| {
+                    e.state == QState::InFlight
+                        && !done
+                            .iter()
+                            .any(|c| c.user_data == ((ti as u64) << 32) | *k as u64)
+                })
+                .map(|(_, e)| e.op);
             // Stop what can be stopped and wait for the rest.
             ring.cancel_staged();
             let _ = ring.push(&cosy_uring::Op::CancelAll, u64::MAX, Link::None);
@@ -2310,55 +2519,17 @@ impl<'a> Machine<'a> {
             }
         }
         self.done = done;
-        // Chains: what a broken link cancelled never ran.
-        for t in &mut self.threads {
-            let mut broken = false;
-            for e in t.q[..t.qlen].iter_mut() {
-                if !e.fresh {
-                    continue;
-                }
-                if !e.chained {
-                    broken = false;
-                }
-                match e.state {
-                    QState::InFlight => {
-                        // Never submitted (a timeout cancelled what was staged).
-                        e.state = QState::Cancelled;
-                        e.fresh = false;
-                    }
-                    QState::Done if broken && e.result == -i64::from(libc::ECANCELED) => {
-                        e.state = QState::Cancelled;
-                        e.fresh = false;
-                    }
-                    _ => {}
-                }
-                if e.state == QState::Done && e.link == Link::Soft {
-                    let short = e.rop.asked().is_some_and(|n| e.result >= 0 && e.result != n);
-                    if e.result < 0 || short {
-                        broken = true;
-                    }
-                }
-                if e.link == Link::None {
-                    broken = false;
-                }
-            }
-        }
-        // Descriptors opened and closed, and the counters.
+        // What ran, what a broken link cancelled; descriptors opened and closed; counters.
         for ti in 0..self.threads.len() {
-            for k in 0..self.threads[ti].qlen {
-                let e = &mut self.threads[ti].q[k];
-                if !e.fresh {
-                    continue;
-                }
-                e.fresh = false;
-                let (rop, result, call) = (e.rop, e.result, e.call);
-                self.registry(rop, result);
-                self.rec.count(call, result, Via::Ring);
+            if self.threads[ti].qlen > 0 {
+                let mut t = self.take(ti);
+                self.completed(&mut t);
+                self.put(ti, t);
             }
         }
         if timed_out {
             return Err(Error::Time {
-                op: self.blocked_op(),
+                op: waited_at.unwrap_or_else(|| self.blocked_op()),
                 limit: self.limit,
             });
         }
@@ -2392,6 +2563,45 @@ impl<'a> Machine<'a> {
             .iter()
             .find(|e| e.state != QState::Done)
             .map_or(t.pc as u32, |e| e.op)
+    }
+
+    /// Classifies the calls of `t` completed in this round: those a broken link cancelled
+    /// never ran; the others are counted and update the descriptors the run owns.
+    fn completed(&mut self, t: &mut Thread) {
+        let mut broken = false;
+        for e in t.q[..t.qlen].iter_mut() {
+            if !e.fresh {
+                continue;
+            }
+            e.fresh = false;
+            if !e.chained {
+                broken = false;
+            }
+            match e.state {
+                // Never submitted (a timeout cancelled what was staged).
+                QState::InFlight => e.state = QState::Cancelled,
+                QState::Done if broken && e.result == -i64::from(libc::ECANCELED) => {
+                    e.state = QState::Cancelled;
+                }
+                QState::Done => {
+                    self.registry(e.rop, e.result);
+                    self.rec.count(e.call, e.result, Via::Ring);
+                    if e.link == Link::Soft {
+                        let short = e
+                            .rop
+                            .asked()
+                            .is_some_and(|n| e.result >= 0 && e.result != n);
+                        if e.result < 0 || short {
+                            broken = true;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if e.link == Link::None {
+                broken = false;
+            }
+        }
     }
 
     /// What a completed call did to the descriptors the run owns.
@@ -2430,7 +2640,7 @@ impl<'a> Machine<'a> {
 
     /// Applies thread `ti`'s completed calls in program order.
     fn retire(&mut self, ti: usize) {
-        let mut t = std::mem::take(&mut self.threads[ti]);
+        let mut t = self.take(ti);
         let mut k = 0;
         let mut group_full = true;
         let mut group = false;
@@ -2574,7 +2784,7 @@ impl<'a> Machine<'a> {
             t.undo.clear();
             t.undo_refs = 0;
         }
-        self.threads[ti] = t;
+        self.put(ti, t);
     }
 
     /// Releases what a dropped entry reserved.
@@ -2606,11 +2816,11 @@ impl<'a> Machine<'a> {
         let end = self.c.ops.len() as u32;
         // Nothing queued runs any more.
         for ti in 0..self.threads.len() {
-            let t = std::mem::take(&mut self.threads[ti]);
+            let t = self.take(ti);
             for e in &t.q[..t.qlen] {
                 self.release(e);
             }
-            self.threads[ti] = t;
+            self.put(ti, t);
             self.threads[ti].qlen = 0;
         }
         let mut closes: Vec<Fd> = Vec::new();
@@ -2630,7 +2840,6 @@ impl<'a> Machine<'a> {
                 _ => {}
             }
         }
-        let traced = closes.len();
         closes.extend(self.owned.drain(..).map(Fd::Raw));
         for (i, s) in self.fixed.iter_mut().enumerate() {
             if *s == FState::Occupied {
@@ -2638,41 +2847,45 @@ impl<'a> Machine<'a> {
             }
             *s = FState::Free;
         }
-        match self.ring.as_deref_mut() {
-            Some(ring) if !closes.is_empty() => {
-                let mut ok = true;
-                for (k, f) in closes.iter().enumerate() {
-                    ok &= ring
-                        .push(&cosy_uring::Op::Close { fd: f.target() }, k as u64, Link::None)
-                        .is_ok();
+        // Descriptors of the process with close(2); direct descriptors through the ring.
+        let mut fixed = Vec::new();
+        for f in &closes {
+            match f {
+                Fd::Raw(fd) => {
+                    let r = sys::to_ret(sys::close(*fd));
+                    self.rec.count(Sys::Close, r, Via::Syscall);
+                    self.rec.trace(end, Sys::Close, *fd, r);
                 }
-                let mut done = Vec::new();
-                if ok && ring.submit_and_wait(usize::MAX).is_ok() {
-                    ring.drain_completions(&mut done);
-                } else {
-                    ring.cancel_staged();
-                }
-                done.sort_by_key(|c| c.user_data);
-                for c in done {
-                    let k = c.user_data as usize;
-                    let r = i64::from(c.result);
-                    self.rec.count(Sys::Close, r, Via::Ring);
-                    if k < traced
-                        && let Some(f) = closes.get(k)
-                    {
-                        self.rec.trace(end, Sys::Close, f.traced(), r);
-                    }
-                }
+                Fd::Fixed(i) => fixed.push(*i),
             }
-            _ => {
-                for (k, f) in closes.iter().enumerate() {
-                    if let Fd::Raw(fd) = f {
-                        let r = sys::to_ret(sys::close(*fd));
-                        self.rec.count(Sys::Close, r, Via::Syscall);
-                        if k < traced {
-                            self.rec.trace(end, Sys::Close, *fd, r);
-                        }
-                    }
+        }
+        if let Some(ring) = self.ring.as_deref_mut()
+            && !fixed.is_empty()
+        {
+            let mut ok = true;
+            for (k, i) in fixed.iter().enumerate() {
+                ok &= ring
+                    .push(
+                        &cosy_uring::Op::Close {
+                            fd: Target::Slot(*i),
+                        },
+                        k as u64,
+                        Link::None,
+                    )
+                    .is_ok();
+            }
+            let mut done = Vec::new();
+            if ok && ring.submit_and_wait(usize::MAX).is_ok() {
+                ring.drain_completions(&mut done);
+            } else {
+                ring.cancel_staged();
+            }
+            done.sort_by_key(|c| c.user_data);
+            for c in done {
+                let r = i64::from(c.result);
+                self.rec.count(Sys::Close, r, Via::Ring);
+                if let Some(i) = fixed.get(c.user_data as usize) {
+                    self.rec.trace(end, Sys::Close, Fd::Fixed(*i).traced(), r);
                 }
             }
         }

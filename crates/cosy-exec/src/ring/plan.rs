@@ -5,8 +5,8 @@
 use cosy_model::{
     Arg, ArgKind, BinOp, Compound, Effect, FdRef, FdSlot, Op, Ret, RingSupport, Sys, Value,
 };
-use cosy_uring::io_uring::opcode;
 use cosy_uring::Probe;
+use cosy_uring::io_uring::opcode;
 
 use crate::plan::Plan;
 
@@ -39,8 +39,8 @@ pub(crate) struct RingPlan {
     pub fixed: Vec<bool>,
     /// Per operation: whether the map beginning there may run its iterations concurrently.
     pub concurrent: Vec<bool>,
-    /// Per operation: the read loop starting there.
-    pub unroll: Vec<Option<Unroll>>,
+    /// The read loops, by the index of their read, in order.
+    pub unroll: Vec<(usize, Unroll)>,
     /// Whether any call goes to the ring.
     pub any_ring: bool,
     /// Whether some map may run concurrently.
@@ -107,6 +107,12 @@ pub(crate) fn ring_capable(call: Sys, caps: &Caps<'_>) -> bool {
     if call.spec().ring == RingSupport::None {
         return false;
     }
+    // splice always has a pipe (a descriptor of the process) on one side, and io_uring checks
+    // the descriptors before the offsets where splice(2) checks the offsets first (EBADF
+    // instead of ESPIPE): issued directly.
+    if call == Sys::Splice {
+        return false;
+    }
     opcode_of(call, caps).is_some_and(|code| probe.supports(code))
 }
 
@@ -153,6 +159,18 @@ fn open_may_write(call: Sys, args: &[Arg]) -> bool {
 }
 
 impl RingPlan {
+    /// The read loop whose read is operation `pc`.
+    pub fn unroll_at(&self, pc: usize) -> Option<&Unroll> {
+        if self.unroll.is_empty() {
+            return None;
+        }
+        self.unroll
+            .binary_search_by_key(&pc, |(t, _)| *t)
+            .ok()
+            .and_then(|i| self.unroll.get(i))
+            .map(|(_, u)| u)
+    }
+
     /// The plan of `c` given what the ring can do; `allow(i, call)` may keep operation `i` off
     /// the ring (the auto executor's choice).
     pub fn new(
@@ -194,9 +212,21 @@ impl RingPlan {
                             not(s, &mut fixed);
                         }
                     }
+                    // A read of zero bytes is refused by some files (EISDIR) when issued as
+                    // a system call, and returns 0 through io_uring: slots read with ranges
+                    // that may be empty hold descriptors of the process (such reads are then
+                    // issued directly).
+                    let maybe_empty = matches!(call, Sys::Read | Sys::Pread)
+                        && match args.get(1) {
+                            Some(Arg::Buf(r)) => !surely_non_empty(c, r),
+                            _ => true,
+                        };
                     for (a, spec) in args.iter().zip(call.spec().args) {
                         if let Arg::Fd(FdRef::Slot(s)) = a {
-                            let ok = ring && spec.kind == ArgKind::Fd && takes_fixed(*call);
+                            let ok = ring
+                                && spec.kind == ArgKind::Fd
+                                && takes_fixed(*call)
+                                && !maybe_empty;
                             if !ok {
                                 not(s, &mut fixed);
                             }
@@ -259,13 +289,13 @@ impl RingPlan {
         }
         let any_concurrent = concurrent.contains(&true);
 
-        let mut unroll = vec![None; n];
+        let mut unroll = Vec::new();
         if caps.unroll {
             for (j, op) in c.ops.iter().enumerate() {
                 if let Some((t, u)) = read_loop(c, j, op)
                     && route[t] == Route::Ring
                 {
-                    unroll[t] = Some(u);
+                    unroll.push((t, u));
                 }
             }
         }
@@ -281,6 +311,25 @@ impl RingPlan {
             fixed_slots,
         }
     }
+}
+
+/// Whether a range surely holds at least one byte (immediate bounds inside a non-empty
+/// buffer, or the whole of one).
+fn surely_non_empty(c: &Compound, r: &cosy_model::BufRange) -> bool {
+    let size = c
+        .buffers
+        .get(r.buf.index())
+        .map_or(0, |b| i64::from(b.size));
+    let start = match r.start {
+        Value::Imm(s) => s,
+        Value::Reg(_) => return false,
+    };
+    let end = match &r.end {
+        None => size,
+        Some(Value::Imm(e)) => *e,
+        Some(Value::Reg(_)) => return false,
+    };
+    0 <= start && start < end && end <= size
 }
 
 /// The read loop ending with jump `j`, if it is one: `t: n = read(fd, buf)`, then only
@@ -306,8 +355,7 @@ fn read_loop(c: &Compound, j: usize, op: &Op) -> Option<(usize, Unroll)> {
     else {
         return None;
     };
-    let (Some(Arg::Fd(FdRef::Slot(_))), Some(Arg::Buf(range))) = (args.first(), args.get(1))
-    else {
+    let (Some(Arg::Fd(FdRef::Slot(_))), Some(Arg::Buf(range))) = (args.first(), args.get(1)) else {
         return None;
     };
     let mut written = vec![*n];
@@ -323,7 +371,7 @@ fn read_loop(c: &Compound, j: usize, op: &Op) -> Option<(usize, Unroll)> {
         }
     }
     let len = match (&cond.a, &cond.b) {
-        (Value::Reg(r), other) | (other, Value::Reg(r)) if r == n => other.clone(),
+        (Value::Reg(r), other) | (other, Value::Reg(r)) if r == n => *other,
         _ => return None,
     };
     let reads_written = |v: &Value| matches!(v, Value::Reg(r) if written.contains(r));
@@ -395,14 +443,22 @@ mod tests {
         let getdents = c
             .ops
             .iter()
-            .position(|o| matches!(o, Op::Sys { call: Sys::Getdents64, .. }))
+            .position(|o| {
+                matches!(
+                    o,
+                    Op::Sys {
+                        call: Sys::Getdents64,
+                        ..
+                    }
+                )
+            })
             .unwrap();
         assert_eq!(rp.route[getdents], Route::Direct);
         let maps: Vec<usize> = p.maps().map(|m| m.begin).collect();
         assert!(rp.concurrent[maps[0]]);
         // Reads of f's position from every iteration: in order.
         assert!(!rp.concurrent[maps[1]]);
-        assert_eq!(rp.unroll.iter().flatten().count(), 1);
+        assert_eq!(rp.unroll.len(), 1);
         let none = RingPlan::new(&c, &p, &caps(&probe), &|_, _| false);
         assert!(!none.any_ring && none.fixed.iter().all(|f| !f));
     }

@@ -41,18 +41,67 @@ pub fn text(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// Verifies under `policy` and runs with a trace; checks that every descriptor the trace
-/// shows opened is closed later in it.
+thread_local! {
+    /// The executor the tests of this thread run on (see [`each_executor`]).
+    static CURRENT: std::cell::RefCell<(&'static str, RunOptions)> =
+        std::cell::RefCell::new(("direct", RunOptions {
+            backend: cosy_exec::Backend::Direct,
+            ..RunOptions::default()
+        }));
+}
+
+/// Runs `body` once per executor of [`executors`]: [`run_with`] and [`run_trusted`] use that
+/// executor. A failure names it.
+pub fn each_executor(body: impl Fn()) {
+    for (name, opts) in executors() {
+        CURRENT.with(|c| *c.borrow_mut() = (name, opts));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&body));
+        if let Err(e) = r {
+            eprintln!("(the failure above is on the `{name}` executor)");
+            std::panic::resume_unwind(e);
+        }
+    }
+    CURRENT.with(|c| {
+        *c.borrow_mut() = (
+            "direct",
+            RunOptions {
+                backend: cosy_exec::Backend::Direct,
+                ..RunOptions::default()
+            },
+        )
+    });
+}
+
+/// The name of the executor the current test body runs on.
+pub fn current() -> &'static str {
+    CURRENT.with(|c| c.borrow().0)
+}
+
+/// Whether the current executor is the direct one (its statistics count every call as a
+/// system call).
+pub fn on_direct() -> bool {
+    current() == "direct"
+}
+
+/// Verifies under `policy` and runs with a trace on the current executor (`opts` gives the
+/// functions); checks that every descriptor the trace shows opened is closed later in it.
 pub fn run_with(c: Compound, policy: &Policy, opts: RunOptions) -> Outcome {
     let v = cosy_verify::verify(c, policy)
         .unwrap_or_else(|p| panic!("the compound does not verify: {p:?}"));
+    let base = CURRENT.with(|c| c.borrow().1.clone());
     let opts = RunOptions {
         trace: true,
-        ..opts
+        functions: opts.functions,
+        ..base
     };
     let out = run(&v, &opts);
     assert_trace_closes(&out);
     out
+}
+
+/// Calls made, however issued (system calls and ring operations).
+pub fn calls(out: &Outcome) -> u64 {
+    out.stats.syscalls + out.stats.ring_ops
 }
 
 pub fn run_trusted(c: Compound) -> Outcome {
@@ -364,7 +413,10 @@ pub fn executors() -> Vec<(&'static str, cosy_exec::RunOptions)> {
 }
 
 /// Runs `f` once per executor of [`executors`] (with `base` options: functions, trace).
-pub fn on_every_executor(base: &cosy_exec::RunOptions, mut f: impl FnMut(&str, cosy_exec::RunOptions)) {
+pub fn on_every_executor(
+    base: &cosy_exec::RunOptions,
+    mut f: impl FnMut(&str, cosy_exec::RunOptions),
+) {
     for (name, o) in executors() {
         let opts = cosy_exec::RunOptions {
             functions: base.functions.clone(),

@@ -1,0 +1,433 @@
+//! What the ring executor promises beyond the outcome (which `differential.rs` compares):
+//! few io_uring_enter calls, fallbacks that say so, waits bounded by the time limit; and what
+//! `auto` chooses. Tests that need io_uring print `skipping: ...` and return without it.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use cosy_exec::auto::{AutoExecutor, Choice};
+use cosy_exec::{Backend, Error, RingOptions, RunOptions};
+use cosy_model::{BinOp, Builder, Compound, FdRef, Policy, Sys, Width, builder::cond};
+use cosy_uring::io_uring::opcode;
+use cosy_uring::{Calibration, Probe};
+
+fn uring_or_skip() -> bool {
+    let p = Probe::detect();
+    if !p.available() {
+        eprintln!(
+            "skipping: io_uring unavailable ({})",
+            p.reason().unwrap_or("?")
+        );
+    }
+    p.available()
+}
+
+fn ring(o: RingOptions) -> RunOptions {
+    RunOptions {
+        backend: Backend::Ring,
+        ring: o,
+        trace: true,
+        ..RunOptions::default()
+    }
+}
+
+fn go(c: Compound, policy: &Policy, opts: &RunOptions) -> cosy_exec::Outcome {
+    let v = cosy_verify::verify(c, policy).unwrap();
+    let out = cosy_exec::run(&v, opts);
+    assert_trace_closes(&out);
+    out
+}
+
+#[test]
+fn open_read_close_is_one_chain_one_enter() {
+    if !uring_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, b"hello").unwrap();
+    let mut c = Builder::new();
+    let p = c.path(bytes(&path));
+    let buf = c.buffer("buf", 64);
+    let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+    let n = c.read(fd, buf);
+    c.close(fd);
+    c.output("n", n);
+    let out = go(
+        c.finish(),
+        &Policy::trusted(),
+        &ring(RingOptions::default()),
+    );
+    assert!(out.is_ok(), "{}", show(&out));
+    assert_eq!(out.output("n"), Some(5));
+    assert_eq!(out.stats.ring_enters, 1, "{}", out.stats);
+    assert_eq!(out.stats.ring_ops, 3);
+    assert_eq!(out.stats.syscalls, 0);
+    assert_eq!(out.stats.fallbacks, 0);
+    // The descriptor is a direct one: the trace names it above DIRECT_FD_BASE.
+    assert!(
+        out.trace.iter().any(
+            |t| t.call == Sys::Openat && t.result >= i64::from(cosy_exec::ring::DIRECT_FD_BASE)
+        ),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn a_map_of_independent_calls_is_one_round() {
+    if !uring_or_skip() {
+        return;
+    }
+    let mut c = Builder::new();
+    let count = c.value("count", 0);
+    c.map_range(0, 100, 1, |c, _| {
+        let z = c.nop();
+        c.accumulate(count, 1);
+        c.accumulate(count, z);
+    });
+    c.output("count", count);
+    let out = go(
+        c.finish(),
+        &Policy::trusted(),
+        &ring(RingOptions::default()),
+    );
+    assert_eq!(out.output("count"), Some(100));
+    assert_eq!(out.stats.ring_ops, 100);
+    assert_eq!(out.stats.ring_enters, 1, "{}", out.stats);
+    assert!(out.stats.ops_per_enter() >= 100.0);
+    // A window of 8: more rounds, the same answer.
+    let out8 = go(
+        {
+            let mut c = Builder::new();
+            let count = c.value("count", 0);
+            c.map_range(0, 100, 1, |c, _| {
+                c.nop();
+                c.accumulate(count, 1);
+            });
+            c.output("count", count);
+            c.finish()
+        },
+        &Policy::trusted(),
+        &ring(RingOptions {
+            window: 8,
+            ..RingOptions::default()
+        }),
+    );
+    assert_eq!(out8.output("count"), Some(100));
+    assert!(out8.stats.ring_enters >= 13, "{}", out8.stats);
+}
+
+#[test]
+fn a_read_loop_is_unrolled() {
+    if !uring_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let size = 4096 * 40 + 17;
+    std::fs::write(&path, text(size, 9)).unwrap();
+    let c = thesis_loop(&bytes(&path), 4096);
+    let out = go(c.clone(), &Policy::trusted(), &ring(RingOptions::default()));
+    assert!(out.is_ok(), "{}", show(&out));
+    assert_eq!(out.output("total"), Some(size as i64));
+    // 41 reads, in chains of 8, 16, 32...: a handful of enters, not 41.
+    assert_eq!(out.stats.by_call["read"], 41);
+    assert!(out.stats.ring_enters <= 6, "{}", out.stats);
+    let plain = go(
+        c,
+        &Policy::trusted(),
+        &ring(RingOptions {
+            unroll: false,
+            ..RingOptions::default()
+        }),
+    );
+    assert_eq!(plain.output("total"), Some(size as i64));
+    assert!(plain.stats.ring_enters >= 41, "{}", plain.stats);
+}
+
+#[test]
+fn sqpoll_bursts_need_no_enter() {
+    if !uring_or_skip() {
+        return;
+    }
+    let mut c = Builder::new();
+    for _ in 0..64 {
+        c.nop();
+    }
+    let c = c.finish();
+    let o = ring(RingOptions {
+        spin: Duration::from_millis(50),
+        ..RingOptions::sqpoll(1000)
+    });
+    let mut best = u64::MAX;
+    for _ in 0..20 {
+        let out = go(c.clone(), &Policy::trusted(), &o);
+        assert!(out.is_ok(), "{}", show(&out));
+        assert_eq!(out.stats.ring_ops, 64);
+        best = best.min(out.stats.ring_enters);
+    }
+    // The kernel thread is awake after the first runs: submissions and waits make no call.
+    assert_eq!(best, 0, "SQPOLL runs always entered the kernel");
+    cosy_exec::ring::drop_cached_rings();
+}
+
+#[test]
+fn without_io_uring_every_call_falls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, b"0123456789").unwrap();
+    let c = thesis_loop(&bytes(&path), 4);
+    let out = go(c, &Policy::trusted(), &ring(RingOptions::without_uring()));
+    assert!(out.is_ok(), "{}", show(&out));
+    assert_eq!(out.output("total"), Some(10));
+    assert_eq!(out.stats.ring_ops, 0);
+    assert_eq!(out.stats.ring_enters, 0);
+    // open, three reads, close.
+    assert_eq!(out.stats.fallbacks, 5, "{}", out.stats);
+    assert!(
+        out.stats.to_string().contains("5 fallbacks"),
+        "{}",
+        out.stats
+    );
+}
+
+#[test]
+fn without_an_opcode_that_call_falls_back() {
+    if !uring_or_skip() {
+        return;
+    }
+    let probe = Probe::kernel().clone().without(opcode::OpenAt::CODE);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, b"abc").unwrap();
+    let mut c = Builder::new();
+    let p = c.path(bytes(&path));
+    let buf = c.buffer("buf", 64);
+    let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+    let n = c.read(fd, buf);
+    c.close(fd);
+    c.output("n", n);
+    let out = go(
+        c.finish(),
+        &Policy::trusted(),
+        &ring(RingOptions {
+            probe: Some(probe),
+            ..RingOptions::default()
+        }),
+    );
+    assert_eq!(out.output("n"), Some(3));
+    // The open was a system call, and so its descriptor one of the process, closed with
+    // close(2); the read went through the ring.
+    assert_eq!(out.stats.fallbacks, 2, "{}", out.stats);
+    assert_eq!(out.stats.ring_ops, 1, "{}", out.stats);
+}
+
+/// Run as a child with `COSY_NO_URING=1` by `cosy_no_uring_disables_the_ring`.
+#[test]
+fn cosy_no_uring_child() {
+    if std::env::var_os("COSY_NO_URING").is_none_or(|v| v != "1") {
+        return;
+    }
+    let mut c = Builder::new();
+    c.nop();
+    c.getpid();
+    let out = go(
+        c.finish(),
+        &Policy::trusted(),
+        &ring(RingOptions::default()),
+    );
+    assert!(out.is_ok());
+    assert_eq!(out.stats.ring_ops, 0);
+    assert_eq!(out.stats.fallbacks, 2);
+    println!("CHILD-OK");
+}
+
+#[test]
+fn cosy_no_uring_disables_the_ring() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "cosy_no_uring_child", "--nocapture"])
+        .env("COSY_NO_URING", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("CHILD-OK"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_blocked_read_stops_at_the_time_limit() {
+    if !uring_or_skip() {
+        return;
+    }
+    // The write end stays open: the read would wait forever (a plain read(2) does).
+    let mut c = Builder::new();
+    let (r, _w) = c.pipe2(0);
+    let buf = c.buffer("buf", 8);
+    let n = c.read(r, buf);
+    c.output("n", n);
+    let c = c.finish();
+    let mut policy = Policy::trusted();
+    policy.time = Duration::from_millis(300);
+    for o in [
+        RingOptions::default(),
+        RingOptions::sqpoll(10),
+        RingOptions {
+            reuse: false,
+            window: 2,
+            ..RingOptions::default()
+        },
+    ] {
+        let t = Instant::now();
+        let out = go(c.clone(), &policy, &ring(o));
+        let took = t.elapsed();
+        assert_eq!(
+            out.error,
+            Some(Error::Time {
+                op: 1,
+                limit: Duration::from_millis(300)
+            }),
+            "{}",
+            show(&out)
+        );
+        assert!(took < Duration::from_secs(3), "{took:?}");
+    }
+    cosy_exec::ring::drop_cached_rings();
+}
+
+#[test]
+fn local_buffers_start_every_iteration_zeroed() {
+    // Each iteration checks its local buffer is zero, then dirties part of it.
+    each_executor(|| {
+        let mut c = Builder::new();
+        let buf = c.local_buffer("buf", 64);
+        let dirty = c.value("dirty", 0);
+        c.map_range(0, 50, 1, |c, i| {
+            for off in [0i64, 8, 56] {
+                let v = c.load(Width::U64, buf, off);
+                c.accumulate(dirty, v);
+            }
+            let off = c.arith(BinOp::Rem, i, 8);
+            let off = c.arith(BinOp::Mul, off, 8);
+            c.store(Width::U64, buf, off, i);
+            c.store(Width::U8, buf, 0, 1);
+        });
+        c.output("dirty", dirty);
+        let out = run_trusted(c.finish());
+        assert!(out.is_ok(), "{}", show(&out));
+        assert_eq!(out.output("dirty"), Some(0), "{}", current());
+    });
+}
+
+fn calibration(ring_cheap: bool) -> Arc<Calibration> {
+    let mut c = Calibration::from_text(&Calibration::measure().to_text()).unwrap();
+    c.uring = true;
+    c.syscall_ns = 130.0;
+    c.ring_enter_ns = 400.0;
+    c.ring_nop_ns = 80.0;
+    c.statx_direct_ns = 1100.0;
+    c.statx_ring_ns = 3600.0;
+    c.pread_direct_ns = 380.0;
+    c.pread_ring_ns = if ring_cheap { 150.0 } else { 450.0 };
+    Arc::new(c)
+}
+
+fn choose(c: Compound, cal: &Arc<Calibration>) -> Choice {
+    let v = cosy_verify::verify(c, &Policy::trusted()).unwrap();
+    AutoExecutor::choose(
+        &v,
+        &RunOptions {
+            calibration: Some(cal.clone()),
+            ..RunOptions::default()
+        },
+    )
+}
+
+#[test]
+fn auto_chooses_by_the_costs() {
+    if !uring_or_skip() {
+        return;
+    }
+    let cheap = calibration(true);
+    let dear = calibration(false);
+    // A single call: direct.
+    let mut c = Builder::new();
+    let p = c.path("/");
+    let buf = c.buffer("b", 8);
+    let fd = c.openat(FdRef::Cwd, p, DIR, 0);
+    c.pread(fd, buf, 0);
+    c.close(fd);
+    assert!(!choose(c.finish(), &cheap).use_ring);
+    // A burst of independent reads worth batching: the ring, when its reads are cheap here.
+    let burst = || {
+        let mut c = Builder::new();
+        let p = c.path("/proc/self/exe");
+        let b = c.local_buffer("b", 1);
+        let total = c.value("total", 0);
+        let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+        c.map_range(0, 256, 1, |c, i| {
+            let n = c.pread(fd, b, i);
+            c.accumulate(total, n);
+        });
+        c.close(fd);
+        c.output("total", total);
+        c.finish()
+    };
+    let ch = choose(burst(), &cheap);
+    assert!(ch.use_ring, "{ch:?}");
+    assert!(!choose(burst(), &dear).use_ring);
+    // statx on warm caches: direct.
+    let mut c = Builder::new();
+    let st = c.local_buffer("st", 256);
+    c.map_paths(vec!["/"; 64], |c, p| {
+        c.statx(FdRef::Cwd, p, 0, i64::from(libc::STATX_SIZE), st);
+    });
+    assert!(!choose(c.finish(), &cheap).use_ring);
+    // A burst of nops costs nothing directly.
+    let mut c = Builder::new();
+    c.map_range(0, 1000, 1, |c, _| {
+        c.nop();
+    });
+    assert!(!choose(c.finish(), &cheap).use_ring);
+    // Either way the answers are the direct executor's.
+    for cal in [cheap, dear] {
+        let v = cosy_verify::verify(burst(), &Policy::trusted()).unwrap();
+        let out = cosy_exec::run(
+            &v,
+            &RunOptions {
+                calibration: Some(cal),
+                ..RunOptions::default()
+            },
+        );
+        assert_eq!(out.output("total"), Some(256), "{out}");
+    }
+}
+
+#[test]
+fn stats_display_the_ring() {
+    if !uring_or_skip() {
+        return;
+    }
+    let mut c = Builder::new();
+    let k = c.value("k", 0);
+    c.do_while(3, |c| {
+        c.nop();
+        c.accumulate(k, 1);
+        cond(k, BinOp::Lt, 3)
+    });
+    let out = go(
+        c.finish(),
+        &Policy::trusted(),
+        &ring(RingOptions::default()),
+    );
+    let shown = out.stats.to_string();
+    assert!(shown.contains("0 direct + 3 through the ring"), "{shown}");
+    assert!(shown.contains("enters, 3 ops"), "{shown}");
+    assert!(shown.contains("per enter"), "{shown}");
+}
