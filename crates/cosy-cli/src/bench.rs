@@ -15,7 +15,7 @@ pub struct BenchArgs {
     /// Workloads to run (all when none is named): burst, database, bonnie, ls, grep, du, cp.
     workloads: Vec<String>,
     /// Rounds per workload; each variant's median over them is reported.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Multiplies the corpus sizes (0.1 for a quick look).
     #[arg(long, default_value_t = 1.0)]

@@ -283,12 +283,75 @@ fn estimate_items(source: &cosy_model::MapSource) -> f64 {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AutoExecutor;
 
+/// Choices made lately, by compound (its address and size) and options: a program runs the
+/// same compound again and again, and the choice costs about as much as a short run. A stale
+/// hit (another compound at the same address) cannot change an outcome — any choice of routes
+/// runs a compound correctly — only its speed.
+struct Memo {
+    key: (usize, usize, usize, usize, bool, bool, bool, bool),
+    cal: usize,
+    choice: Arc<Choice>,
+}
+
+thread_local! {
+    static MEMO: std::cell::RefCell<Vec<Memo>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn memo_key(
+    v: &Verified,
+    opts: &RunOptions,
+) -> (usize, usize, usize, usize, bool, bool, bool, bool) {
+    let c = v.compound();
+    let o = &opts.ring;
+    (
+        std::ptr::from_ref(c) as usize,
+        c.ops.len(),
+        std::ptr::from_ref(v.policy()) as usize,
+        o.window,
+        o.uring && o.probe.is_none(),
+        o.register_buffers,
+        o.direct_descriptors,
+        o.unroll,
+    )
+}
+
+/// The choice for `v`, from the memo if it is there.
+fn choice(v: &Verified, opts: &RunOptions, cal: &Arc<Calibration>) -> Arc<Choice> {
+    let key = memo_key(v, opts);
+    let cal_id = Arc::as_ptr(cal) as usize;
+    let hit = MEMO
+        .try_with(|m| {
+            m.borrow()
+                .iter()
+                .find(|x| x.key == key && x.cal == cal_id)
+                .map(|x| x.choice.clone())
+        })
+        .ok()
+        .flatten();
+    if let Some(c) = hit {
+        return c;
+    }
+    let c = Arc::new(Choice::new(v, opts, cal));
+    let _ = MEMO.try_with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= 8 {
+            m.remove(0);
+        }
+        m.push(Memo {
+            key,
+            cal: cal_id,
+            choice: c.clone(),
+        });
+    });
+    c
+}
+
 impl AutoExecutor {
     /// Runs `v` under its policy: on the ring executor with the calls worth batching sent to
     /// the ring, or on the direct executor when none is.
     pub fn run(v: &Verified, opts: &RunOptions) -> Outcome {
         let cal = calibration(opts);
-        let choice = Choice::new(v, opts, &cal);
+        let choice = choice(v, opts, &cal);
         if !choice.use_ring {
             return DirectExecutor::run(v, opts);
         }

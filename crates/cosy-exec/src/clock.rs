@@ -35,7 +35,8 @@ impl Deadline {
         };
         let now = nanos(clock_gettime(ClockId::Monotonic));
         let at = now.saturating_add(left.as_nanos() as i128);
-        let res = nanos(clock_getres(ClockId::MonotonicCoarse)).max(1);
+        static RES: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
+        let res = *RES.get_or_init(|| nanos(clock_getres(ClockId::MonotonicCoarse)).max(1));
         Deadline {
             at: Some(at),
             coarse_before: at.saturating_sub(2 * res + 1_000_000),

@@ -1,17 +1,30 @@
 //! The cosy executors: run a [`Verified`] compound and report its [`Outcome`].
 //!
-//! The direct executor ([`DirectExecutor`], the reference of docs/semantics.md) issues each
-//! call as a plain system call, in program order. Its pieces are separate so that other
-//! executors (io_uring, later) reuse them:
+//! Three executors, one outcome (docs/semantics.md): the same outputs, error, `continue`-mode
+//! errors and files left behind for every compound.
 //!
-//! - [`arena`]: one zeroed, 4 KiB-aligned allocation holding every buffer; bounds-checked
-//!   resolution of ranges computed at run time;
+//! - [`DirectExecutor`] (`direct`, the reference): each call is a plain system call, issued in
+//!   program order.
+//! - [`RingExecutor`] (`ring`, docs/ring.md): calls are queued on an io_uring and submitted
+//!   in rounds, as few `io_uring_enter` calls as the dependencies allow: linked chains per
+//!   thread, direct descriptors, the arena registered as the ring's buffer, concurrent map
+//!   iterations, unrolled read loops, SQPOLL on request; plain system calls where io_uring
+//!   cannot do the same ([`Stats::fallbacks`]).
+//! - [`AutoExecutor`] (`auto`, the default [`Backend`]): the cheaper of the two per operation
+//!   class, from costs measured on the machine ([`auto`]).
+//!
+//! The pieces:
+//!
+//! - [`arena`]: one zeroed, 4 KiB-aligned block holding every buffer (the ring's region for
+//!   `ring`); bounds-checked resolution of ranges computed at run time; the bytes written, so
+//!   that every map iteration starts with zeroed local buffers;
 //! - [`sys`]: one arm per row of the operation table, issuing the system call (the issuing
 //!   functions are crate-private: they act on raw descriptor numbers);
 //! - `confine` (crate-private): the policy root (`openat2` with `RESOLVE_BENEATH`, parent-directory
 //!   resolution);
-//! - [`interp`]: the interpreter (registers, fd slots, control flow, maps, limits, error
+//! - [`interp`]: the direct interpreter (registers, fd slots, control flow, maps, limits, error
 //!   modes), issuing calls through the [`Issuer`] trait;
+//! - [`ring`]: the ring executor's plan and interpreter (threads with pending registers);
 //! - [`plan`]: the structural check and per-map facts computed before a run;
 //! - [`funcs`]: the built-in and user functions;
 //! - [`outcome`]: outputs, errors, statistics, trace.

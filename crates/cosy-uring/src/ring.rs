@@ -479,6 +479,7 @@ impl RingBuilder {
             ready: VecDeque::new(),
             stats: RingStats::default(),
             spin: if sqpoll { self.spin } else { Duration::ZERO },
+            unentered: 0,
         })
     }
 }
@@ -608,6 +609,8 @@ pub struct Ring {
     stats: RingStats,
     /// How long a wait polls the CQ before entering the kernel (SQPOLL only).
     spin: Duration,
+    /// Operations pushed straight into the submission queue since the last submit.
+    unentered: usize,
 }
 
 impl fmt::Debug for Ring {
@@ -690,7 +693,7 @@ impl Ring {
 
     /// Operations pushed and not yet submitted.
     pub fn staged(&self) -> usize {
-        self.staged.len()
+        self.staged.len() + self.unentered
     }
 
     /// Operations submitted whose completions are not yet reaped.
@@ -736,7 +739,9 @@ impl Ring {
     }
 
     /// Stage one operation (an SQE of io_uring_enter(2)). It reaches the kernel at the next
-    /// [`submit_and_wait`](Self::submit_and_wait); its completion carries `user_data`.
+    /// [`submit_and_wait`](Self::submit_and_wait); its completion carries `user_data`. (An
+    /// operation linked to nothing, pushed when nothing is staged, goes into the submission
+    /// queue at once: under SQPOLL the kernel thread may start on it before the submit.)
     ///
     /// `link` links it to the *next* operation pushed. A push that fails stages nothing (an
     /// open chain stays open). Fails without staging if the opcode is not supported, a range
@@ -746,6 +751,27 @@ impl Ring {
         let chain = self.open_chain + 1;
         self.check_chain(chain)?;
         let entry = self.prepare(op, user_data)?;
+        // An operation linked to nothing, with nothing staged before it: straight into the
+        // submission queue if it has room (under SQPOLL the kernel thread may start on it at
+        // once; a chain must be staged whole first).
+        if link == Link::None
+            && self.open_chain == 0
+            && self.staged.is_empty()
+            && (self.probe.features().nodrop || self.in_kernel < self.cq_capacity)
+        {
+            let mut sq = self.ring.submission();
+            if sq.len() < self.sq_capacity {
+                // SAFETY: as in `move_to_sq`: the entry points only to memory the ring keeps
+                // until its CQE is reaped.
+                if unsafe { sq.push(&entry) }.is_ok() {
+                    drop(sq);
+                    self.in_kernel += 1;
+                    self.stats.submitted += 1;
+                    self.unentered += 1;
+                    return Ok(());
+                }
+            }
+        }
         self.stage(entry, link, chain);
         Ok(())
     }
@@ -816,7 +842,7 @@ impl Ring {
             last.1 = Link::None;
         }
         self.open_chain = 0;
-        let mut submitted = 0;
+        let mut submitted = std::mem::take(&mut self.unentered);
         loop {
             self.reap();
             let n = self.movable();
@@ -1334,6 +1360,7 @@ impl Ring {
         const EXT_ARG: u32 = EnterFlags::EXT_ARG.bits();
         let mut spin_until =
             (!self.spin.is_zero() && !for_space).then(|| Instant::now() + self.spin);
+        let mut spins = 0u32;
         loop {
             self.reap();
             let need = want.saturating_sub(self.ready.len());
@@ -1367,7 +1394,14 @@ impl Ring {
                     && need > 0
                 {
                     if Instant::now() < until && deadline.is_none_or(|d| Instant::now() < d) {
-                        std::hint::spin_loop();
+                        // Let the kernel thread have the CPU now and then, in case it shares
+                        // this one.
+                        spins = spins.wrapping_add(1);
+                        if spins.is_multiple_of(64) {
+                            std::thread::yield_now();
+                        } else {
+                            std::hint::spin_loop();
+                        }
                         continue;
                     }
                     spin_until = None;

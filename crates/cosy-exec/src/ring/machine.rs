@@ -323,11 +323,18 @@ struct Thread {
     prefetch: VecDeque<i64>,
     prefetch_pc: usize,
     unroll_k: u32,
+    /// Entries of this round already handed to the ring (SQPOLL, independent `nop`s): the
+    /// thread queues nothing else until the round is over.
+    pushed: bool,
 }
+
+/// Threads kept with their allocations (boxed: runs take them by pointer).
+#[allow(clippy::vec_box, reason = "threads move in and out of runs by pointer")]
+type Pool = std::cell::RefCell<Vec<Box<Thread>>>;
 
 thread_local! {
     /// Threads of finished runs, kept with their allocations for the next runs of this thread.
-    static POOL: std::cell::RefCell<Vec<Box<Thread>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static POOL: Pool = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Most threads kept in [`POOL`].
@@ -392,6 +399,7 @@ impl Thread {
         self.prefetch.clear();
         self.prefetch_pc = usize::MAX;
         self.unroll_k = 8;
+        self.pushed = false;
     }
 
     fn logging(&self, mode: ErrorMode) -> bool {
@@ -666,7 +674,11 @@ impl<'a> Machine<'a> {
             stats,
             trace: self.rec.trace.take().unwrap_or_default(),
         };
-        unpool(std::mem::take(&mut self.threads).into_iter().chain(self.spare.take()));
+        unpool(
+            std::mem::take(&mut self.threads)
+                .into_iter()
+                .chain(self.spare.take()),
+        );
         (outcome, self.dirty)
     }
 
@@ -676,10 +688,11 @@ impl<'a> Machine<'a> {
             if let Some(e) = self.error.take() {
                 return Err(e);
             }
-            let queued = self
-                .threads
-                .iter()
-                .any(|t| t.q[..t.qlen].iter().any(|e| e.state == QState::Queued));
+            let queued = self.threads.iter().any(|t| {
+                t.q[..t.qlen]
+                    .iter()
+                    .any(|e| matches!(e.state, QState::Queued | QState::InFlight))
+            });
             let retirable = self
                 .threads
                 .iter()
@@ -955,10 +968,7 @@ impl<'a> Machine<'a> {
                 }
                 if backward {
                     let bound = bound.unwrap_or(0);
-                    let Some(count) = self
-                        .plan
-                        .jump_index(pc)
-                        .and_then(|j| t.counters.get_mut(j))
+                    let Some(count) = self.plan.jump_index(pc).and_then(|j| t.counters.get_mut(j))
                     else {
                         return Step::Err(Error::LoopBound { op, bound });
                     };
@@ -1085,14 +1095,17 @@ impl<'a> Machine<'a> {
                 Err(e) => Step::Err(e),
             };
         }
-        // The burst case, short: a `nop` queued on the ring.
+        // The burst case, short: a `nop` queued on the ring. Under SQPOLL, independent `nop`s
+        // go to the ring at once, so the kernel thread runs them while the thread goes on.
         if call == Sys::Nop
-            && self.ring.is_some()
             && self.rp.route[pc] == Route::Ring
             && t.qlen < self.sq_cap
+            && let Some(ring) = self.ring.as_deref_mut()
         {
+            let eager = ring.is_sqpoll() && (t.qlen == 0 || t.pushed);
             let log = t.logging(self.mode);
-            let seq = t.base + t.qlen as u64;
+            let k = t.qlen;
+            let seq = t.base + k as u64;
             let e = push_entry(t);
             e.op = pc as u32;
             e.call = Sys::Nop;
@@ -1102,8 +1115,15 @@ impl<'a> Machine<'a> {
             e.harmless = true;
             e.free = true;
             e.may_fail = false;
+            if eager && push_op(ring, e, ((ti as u64) << 32) | k as u64).is_ok() {
+                e.state = QState::InFlight;
+                e.fresh = true;
+                t.pushed = true;
+            }
             if let Ret::Reg(r) = ret {
-                e.ret = RetTo::Reg(r);
+                if let Some(e) = t.q.get_mut(k) {
+                    e.ret = RetTo::Reg(r);
+                }
                 t.set(r, 0, seq + 1, log);
             }
             return Step::Go(pc + 1);
@@ -1390,8 +1410,9 @@ impl<'a> Machine<'a> {
         ret: Ret,
         opnds: &[Opnd],
     ) -> Step {
-        // Room for the call and the closes it may bring.
-        if t.qlen + 2 > self.sq_cap {
+        // Room for the call and the closes it may bring; nothing after `nop`s already handed
+        // to the ring.
+        if t.qlen + 2 > self.sq_cap || t.pushed {
             return Step::Block;
         }
         let int = |i: usize| match opnds.get(i) {
@@ -2109,6 +2130,13 @@ impl<'a> Machine<'a> {
                 _ => false,
             })
         };
+        if t.pushed
+            && fd_slots
+                .iter()
+                .any(|s| matches!(t.slots.get(s.index()), Some(Slot::Fixed(_))))
+        {
+            return Step::Block;
+        }
         let top = t.frames.is_empty();
         if top {
             // The end of an iteration of the concurrent map.
@@ -2343,9 +2371,10 @@ impl<'a> Machine<'a> {
                         tr.extend(t.trace.drain(..).map(|(_, e)| e));
                     }
                     t.st = St::Idle;
-                    let a = self.map.as_mut().expect("checked above");
-                    a.order.pop_front();
-                    a.oldest += 1;
+                    if let Some(a) = self.map.as_mut() {
+                        a.order.pop_front();
+                        a.oldest += 1;
+                    }
                     self.idle.push(w);
                     self.spawn_all();
                 }
@@ -2568,6 +2597,7 @@ impl<'a> Machine<'a> {
     /// Classifies the calls of `t` completed in this round: those a broken link cancelled
     /// never ran; the others are counted and update the descriptors the run owns.
     fn completed(&mut self, t: &mut Thread) {
+        t.pushed = false;
         let mut broken = false;
         for e in t.q[..t.qlen].iter_mut() {
             if !e.fresh {
