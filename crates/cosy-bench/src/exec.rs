@@ -11,7 +11,7 @@ use cosy_exec::{Backend, Functions, RunOptions};
 use cosy_model::{Compound, Policy};
 use cosy_verify::Verified;
 
-use crate::framework::{Answer, Entry, Variant, VariantError};
+use crate::framework::{Answer, Counts, Entry, Variant, VariantError};
 
 /// The executors every compound workload runs with, by variant name.
 pub const BACKENDS: [Backend; 3] = [Backend::Direct, Backend::Ring, Backend::Auto];
@@ -114,8 +114,8 @@ pub struct CosyVariant {
     name: String,
     compiled: Arc<Compiled>,
     backend: Backend,
-    /// The system calls and ring submissions of the last run, for the record's note.
-    counts: Option<String>,
+    /// The calls of the last run, for the record.
+    counts: Option<Counts>,
 }
 
 impl CosyVariant {
@@ -127,6 +127,25 @@ impl CosyVariant {
             backend,
             counts: None,
         }
+    }
+}
+
+/// The counts of a run by `backend`. `auto` runs either the direct executor, which leaves
+/// every ring counter at zero, or the ring executor, which counts enters, ring operations or
+/// (io_uring unavailable, calls kept direct) fallbacks; so the counters tell which it was.
+pub fn counts(stats: &cosy_exec::Stats, backend: Backend) -> Counts {
+    let used_ring = stats.ring_enters != 0 || stats.ring_ops != 0 || stats.fallbacks != 0;
+    Counts {
+        syscalls: stats.syscalls,
+        enters: stats.ring_enters,
+        ring_ops: stats.ring_ops,
+        executor: (backend == Backend::Auto).then(|| {
+            if used_ring {
+                Backend::Ring.name().to_string()
+            } else {
+                Backend::Direct.name().to_string()
+            }
+        }),
     }
 }
 
@@ -142,25 +161,18 @@ impl Variant for CosyVariant {
 
     fn run(&mut self) -> Result<Answer, VariantError> {
         let (answer, stats) = self.compiled.run_counted(self.backend)?;
-        self.counts = Some(format!(
-            "{} syscalls, {} io_uring_enter for {} ring ops",
-            stats.syscalls, stats.ring_enters, stats.ring_ops
-        ));
+        self.counts = Some(counts(&stats, self.backend));
         Ok(answer)
     }
 
-    /// The calls of the last run, and what the optimizer rewrote when it rewrote something
-    /// (or why it was not used).
+    /// What the optimizer rewrote, when it rewrote something (or why it was not used).
     fn note(&self) -> Option<String> {
         let o = &self.compiled.optimized;
-        let parts: Vec<&str> = [
-            self.counts.as_deref(),
-            (o != NO_REWRITE).then_some(o.as_str()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        (!parts.is_empty()).then(|| parts.join("; "))
+        (o != NO_REWRITE).then(|| o.clone())
+    }
+
+    fn counts(&self) -> Option<Counts> {
+        self.counts.clone()
     }
 }
 
@@ -176,5 +188,135 @@ pub fn variants(compound: Compound, functions: Functions) -> Vec<Entry> {
                 reason: why.clone(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::{Case, Record, variant};
+    use crate::measure::{Progress, run_case};
+    use crate::report::table;
+
+    /// A small two-level tree, the shape the du compound walks.
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (sub, files) in [("a", 3), ("b", 2)] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+            for i in 0..files {
+                std::fs::write(
+                    dir.path().join(sub).join(format!("f{i}")),
+                    vec![b'x'; i + 1],
+                )
+                .unwrap();
+            }
+        }
+        std::fs::write(dir.path().join("top"), b"top").unwrap();
+        dir
+    }
+
+    /// The stats of one `cosy_exec::run` of `compiled`'s compound with `backend`.
+    fn reference(compiled: &Compiled, backend: Backend) -> cosy_exec::Stats {
+        let opts = RunOptions {
+            functions: Functions::new(),
+            backend,
+            ..RunOptions::default()
+        };
+        let outcome = cosy_exec::run(&compiled.verified, &opts);
+        assert!(outcome.is_ok(), "{:?}", outcome.error);
+        outcome.stats
+    }
+
+    fn find<'a>(records: &'a [Record], name: &str) -> &'a Record {
+        records.iter().find(|r| r.variant == name).unwrap()
+    }
+
+    #[test]
+    fn the_counts_of_a_run_reach_the_records_table_and_json() {
+        let dir = tree();
+        let root = dir.path().as_os_str().as_encoded_bytes();
+        let compiled = Arc::new(
+            Compiled::new(crate::workloads::du::compound(root), Functions::new(), true).unwrap(),
+        );
+        let answer = compiled.run(Backend::Direct).unwrap();
+        let mut case = Case::new("du").variant(variant("vanilla", move || Ok(answer.clone())));
+        for e in compiled.variants() {
+            case = case.entry(e);
+        }
+        let r = run_case(case, 2, &Progress::new(false));
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        // The counts are the variant's, not the case's: all records still form one case.
+        assert_eq!(table::cases(&r.records).len(), 1);
+
+        let vanilla = find(&r.records, "vanilla");
+        assert_eq!(vanilla.counts(), None);
+        assert!(vanilla.to_json().get("syscalls").is_none());
+
+        let stats = reference(&compiled, Backend::Direct);
+        assert!(stats.syscalls > 0);
+        let direct = find(&r.records, "direct");
+        assert_eq!(
+            direct.counts(),
+            Some(Counts {
+                syscalls: stats.syscalls,
+                enters: 0,
+                ring_ops: 0,
+                executor: None,
+            })
+        );
+        let json: serde_json::Value = serde_json::from_str(&direct.to_json_line()).unwrap();
+        assert_eq!(json["syscalls"], stats.syscalls);
+        assert_eq!(json["enters"], 0);
+        assert_eq!(json["ring_ops"], 0);
+        assert!(json.get("executor").is_none());
+        assert_eq!(json["workload"], "du");
+        assert_eq!(json["variant"], "direct");
+        assert!(json["median_s"].is_f64());
+        let text = table::render(&r.records);
+        let shown = format!("{} syscalls", stats.syscalls);
+        assert!(
+            text.lines()
+                .any(|l| l.contains(" direct ") && l.contains(&shown)),
+            "{shown} not in\n{text}"
+        );
+
+        // Ring and auto may be skipped where io_uring is not allowed.
+        let ring = find(&r.records, "ring");
+        if ring.skipped.is_none() {
+            let stats = reference(&compiled, Backend::Ring);
+            let c = ring.counts().unwrap();
+            assert_eq!(c.ring_ops, stats.ring_ops);
+            assert_eq!(c.syscalls, stats.syscalls);
+            assert_eq!(c.executor, None);
+        }
+        let auto = find(&r.records, "auto");
+        if auto.skipped.is_none() {
+            let stats = reference(&compiled, Backend::Auto);
+            assert_eq!(auto.counts(), Some(counts(&stats, Backend::Auto)));
+            let text = format!("as {}: ", auto.param_str("executor").unwrap());
+            assert!(table::render(&r.records).contains(&text));
+        }
+    }
+
+    #[test]
+    fn auto_is_said_to_run_on_the_executor_its_counters_show() {
+        let direct = cosy_exec::Stats {
+            syscalls: 7,
+            ..cosy_exec::Stats::default()
+        };
+        assert_eq!(counts(&direct, Backend::Direct).executor, None);
+        assert_eq!(
+            counts(&direct, Backend::Auto).executor.as_deref(),
+            Some("direct")
+        );
+        let ring = cosy_exec::Stats {
+            syscalls: 3,
+            ring_enters: 2,
+            ring_ops: 40,
+            ..cosy_exec::Stats::default()
+        };
+        let c = counts(&ring, Backend::Auto);
+        assert_eq!(c.executor.as_deref(), Some("ring"));
+        assert_eq!((c.syscalls, c.enters, c.ring_ops), (3, 2, 40));
     }
 }

@@ -12,6 +12,7 @@
 //! and [`run`](crate::run) fails with every disagreement listed.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
@@ -65,7 +66,8 @@ impl Default for Config {
 ///
 /// As JSON (see [`Record::to_json`]) it is one flat object per line:
 /// `{"workload":"ls-5k","variant":"ring","median_s":0.0123,"runs":5,"cache":"cold",...}`; the
-/// burst workload reports `ns_per_op` in its parameters instead of `median_s`.
+/// burst workload reports `ns_per_op` in its parameters instead of `median_s`. cosy's variants
+/// add the calls of one run ([`Counts`]: `"syscalls":258,"enters":0,"ring_ops":0`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
     /// The workload (`bonnie-read`, `ls-50k`, `burst`).
@@ -99,6 +101,17 @@ impl Record {
         self.param_f64("ns_per_op").or(self.median_s)
     }
 
+    /// The calls of one of the variant's runs, if it counted them.
+    pub fn counts(&self) -> Option<Counts> {
+        let n = |k: &str| self.params.get(k).and_then(Value::as_u64);
+        Some(Counts {
+            syscalls: n("syscalls")?,
+            enters: n("enters")?,
+            ring_ops: n("ring_ops")?,
+            executor: self.param_str("executor").map(str::to_string),
+        })
+    }
+
     /// The case this record belongs to: its workload and parameters, without the
     /// variant-specific ones (answers, timings).
     pub fn case_key(&self) -> String {
@@ -116,7 +129,79 @@ impl Record {
 }
 
 /// Parameters that belong to one variant's result, not to the case.
-pub(crate) const VARIANT_PARAMS: &[&str] = &["answer", "ns_per_op", "mismatch", "note"];
+pub(crate) const VARIANT_PARAMS: &[&str] = &[
+    "answer",
+    "ns_per_op",
+    "mismatch",
+    "note",
+    "syscalls",
+    "enters",
+    "ring_ops",
+    "executor",
+];
+
+/// The calls one run of a variant made, as its executor counted them (cosy's variants; other
+/// variants have no counter to read).
+///
+/// In a record's parameters (and so in its JSON) they are `syscalls`, `enters`, `ring_ops`
+/// and, when the variant chose its executor itself, `executor`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// System calls issued directly (io_uring_enter not included).
+    pub syscalls: u64,
+    /// io_uring_enter calls.
+    pub enters: u64,
+    /// Operations submitted to a ring and completed.
+    pub ring_ops: u64,
+    /// The executor the run ended up on (`direct`, `ring`), for a variant that chooses
+    /// (`auto`).
+    pub executor: Option<String>,
+}
+
+impl Counts {
+    /// Adds the counts to a record's parameters.
+    pub fn insert_into(&self, params: &mut BTreeMap<String, Value>) {
+        params.insert("syscalls".into(), self.syscalls.into());
+        params.insert("enters".into(), self.enters.into());
+        params.insert("ring_ops".into(), self.ring_ops.into());
+        if let Some(e) = &self.executor {
+            params.insert("executor".into(), e.clone().into());
+        }
+    }
+}
+
+/// `258 syscalls`; `12 enters, 2,048 ring ops, 3 syscalls` when a ring was used; prefixed by
+/// the executor chosen (`as direct: 258 syscalls`).
+impl fmt::Display for Counts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(e) = &self.executor {
+            write!(f, "as {e}: ")?;
+        }
+        if self.enters != 0 || self.ring_ops != 0 {
+            write!(
+                f,
+                "{}, {}, ",
+                counted(self.enters, "enter"),
+                counted(self.ring_ops, "ring op")
+            )?;
+        }
+        f.write_str(&counted(self.syscalls, "syscall"))
+    }
+}
+
+/// `1 syscall`, `2,048 syscalls`.
+fn counted(n: u64, what: &str) -> String {
+    let digits = n.to_string();
+    let mut grouped = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(d);
+    }
+    let s = if n == 1 { "" } else { "s" };
+    format!("{grouped} {what}{s}")
+}
 
 /// Why a variant gave no answer.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -158,8 +243,13 @@ pub trait Variant {
     }
 
     /// Something to say about this variant in its records (`"note"`): what the optimizer
-    /// rewrote in its compound, …
+    /// rewrote in its compound, … Asked before the runs and again after them.
     fn note(&self) -> Option<String> {
+        None
+    }
+
+    /// The calls the last [`Variant::run`] made, when the variant can count them.
+    fn counts(&self) -> Option<Counts> {
         None
     }
 }
@@ -377,6 +467,30 @@ mod tests {
         assert_eq!(median(&[5.0, 1.0, 3.0]), Some(3.0));
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
         assert_eq!(median(&[1.0, 100.0, 2.0, 2.0, 3.0]), Some(2.0));
+    }
+
+    #[test]
+    fn counts_read_as_calls() {
+        let direct = Counts {
+            syscalls: 258,
+            ..Counts::default()
+        };
+        assert_eq!(direct.to_string(), "258 syscalls");
+        let ring = Counts {
+            syscalls: 3,
+            enters: 12,
+            ring_ops: 2048,
+            executor: None,
+        };
+        assert_eq!(ring.to_string(), "12 enters, 2,048 ring ops, 3 syscalls");
+        let auto = Counts {
+            syscalls: 1,
+            executor: Some("direct".into()),
+            ..Counts::default()
+        };
+        assert_eq!(auto.to_string(), "as direct: 1 syscall");
+        assert_eq!(counted(1_234_567, "syscall"), "1,234,567 syscalls");
+        assert_eq!(counted(100, "enter"), "100 enters");
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub mod report;
 pub mod workloads;
 
 pub use cache::Cache;
-pub use framework::{Answer, Case, Config, Entry, Record, Sink, Variant, VariantError};
+pub use framework::{Answer, Case, Config, Counts, Entry, Record, Sink, Variant, VariantError};
 pub use report::json::JsonLines;
 pub use report::table::render as table;
 pub use report::write_report;

@@ -263,6 +263,15 @@ pub(crate) fn run_case(mut case: Case, runs: usize, progress: &Progress) -> Case
         .into_iter()
         .map(|s| {
             let mut p = params.clone();
+            // What a variant says of itself (its note, the calls it made) is asked after its
+            // runs, when there is something to say; a variant that was skipped has no counts.
+            let (note, counts) = match &s.variant {
+                Some(v) if s.skipped.is_none() => (v.note().or(s.note), v.counts()),
+                _ => (s.note, None),
+            };
+            if let Some(c) = counts {
+                c.insert_into(&mut p);
+            }
             let med = median(&s.samples);
             if let Some(a) = &s.answer {
                 p.insert(
@@ -273,8 +282,8 @@ pub(crate) fn run_case(mut case: Case, runs: usize, progress: &Progress) -> Case
             if let Some(m) = &s.mismatch {
                 p.insert("mismatch".into(), m.clone().into());
             }
-            if let Some(n) = &s.note {
-                p.insert("note".into(), n.clone().into());
+            if let Some(n) = note {
+                p.insert("note".into(), n.into());
             }
             let mut median_s = med;
             if let (Some(ops), Some(m)) = (case.ops_per_run, med) {
@@ -321,7 +330,7 @@ fn case_label(workload: &str, params: &BTreeMap<String, Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::framework::{answer, variant};
+    use crate::framework::{Counts, answer, variant};
 
     fn counting(name: &str, value: i64) -> Box<dyn Variant> {
         variant(name, move || Ok(answer(&[("n", value)])))
@@ -424,6 +433,40 @@ mod tests {
         assert_eq!(log[0], "a");
         assert_eq!(log[1..], ["a", "b", "c", "b", "c", "a", "c", "a", "b"]);
         assert!(r.records.iter().all(|x| x.runs == 3));
+    }
+
+    #[test]
+    fn counts_and_notes_are_read_after_the_runs() {
+        /// Counts its runs, and says so.
+        struct Counting(u64);
+        impl Variant for Counting {
+            fn name(&self) -> &str {
+                "direct"
+            }
+            fn run(&mut self) -> Result<Answer, VariantError> {
+                self.0 += 1;
+                Ok(answer(&[("n", 1)]))
+            }
+            fn note(&self) -> Option<String> {
+                Some(format!("run {} times", self.0))
+            }
+            fn counts(&self) -> Option<Counts> {
+                Some(Counts {
+                    syscalls: self.0,
+                    ..Counts::default()
+                })
+            }
+        }
+        let case = Case::new("toy")
+            .variant(counting("vanilla", 1))
+            .variant(Box::new(Counting(0)));
+        let r = run_case(case, 3, &Progress::new(false));
+        let rec = r.records.iter().find(|x| x.variant == "direct").unwrap();
+        // Three timed runs; the warm-up run is the baseline's.
+        assert_eq!(rec.param_str("note"), Some("run 3 times"));
+        assert_eq!(rec.counts().map(|c| c.syscalls), Some(3));
+        assert_eq!(rec.case_key(), r.records[0].case_key());
+        assert_eq!(r.records[0].counts(), None);
     }
 
     #[test]

@@ -110,6 +110,30 @@ mod tests {
     }
 
     #[test]
+    fn counts_are_extra_fields() {
+        let mut r = record();
+        crate::framework::Counts {
+            syscalls: 3,
+            enters: 12,
+            ring_ops: 2048,
+            executor: Some("ring".into()),
+        }
+        .insert_into(&mut r.params);
+        let line = r.to_json_line();
+        assert!(
+            line.starts_with(r#"{"workload":"ls-5k","variant":"ring","median_s":0.25"#),
+            "{line}"
+        );
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["syscalls"], 3);
+        assert_eq!(v["enters"], 12);
+        assert_eq!(v["ring_ops"], 2048);
+        assert_eq!(v["executor"], "ring");
+        assert_eq!(v["cache"], "cold");
+        assert_eq!(r.case_key(), record().case_key());
+    }
+
+    #[test]
     fn skipped_records_say_why() {
         let mut r = record();
         r.median_s = None;

@@ -12,7 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::framework::{BASELINE, Record};
-use table::{baseline, cases, format_secs, format_speedup, note, variants};
+use table::{baseline, calls, cases, format_secs, format_speedup, note, variants};
 
 /// A file name made of `name` (letters, digits, `-`, `_`, `.` kept; the rest `_`).
 fn file_name(name: &str) -> String {
@@ -77,7 +77,7 @@ pub fn write_report(dir: &Path, records: &[Record]) -> io::Result<Vec<PathBuf>> 
         let _ = writeln!(md, "## {w}\n");
         let _ = writeln!(
             md,
-            "| cache | variant | median | speed-up | improvement | answer | note |\n|---|---|---:|---:|---:|---|---|"
+            "| cache | variant | median | speed-up | improvement | calls (one run) | answer | note |\n|---|---|---:|---:|---:|---|---|---|"
         );
         let mut groups = Vec::new();
         for case in cases(&recs) {
@@ -96,12 +96,13 @@ pub fn write_report(dir: &Path, records: &[Record]) -> io::Result<Vec<PathBuf>> 
                 };
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
                     case_label(&case),
                     r.variant,
                     r.median_s.map(format_secs).unwrap_or_else(|| "-".into()),
                     speed,
                     imp,
+                    calls(r),
                     r.params
                         .get("answer")
                         .map(|a| format!("`{a}`"))
@@ -214,6 +215,39 @@ fn burst_section(dir: &Path, md: &mut String, recs: &[Record]) -> io::Result<Vec
             }
             let _ = writeln!(md, "{row}");
         }
+        // The calls of one burst, for the variants that count them.
+        let counted: Vec<&String> = names
+            .iter()
+            .filter(|n| {
+                these
+                    .iter()
+                    .any(|r| &r.variant == *n && r.counts().is_some())
+            })
+            .collect();
+        if !counted.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nCalls of one burst.\n\n| N | {} |\n|---:|{}",
+                counted
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+                "---|".repeat(counted.len())
+            );
+            for case in cases(&these) {
+                let mut row = format!("| {} |", case[0].param_f64("n").unwrap_or(0.0));
+                for name in &counted {
+                    let cell = case
+                        .iter()
+                        .find(|r| &r.variant == *name)
+                        .map(|r| calls(r))
+                        .unwrap_or_default();
+                    let _ = write!(row, " {cell} |");
+                }
+                let _ = writeln!(md, "{row}");
+            }
+        }
         series.retain(|s| !s.1.is_empty());
         let name = format!("burst-{}.svg", file_name(&op));
         let path = dir.join(&name);
@@ -258,13 +292,21 @@ mod tests {
         let mut rs = Vec::new();
         for cache in ["warm", "cold"] {
             for v in ["vanilla", "direct", "ring"] {
-                rs.push(rec("ls-5k", v, &[("cache", cache.into())]));
+                let mut r = rec("ls-5k", v, &[("cache", cache.into())]);
+                if v == "direct" {
+                    crate::framework::Counts {
+                        syscalls: 258,
+                        ..Default::default()
+                    }
+                    .insert_into(&mut r.params);
+                }
+                rs.push(r);
             }
         }
         for n in [1, 2, 4] {
             for v in ["vanilla", "ring"] {
                 let ns = if v == "vanilla" { 200.0 } else { 100.0 };
-                rs.push(rec(
+                let mut r = rec(
                     "burst",
                     v,
                     &[
@@ -272,7 +314,16 @@ mod tests {
                         ("n", n.into()),
                         ("ns_per_op", ns.into()),
                     ],
-                ));
+                );
+                if v == "ring" {
+                    crate::framework::Counts {
+                        enters: 1,
+                        ring_ops: n,
+                        ..Default::default()
+                    }
+                    .insert_into(&mut r.params);
+                }
+                rs.push(r);
             }
         }
         let dir = tempfile::tempdir().unwrap();
@@ -290,7 +341,15 @@ mod tests {
         assert_eq!(line.matches("class=\"point\"").count(), 3);
         let md = fs::read_to_string(dir.path().join("report.md")).unwrap();
         assert!(
-            md.contains("| cold | ring | 1.00 s | 2.00× | 50% |"),
+            md.contains("| cold | ring | 1.00 s | 2.00× | 50% |  |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| warm | direct | 1.00 s | 2.00× | 50% | 258 syscalls |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 4 | 1 enter, 4 ring ops, 0 syscalls |"),
             "{md}"
         );
     }

@@ -25,7 +25,7 @@ use cosy_model::{Builder, FdRef, Width};
 
 use super::{Ctx, Workload, bytes};
 use crate::exec::{BACKENDS, Compiled, CosyVariant};
-use crate::framework::{Answer, Case, Entry, Variant, VariantError, answer};
+use crate::framework::{Answer, Case, Counts, Entry, Variant, VariantError, answer, variant};
 
 /// The burst workload.
 pub const WORKLOAD: Workload = Workload {
@@ -52,21 +52,19 @@ const STRIDE: i64 = 4099;
 
 /// A variant that repeats a burst `reps` times (or until [`BUDGET`]) and times itself.
 struct Repeated {
-    name: String,
-    lenient: bool,
-    note: Option<String>,
+    /// One burst; its name, leniency, note and counts are the variant's.
+    once: Box<dyn Variant>,
     reps: u64,
-    once: Box<dyn FnMut() -> Result<Answer, VariantError>>,
     last: Option<f64>,
 }
 
 impl Variant for Repeated {
     fn name(&self) -> &str {
-        &self.name
+        self.once.name()
     }
 
     fn lenient(&self) -> bool {
-        self.lenient
+        self.once.lenient()
     }
 
     fn run(&mut self) -> Result<Answer, VariantError> {
@@ -74,7 +72,7 @@ impl Variant for Repeated {
         let mut first: Option<Answer> = None;
         let mut done = 0;
         while done < self.reps {
-            let a = (self.once)()?;
+            let a = self.once.run()?;
             done += 1;
             match &first {
                 None => first = Some(a),
@@ -99,32 +97,20 @@ impl Variant for Repeated {
     }
 
     fn note(&self) -> Option<String> {
-        self.note.clone()
+        self.once.note()
+    }
+
+    /// The calls of one burst.
+    fn counts(&self) -> Option<Counts> {
+        self.once.counts()
     }
 }
 
-fn repeated(
-    name: &str,
-    lenient: bool,
-    reps: u64,
-    once: impl FnMut() -> Result<Answer, VariantError> + 'static,
-) -> Entry {
-    repeated_with_note(name, lenient, None, reps, once)
-}
-
-fn repeated_with_note(
-    name: &str,
-    lenient: bool,
-    note: Option<String>,
-    reps: u64,
-    once: impl FnMut() -> Result<Answer, VariantError> + 'static,
-) -> Entry {
+/// `once` repeated `reps` times per sample.
+fn repeated(once: Box<dyn Variant>, reps: u64) -> Entry {
     Entry::Ready(Box::new(Repeated {
-        name: name.into(),
-        lenient,
-        note,
+        once,
         reps,
-        once: Box::new(once),
         last: None,
     }))
 }
@@ -253,10 +239,7 @@ fn cosy(compound: cosy_model::Compound, reps: u64) -> Vec<Entry> {
             let c = Arc::new(c);
             BACKENDS
                 .iter()
-                .map(|b| {
-                    let mut v = CosyVariant::new(b.name(), c.clone(), *b);
-                    repeated_with_note(b.name(), v.lenient(), v.note(), reps, move || v.run())
-                })
+                .map(|b| repeated(Box::new(CosyVariant::new(b.name(), c.clone(), *b)), reps))
                 .collect()
         }
         Err(why) => BACKENDS
@@ -284,16 +267,20 @@ fn build(ctx: &mut Ctx<'_>, _part: &str) -> io::Result<Vec<Case>> {
                 .param("n", n)
                 .per_op(n * reps);
             if op == "nop" {
-                case = case.entry(repeated("vanilla", false, reps, move || Ok(vanilla_nop(n))));
+                case = case.entry(repeated(
+                    variant("vanilla", move || Ok(vanilla_nop(n))),
+                    reps,
+                ));
                 for e in cosy(nop_compound(n), reps) {
                     case = case.entry(e);
                 }
                 case = case.entry(by_hand(n, reps, cosy_uring::burst::uring_by_hand_nop));
             } else {
                 let p = cpath.clone();
-                case = case.entry(repeated("vanilla", false, reps, move || {
-                    vanilla_pread(&p, n)
-                }));
+                case = case.entry(repeated(
+                    variant("vanilla", move || vanilla_pread(&p, n)),
+                    reps,
+                ));
                 for e in cosy(pread_compound(&bytes(&file), n), reps) {
                     case = case.entry(e);
                 }
