@@ -139,6 +139,8 @@ pub fn counts(stats: &cosy_exec::Stats, backend: Backend) -> Counts {
         syscalls: stats.syscalls,
         enters: stats.ring_enters,
         ring_ops: stats.ring_ops,
+        threaded_maps: stats.threaded_maps,
+        threads: stats.threads,
         executor: (backend == Backend::Auto).then(|| {
             if used_ring {
                 Backend::Ring.name().to_string()
@@ -262,6 +264,7 @@ mod tests {
                 enters: 0,
                 ring_ops: 0,
                 executor: None,
+                ..Default::default()
             })
         );
         let json: serde_json::Value = serde_json::from_str(&direct.to_json_line()).unwrap();

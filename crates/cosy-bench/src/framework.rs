@@ -109,6 +109,8 @@ impl Record {
             enters: n("enters")?,
             ring_ops: n("ring_ops")?,
             executor: self.param_str("executor").map(str::to_string),
+            threaded_maps: n("threaded_maps").unwrap_or(0),
+            threads: n("threads").unwrap_or(0),
         })
     }
 
@@ -138,6 +140,8 @@ pub(crate) const VARIANT_PARAMS: &[&str] = &[
     "enters",
     "ring_ops",
     "executor",
+    "threaded_maps",
+    "threads",
 ];
 
 /// The calls one run of a variant made, as its executor counted them (cosy's variants; other
@@ -156,6 +160,10 @@ pub struct Counts {
     /// The executor the run ended up on (`direct`, `ring`), for a variant that chooses
     /// (`auto`).
     pub executor: Option<String>,
+    /// Maps whose iterations ran on several threads, and the threads started for them.
+    pub threaded_maps: u64,
+    /// Threads started for those maps (the run's own not counted).
+    pub threads: u64,
 }
 
 impl Counts {
@@ -166,6 +174,10 @@ impl Counts {
         params.insert("ring_ops".into(), self.ring_ops.into());
         if let Some(e) = &self.executor {
             params.insert("executor".into(), e.clone().into());
+        }
+        if self.threaded_maps != 0 {
+            params.insert("threaded_maps".into(), self.threaded_maps.into());
+            params.insert("threads".into(), self.threads.into());
         }
     }
 }
@@ -185,7 +197,16 @@ impl fmt::Display for Counts {
                 counted(self.ring_ops, "ring op")
             )?;
         }
-        f.write_str(&counted(self.syscalls, "syscall"))
+        f.write_str(&counted(self.syscalls, "syscall"))?;
+        if self.threaded_maps != 0 {
+            write!(
+                f,
+                " ({} on {})",
+                counted(self.threaded_maps, "map"),
+                counted(self.threads, "more thread")
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -481,6 +502,7 @@ mod tests {
             enters: 12,
             ring_ops: 2048,
             executor: None,
+            ..Default::default()
         };
         assert_eq!(ring.to_string(), "12 enters, 2,048 ring ops, 3 syscalls");
         let auto = Counts {
@@ -489,6 +511,13 @@ mod tests {
             ..Counts::default()
         };
         assert_eq!(auto.to_string(), "as direct: 1 syscall");
+        let threaded = Counts {
+            syscalls: 10,
+            threaded_maps: 1,
+            threads: 1,
+            ..Counts::default()
+        };
+        assert_eq!(threaded.to_string(), "10 syscalls (1 map on 1 more thread)");
         assert_eq!(counted(1_234_567, "syscall"), "1,234,567 syscalls");
         assert_eq!(counted(100, "enter"), "100 enters");
     }

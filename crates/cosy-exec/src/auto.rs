@@ -32,7 +32,7 @@ use cosy_verify::Verified;
 use crate::direct::DirectExecutor;
 use crate::plan::Plan;
 use crate::ring::plan::{Caps, RingPlan, Route};
-use crate::{Outcome, RunOptions};
+use crate::{Backend, Outcome, RunOptions};
 
 /// The environment variable naming a calibration file for `auto`.
 pub const ENV_CALIBRATION: &str = "COSY_CALIBRATION";
@@ -41,6 +41,10 @@ pub const ENV_CALIBRATION: &str = "COSY_CALIBRATION";
 /// a cached ring, zeroing what the run wrote), in nanoseconds: measured on the development
 /// machine as a few microseconds; a compound that saves less runs directly.
 const RING_RUN_NS: f64 = 4_000.0;
+
+/// What each thread of a map adds, as a share of one thread's speed (the threads share the
+/// kernel's locks and the machine's other work).
+const THREAD_EFFICIENCY: f64 = 0.75;
 
 /// A call goes to the ring only if that is cheaper by this factor.
 const MARGIN: f64 = 0.9;
@@ -100,6 +104,17 @@ impl Choice {
         }
         let costs = Costs::from(cal);
         let batch = batches(c, &plan, &rp, opts.ring.window);
+        // Directly, the calls of a map that runs on threads share the machine's cores.
+        let threads = crate::interp::parallel::Maps::new(
+            c,
+            &plan,
+            crate::Parallel {
+                workers: opts.parallel.workers_for(crate::Backend::Auto),
+                ..opts.parallel
+            },
+            opts.trace,
+        );
+        let speedup = (threads.workers() as f64 * THREAD_EFFICIENCY).max(1.0);
         let mut ring = vec![false; n];
         let mut saving = 0.0;
         for (i, op) in c.ops.iter().enumerate() {
@@ -108,7 +123,10 @@ impl Choice {
                 continue;
             }
             let (b, times) = batch[i];
-            let d = costs.direct(*call);
+            let mut d = costs.direct(*call);
+            if threads.in_threaded_map(&plan, i) {
+                d /= speedup;
+            }
             let r = costs.ring(*call, b);
             if r < d * MARGIN {
                 ring[i] = true;
@@ -353,7 +371,7 @@ impl AutoExecutor {
         let cal = calibration(opts);
         let choice = choice(v, opts, &cal);
         if !choice.use_ring {
-            return DirectExecutor::run(v, opts);
+            return DirectExecutor::run_on(v, opts, opts.parallel.workers_for(Backend::Auto));
         }
         crate::ring::run_with(v, opts, &|i, _| {
             choice.ring.get(i).copied().unwrap_or(false)

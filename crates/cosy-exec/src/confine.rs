@@ -60,6 +60,14 @@ impl Root {
         Ok(Root { fd, prefixes })
     }
 
+    /// Another handle on the same root (a duplicated descriptor), for a thread of its own.
+    pub fn try_clone(&self) -> std::io::Result<Root> {
+        Ok(Root {
+            fd: self.fd.try_clone()?,
+            prefixes: self.prefixes.clone(),
+        })
+    }
+
     /// The root's descriptor.
     pub fn fd(&self) -> i32 {
         self.fd.as_raw_fd()

@@ -6,15 +6,15 @@ use std::time::Instant;
 use cosy_model::Sys;
 use cosy_verify::Verified;
 
-use crate::RunOptions;
 use crate::confine::Root;
 use crate::interp::{self, Issuer};
 use crate::outcome::{Outcome, Recorder};
 use crate::sys::{self, ResolvedArgs};
+use crate::{Backend, RunOptions};
 
 /// Issues each call as a system call, confined to the policy root if there is one.
 #[derive(Debug, Default)]
-pub(crate) struct DirectIssuer {
+pub struct DirectIssuer {
     root: Option<Root>,
 }
 
@@ -53,6 +53,14 @@ impl Issuer for DirectIssuer {
             }
         }
     }
+
+    fn fork(&self) -> Option<DirectIssuer> {
+        let root = match &self.root {
+            Some(r) => Some(r.try_clone().ok()?),
+            None => None,
+        };
+        Some(DirectIssuer::new(root))
+    }
 }
 
 /// The direct executor.
@@ -62,14 +70,31 @@ pub struct DirectExecutor;
 impl DirectExecutor {
     /// Runs `v` under its policy: opens the policy root, runs every operation with plain
     /// system calls, closes every descriptor the compound opened.
+    /// Maps run on one thread unless [`RunOptions::parallel`] names more.
     pub fn run(v: &Verified, opts: &RunOptions) -> Outcome {
+        Self::run_on(v, opts, opts.parallel.workers_for(Backend::Direct))
+    }
+
+    /// Runs `v` with up to `workers` threads per qualifying map ([`crate::Parallel`]).
+    pub(crate) fn run_on(v: &Verified, opts: &RunOptions, workers: usize) -> Outcome {
         let started = Instant::now();
         let root = match open_root(v) {
             Ok(r) => r,
             Err(m) => return Outcome::setup_error(m, started.elapsed()),
         };
         let mut issuer = DirectIssuer::new(root);
-        interp::execute(v, &opts.functions, opts.trace, &mut issuer, started)
+        let parallel = crate::Parallel {
+            workers,
+            ..opts.parallel
+        };
+        interp::execute(
+            v,
+            &opts.functions,
+            opts.trace,
+            parallel,
+            &mut issuer,
+            started,
+        )
     }
 }
 

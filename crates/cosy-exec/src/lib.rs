@@ -144,6 +144,59 @@ pub struct RunOptions {
     /// The costs `auto` decides with (default: [`cosy_uring::Calibration::cached`], or the
     /// file named by `COSY_CALIBRATION`).
     pub calibration: Option<std::sync::Arc<cosy_uring::Calibration>>,
+    /// Whether the direct executor (and `auto`, when it runs directly) may run the iterations
+    /// of a map on several threads.
+    pub parallel: Parallel,
+}
+
+/// How the direct executor runs a map's iterations on several threads
+/// ([`interp::parallel`]).
+///
+/// A map qualifies when its body only reads (no call with `Effect::Write`, no open that
+/// creates or truncates, no call that moves the file position of a descriptor it did not
+/// open, only built-in functions) and it has enough work: its items times the system calls
+/// of its body reach [`Parallel::min_calls`]. The outcome is the direct executor's in every
+/// case; only the statistics show the work done by the threads (iterations after a failure
+/// may have run on another thread, and a map is run again on one thread when the fuel would
+/// not cover it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parallel {
+    /// Threads per map: `0` lets the backend decide (one for `direct`, the reference; the
+    /// machine's cores, at most 8, for `auto`), `1` never runs a map on several threads.
+    pub workers: usize,
+    /// The least number of system calls (items × calls in the body) worth the threads:
+    /// starting a thread costs tens of microseconds.
+    pub min_calls: usize,
+}
+
+impl Default for Parallel {
+    fn default() -> Self {
+        Parallel {
+            workers: 0,
+            min_calls: 512,
+        }
+    }
+}
+
+impl Parallel {
+    /// `workers` threads for every qualifying map, however small (for tests).
+    pub fn always(workers: usize) -> Self {
+        Parallel {
+            workers,
+            min_calls: 0,
+        }
+    }
+
+    /// The threads `backend` uses per map.
+    pub fn workers_for(self, backend: Backend) -> usize {
+        match (self.workers, backend) {
+            (0, Backend::Auto) => std::thread::available_parallelism()
+                .map_or(1, std::num::NonZero::get)
+                .min(8),
+            (0, _) => 1,
+            (n, _) => n,
+        }
+    }
 }
 
 impl RunOptions {

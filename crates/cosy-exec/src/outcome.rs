@@ -216,6 +216,11 @@ pub struct Stats {
     /// root that the ring cannot confine, and calls the `auto` executor chose to issue
     /// directly.
     pub fallbacks: u64,
+    /// Maps whose iterations ran on several threads ([`crate::Parallel`]), and the threads
+    /// they used in all.
+    pub threaded_maps: u64,
+    /// Threads started for [`threaded_maps`](Stats::threaded_maps), this one not counted.
+    pub threads: u64,
     /// Wall time of the run, setup included.
     pub elapsed: Duration,
 }
@@ -262,6 +267,13 @@ impl fmt::Display for Stats {
                 self.ring_ops,
                 self.ops_per_enter(),
                 self.fallbacks
+            )?;
+        }
+        if self.threaded_maps != 0 {
+            writeln!(
+                f,
+                "threads        {} maps on {} more threads",
+                self.threaded_maps, self.threads
             )?;
         }
         write!(f, "elapsed        {:?}", self.elapsed)
@@ -351,6 +363,10 @@ pub struct Recorder {
     pub fallbacks: u64,
     /// io_uring_enter(2) calls.
     pub ring_enters: u64,
+    /// Maps run on several threads.
+    pub threaded_maps: u64,
+    /// Threads started for them.
+    pub threads: u64,
     /// The trace, if asked for.
     pub trace: Option<Vec<TraceEntry>>,
 }
@@ -401,6 +417,21 @@ impl Recorder {
         }
     }
 
+    /// Adds the counts of `other` (the calls another thread made for this run).
+    pub fn absorb(&mut self, other: &Recorder) {
+        for (n, m) in self.by_call.iter_mut().zip(other.by_call) {
+            *n += m;
+        }
+        self.syscalls += other.syscalls;
+        self.ring_ops += other.ring_ops;
+        self.bytes_read += other.bytes_read;
+        self.bytes_written += other.bytes_written;
+        self.fallbacks += other.fallbacks;
+        self.ring_enters += other.ring_enters;
+        self.threaded_maps += other.threaded_maps;
+        self.threads += other.threads;
+    }
+
     /// Appends a trace entry (if tracing).
     #[inline]
     pub fn trace(&mut self, op: u32, call: Sys, fd: i32, result: i64) {
@@ -441,6 +472,8 @@ impl Recorder {
             ring_enters: self.ring_enters,
             ring_ops: self.ring_ops,
             fallbacks: self.fallbacks,
+            threaded_maps: self.threaded_maps,
+            threads: self.threads,
             elapsed: Duration::ZERO,
         }
     }

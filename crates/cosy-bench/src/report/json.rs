@@ -117,6 +117,7 @@ mod tests {
             enters: 12,
             ring_ops: 2048,
             executor: Some("ring".into()),
+            ..Default::default()
         }
         .insert_into(&mut r.params);
         let line = r.to_json_line();

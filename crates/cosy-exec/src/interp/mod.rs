@@ -38,6 +38,8 @@ use crate::outcome::{CallError, Error, Outcome, Recorder};
 use crate::plan::{MapInfo, Plan};
 use crate::sys::{self, AT_FDCWD, Resolved, ResolvedArgs};
 
+pub mod parallel;
+
 /// The lane the direct interpreter runs every map iteration on.
 pub const LANE: usize = 0;
 
@@ -66,6 +68,12 @@ pub trait Issuer {
         rec.call(op, Sys::Close, fd, r, true);
         r
     }
+
+    /// An issuer for another thread running map iterations ([`parallel`]), if this one can
+    /// make one (`None`: maps run on this thread only).
+    fn fork(&self) -> Option<crate::direct::DirectIssuer> {
+        None
+    }
 }
 
 /// The fd slots; `-1` is empty. Dropping the table closes what is still open (a safety net:
@@ -92,6 +100,24 @@ impl FdTable {
             Some(x) => std::mem::replace(x, fd),
             None => -1,
         }
+    }
+
+    /// A table holding the descriptors of another (`slots`) without owning them: call
+    /// [`FdTable::forget`] before dropping it.
+    pub fn borrowed(slots: &[i32]) -> Self {
+        FdTable {
+            slots: slots.to_vec(),
+        }
+    }
+
+    /// The descriptor numbers of every slot.
+    pub fn slots(&self) -> &[i32] {
+        &self.slots
+    }
+
+    /// Empties every slot without closing anything (the descriptors belong to another table).
+    pub fn forget(&mut self) {
+        self.slots.fill(-1);
     }
 
     /// Slots that hold a descriptor, in order.
@@ -172,10 +198,14 @@ pub fn parse_dirents(bytes: &[u8]) -> Result<Vec<DirEntry>, String> {
 
 /// Runs `v` with `issuer`: the whole run, from the setup (plan, arena) to the final closes.
 /// `started` is when the run began (its time limit counts from there).
+///
+/// `parallel` (with its `workers` already decided) says whether maps may run on several
+/// threads ([`parallel`]).
 pub fn execute<I: Issuer>(
     v: &Verified,
     functions: &Functions,
     trace: bool,
+    parallel: crate::Parallel,
     issuer: &mut I,
     started: Instant,
 ) -> Outcome {
@@ -207,6 +237,7 @@ pub fn execute<I: Issuer>(
         limit: policy.time,
         deadline: crate::clock::Deadline::new(started, policy.time),
         rargs: ResolvedArgs::default(),
+        par: parallel::Maps::new(c, &plan, parallel, trace),
     };
     for input in &c.inputs {
         if let InputKind::Int { reg, default } = input.kind {
@@ -322,6 +353,61 @@ impl Items {
         }
     }
 
+    /// Splits the items into at most `k` runs of consecutive items, in order.
+    pub(crate) fn split(self, k: usize) -> Vec<Items> {
+        let n = self.remaining();
+        let k = k.clamp(1, n.max(1));
+        // Sizes: the first `n % k` runs get one item more.
+        let sizes = (0..k).map(move |i| n / k + usize::from(i < n % k));
+        match self {
+            Items::Paths { var, list, pos } => chunks(list, pos, sizes)
+                .map(|list| Items::Paths { var, list, pos: 0 })
+                .collect(),
+            Items::Offsets { var, list, pos } => chunks(list, pos, sizes)
+                .map(|list| Items::Offsets { var, list, pos: 0 })
+                .collect(),
+            Items::Dirents {
+                name,
+                kind,
+                ino,
+                list,
+                pos,
+            } => chunks(list, pos, sizes)
+                .map(|list| Items::Dirents {
+                    name,
+                    kind,
+                    ino,
+                    list,
+                    pos: 0,
+                })
+                .collect(),
+            Items::Range {
+                var,
+                next,
+                end,
+                step,
+            } => {
+                let mut at = next;
+                sizes
+                    .map(|len| {
+                        let start = at;
+                        // The run ends after `len` steps (or at the map's end).
+                        let stop = start
+                            .and_then(|s| s.checked_add(step.checked_mul(len as i64)?))
+                            .map_or(end, |e| e.min(end));
+                        at = start.map(|_| stop);
+                        Items::Range {
+                            var,
+                            next: start,
+                            end: stop,
+                            step,
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+
     /// The next item's binding.
     pub(crate) fn next(&mut self, data: &[Vec<u8>]) -> Option<Binding> {
         match self {
@@ -368,6 +454,17 @@ impl Items {
     }
 }
 
+/// `list[pos..]` cut into consecutive runs of `sizes`.
+fn chunks<T>(
+    mut list: Vec<T>,
+    pos: usize,
+    sizes: impl Iterator<Item = usize>,
+) -> impl Iterator<Item = Vec<T>> {
+    list.drain(..pos.min(list.len()));
+    let mut rest = list.into_iter();
+    sizes.map(move |n| rest.by_ref().take(n).collect())
+}
+
 struct Frame {
     begin: usize,
     end: usize,
@@ -393,6 +490,8 @@ struct Machine<'a, I: Issuer> {
     limit: Duration,
     deadline: crate::clock::Deadline,
     rargs: ResolvedArgs,
+    /// Which maps may run on several threads.
+    par: parallel::Maps,
 }
 
 fn value(regs: &[i64], v: &Value) -> i64 {
@@ -503,9 +602,13 @@ impl<I: Issuer> Machine<'_, I> {
     }
 
     fn run(&mut self) -> Result<(), Error> {
+        self.run_range(0, self.c.ops.len())
+    }
+
+    /// Runs from `pc` until the next operation is `stop` (or the program ends).
+    fn run_range(&mut self, mut pc: usize, stop: usize) -> Result<(), Error> {
         let n = self.c.ops.len();
-        let mut pc = 0;
-        while pc < n {
+        while pc < n && pc != stop {
             if self.used >= self.fuel {
                 return Err(Error::Fuel {
                     op: pc as u32,
@@ -619,6 +722,11 @@ impl<I: Issuer> Machine<'_, I> {
             }
             Op::MapBegin { source, end } => {
                 let items = self.items(pc, source)?;
+                let items = match self.parallel_map(pc, *end as usize, items)? {
+                    parallel::Ran::Done(next) => return Ok(next),
+                    parallel::Ran::Again => self.items(pc, source)?,
+                    parallel::Ran::No(items) => items,
+                };
                 let snapshot = match self.plan.map(pc) {
                     Some(info) => info
                         .locals
