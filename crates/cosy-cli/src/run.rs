@@ -44,6 +44,9 @@ pub struct RunArgs {
     /// Run the compound as written, without the optimizer's rewrites.
     #[arg(long)]
     no_opt: bool,
+    /// Threads per map whose body only reads (0: direct uses one, auto the machine's cores).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    workers: usize,
     /// Print statistics (calls, ring submissions, bytes, time) to standard error.
     #[arg(long)]
     stats: bool,
@@ -138,6 +141,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let original = |op: u32| origin.as_ref().map_or(op, |o| o.original_op(op));
     let options = RunOptions {
         backend,
+        parallel: cosy_exec::Parallel {
+            workers: args.workers,
+            ..cosy_exec::Parallel::default()
+        },
         ..RunOptions::default()
     };
     let outcome = cosy_exec::run(&verified, &options);

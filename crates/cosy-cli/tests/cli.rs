@@ -152,6 +152,40 @@ fn dirsize_sums_what_std_fs_sums() {
     assert_eq!(result(&o, "entries"), n);
 }
 
+#[test]
+fn dirsize_on_several_threads_sums_the_same_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for i in 0..2000 {
+        std::fs::write(dir.path().join(format!("f{i}")), vec![b'x'; i % 97]).expect("write");
+    }
+    let example = workspace().join("examples/dirsize.cosy");
+    let (total, n) = entries_size(dir.path());
+    for workers in ["1", "3"] {
+        let o = cosy(
+            dir.path(),
+            &[
+                "run",
+                &example.to_string_lossy(),
+                "dir=.",
+                "--backend",
+                "direct",
+                "--workers",
+                workers,
+                "--stats",
+            ],
+        );
+        ok(&o);
+        assert_eq!(result(&o, "total"), total, "--workers {workers}");
+        assert_eq!(result(&o, "entries"), n, "--workers {workers}");
+        assert_eq!(
+            stderr(&o).contains("threads "),
+            workers != "1",
+            "--workers {workers}: {}",
+            stderr(&o)
+        );
+    }
+}
+
 fn count_word(dir: &Path, word: &[u8]) -> (i64, i64) {
     let mut count = 0;
     let mut files = 0;
