@@ -75,7 +75,7 @@ impl Maps {
         let mut calls = vec![None; c.ops.len()];
         for info in plan.maps() {
             if let Some(x) = calls.get_mut(info.begin) {
-                *x = body_calls(c, info);
+                *x = body_calls(c, plan, info);
             }
         }
         Maps {
@@ -100,19 +100,32 @@ impl Maps {
     }
 }
 
-/// The system calls in the body of `info` if the map qualifies (see the module documentation).
-fn body_calls(c: &Compound, info: &MapInfo) -> Option<usize> {
+/// A nested map's items, unknown before it runs, are counted as this many.
+const NESTED_ITEMS: usize = 64;
+
+/// The system calls in the body of `info` if the map qualifies (see the module documentation),
+/// those of a nested map counted [`NESTED_ITEMS`] times: a map over directories whose body
+/// maps over their entries is worth threads even when the directories are few.
+fn body_calls(c: &Compound, plan: &Plan, info: &MapInfo) -> Option<usize> {
     if info.writes {
         return None;
     }
     let local =
         |a: Option<&Arg>| matches!(a, Some(Arg::Fd(FdRef::Slot(s))) if info.fd_slots.contains(s));
-    let mut calls = 0;
-    for op in c.ops.get(info.begin + 1..info.end)? {
+    let mut calls = 0usize;
+    for (k, op) in c.ops.get(info.begin + 1..info.end)?.iter().enumerate() {
+        let k = info.begin + 1 + k;
         match op {
             Op::Sys { call, args, .. } => {
                 // `nop` makes no system call on the direct executor: no work to share.
-                calls += usize::from(*call != Sys::Nop);
+                if *call != Sys::Nop {
+                    let depth = plan
+                        .maps()
+                        .filter(|m| info.begin < m.begin && m.begin < k && k < m.end)
+                        .count();
+                    let weight = NESTED_ITEMS.saturating_pow(depth.min(4) as u32);
+                    calls = calls.saturating_add(weight);
+                }
                 match call {
                     Sys::Openat | Sys::Openat2 => {
                         let changes =
