@@ -365,3 +365,75 @@ fn under_a_root_each_thread_stays_confined() {
     );
     assert_same(&one, &many);
 }
+
+/// `du` of a tree of directories: a map over the root's entries whose body maps over each
+/// subdirectory's entries.
+fn du_tree(root: &Path) -> Compound {
+    let mut c = Builder::new();
+    let path = c.input_path("root", bytes(root));
+    let rents = c.buffer("rents", 1 << 14);
+    let sents = c.local_buffer("sents", 1 << 14);
+    let st = c.local_buffer("st", 256);
+    let st2 = c.local_buffer("st2", 256);
+    let files = c.value("files", 0);
+    let total = c.value("bytes", 0);
+    let r = c.openat(FdRef::Cwd, path, O_DIR, 0);
+    let n = c.getdents64(r, rents);
+    c.map_dirents(rents.prefix(n), |c, e| {
+        c.statx(r, e.name, libc::AT_SYMLINK_NOFOLLOW as i64, 0x7ff, st);
+        c.if_(cond(e.kind, BinOp::Eq, libc::DT_DIR as i64), |c| {
+            let d = c.openat(r, e.name, O_DIR, 0);
+            let m = c.getdents64(d, sents);
+            c.map_dirents(sents.prefix(m), |c, f| {
+                c.statx(d, f.name, libc::AT_SYMLINK_NOFOLLOW as i64, 0x7ff, st2);
+                let size = c.load(Width::U64, st2, STATX_SIZE_OFFSET as i64);
+                c.accumulate(total, size);
+                c.accumulate(files, 1);
+            });
+            c.close(d);
+        });
+    });
+    c.close(r);
+    c.output("files", files);
+    c.output("bytes", total);
+    c.finish()
+}
+
+#[test]
+fn a_map_over_directories_runs_on_threads_with_its_nested_maps() {
+    let _serial = serial();
+    let t = tempfile::tempdir().unwrap();
+    let mut want = (0i64, 0i64);
+    for d in 0..6 {
+        let dir = t.path().join(format!("d{d}"));
+        std::fs::create_dir(&dir).unwrap();
+        for i in 0..40 {
+            let len = (d * 40 + i) % 333;
+            std::fs::write(dir.join(format!("f{i}")), vec![b'y'; len]).unwrap();
+            want.0 += 1;
+            want.1 += len as i64;
+        }
+    }
+    let c = du_tree(t.path());
+    let (one, many) = run_both(&c, &Policy::trusted());
+    assert!(one.is_ok(), "{one}");
+    assert_same(&one, &many);
+    assert_eq!(
+        (one.output("files"), one.output("bytes")),
+        (Some(want.0), Some(want.1))
+    );
+    // The outer map runs on threads; the maps inside it run on the thread of their iteration.
+    assert_eq!(many.stats.threaded_maps, 1);
+    for fuel in [40u64, 200, 333, 700] {
+        let policy = Policy {
+            fuel,
+            ..Policy::trusted()
+        };
+        let (one, many) = run_both(&c, &policy);
+        assert!(
+            matches!(one.error, Some(cosy_exec::Error::Fuel { .. })),
+            "fuel {fuel}: {one}"
+        );
+        assert_same(&one, &many);
+    }
+}
