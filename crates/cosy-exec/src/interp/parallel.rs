@@ -31,6 +31,7 @@
 //! at the operation it would stop at in order (the body changed nothing, so running it twice
 //! is invisible too).
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -377,15 +378,23 @@ fn work(sh: &Shared<'_>, mut issuer: DirectIssuer, begin: usize, end: usize) -> 
             items,
             snapshot: sh.snapshot.clone(),
         });
-        let result = m
-            .next_iteration(begin, true)
-            .and_then(|pc| m.run_range(pc, end + 1));
+        // The interpreter does not panic; were it to, the run's outcome is missing and the map
+        // runs again on the run's own thread, and this table must still not close what it
+        // only borrowed.
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            m.next_iteration(begin, true)
+                .and_then(|pc| m.run_range(pc, end + 1))
+        }));
         // A stop inside an iteration leaves its descriptors open: close them here, as the end
         // of the run would.
         for s in &sh.info.fd_slots {
             let fd = m.fds.replace(*s, -1);
             m.close_fd(end, fd);
         }
+        let Ok(result) = result else {
+            sh.stop.fetch_min(k, Ordering::Relaxed);
+            break;
+        };
         if result.is_err() {
             sh.stop.fetch_min(k, Ordering::Relaxed);
         }
