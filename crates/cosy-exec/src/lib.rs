@@ -154,8 +154,8 @@ pub struct RunOptions {
 ///
 /// A map qualifies when its body only reads (no call with `Effect::Write`, no open that
 /// creates or truncates, no call that moves the file position of a descriptor it did not
-/// open, only built-in functions) and it has enough work: its items times the system calls
-/// of its body reach [`Parallel::min_calls`]. The outcome is the direct executor's in every
+/// open, only built-in functions) and it has enough work: its items times the calls of its
+/// body that walk a path (opens, statx) reach [`Parallel::min_calls`]. The outcome is the direct executor's in every
 /// case; only the statistics show the work done by the threads (iterations after a failure
 /// may have run on another thread, and a map is run again on one thread when the fuel would
 /// not cover it).
@@ -164,8 +164,8 @@ pub struct Parallel {
     /// Threads per map: `0` lets the backend decide (one for `direct`, the reference; the
     /// machine's cores, at most 8, for `auto`), `1` never runs a map on several threads.
     pub workers: usize,
-    /// The least number of system calls (items × calls in the body) worth the threads:
-    /// starting a thread costs tens of microseconds.
+    /// The least number of path walks (items × opens and statx in the body) worth the
+    /// threads: starting a thread costs tens of microseconds.
     pub min_calls: usize,
 }
 
@@ -190,9 +190,15 @@ impl Parallel {
     /// The threads `backend` uses per map.
     pub fn workers_for(self, backend: Backend) -> usize {
         match (self.workers, backend) {
-            (0, Backend::Auto) => std::thread::available_parallelism()
-                .map_or(1, std::num::NonZero::get)
-                .min(8),
+            (0, Backend::Auto) => {
+                // Asking costs tens of microseconds (cgroup files): once per process.
+                static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+                *CORES.get_or_init(|| {
+                    std::thread::available_parallelism()
+                        .map_or(1, std::num::NonZero::get)
+                        .min(8)
+                })
+            }
             (0, _) => 1,
             (n, _) => n,
         }

@@ -16,7 +16,8 @@
 //! - calls only built-in functions (a user function may keep state between calls);
 //! - is not inside a map already running on threads, and the run is not traced.
 //!
-//! and when its items times the system calls of its body reach `min_calls`.
+//! and when its items times the calls of its body that walk a path (opens, statx) reach
+//! `min_calls`: that is the work that spreads over cores.
 //!
 //! How ([`Machine::parallel_map`]): the items are cut into runs of consecutive items, a few
 //! per thread, taken from a shared counter. Each thread has its own registers (accumulators
@@ -104,9 +105,10 @@ impl Maps {
 /// A nested map's items, unknown before it runs, are counted as this many.
 const NESTED_ITEMS: usize = 64;
 
-/// The system calls in the body of `info` if the map qualifies (see the module documentation),
-/// those of a nested map counted [`NESTED_ITEMS`] times: a map over directories whose body
-/// maps over their entries is worth threads even when the directories are few.
+/// The calls that walk a path in the body of `info` if the map qualifies (see the module
+/// documentation), those of a nested map counted [`NESTED_ITEMS`] times: a map over
+/// directories whose body maps over their entries is worth threads even when the directories
+/// are few.
 fn body_calls(c: &Compound, plan: &Plan, info: &MapInfo) -> Option<usize> {
     if info.writes {
         return None;
@@ -118,8 +120,11 @@ fn body_calls(c: &Compound, plan: &Plan, info: &MapInfo) -> Option<usize> {
         let k = info.begin + 1 + k;
         match op {
             Op::Sys { call, args, .. } => {
-                // `nop` makes no system call on the direct executor: no work to share.
-                if *call != Sys::Nop {
+                // Work worth threads is a path walk (an open, a statx): it spreads over cores.
+                // A small read of a descriptor the threads share does not: each call then
+                // bounces the file's reference count between the cores (measured: a burst of
+                // 1-byte preads runs slower on two threads than on one).
+                if call.spec().takes_path() {
                     let depth = plan
                         .maps()
                         .filter(|m| info.begin < m.begin && m.begin < k && k < m.end)
