@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use cosy_exec::auto::{AutoExecutor, Choice};
 use cosy_exec::{Backend, Error, RingOptions, RunOptions};
-use cosy_model::{BinOp, Builder, Compound, FdRef, Policy, Sys, Width, builder::cond};
+use cosy_model::{BinOp, Builder, Compound, ErrorMode, FdRef, Policy, Sys, Width, builder::cond};
 use cosy_uring::io_uring::opcode;
 use cosy_uring::{Calibration, Probe};
 
@@ -437,4 +437,286 @@ fn stats_display_the_ring() {
     assert!(shown.contains("0 direct + 3 through the ring"), "{shown}");
     assert!(shown.contains("enters, 3 ops"), "{shown}");
     assert!(shown.contains("per enter"), "{shown}");
+}
+
+// ------------------------------------------------------------------------ maps from a template
+
+/// Runs `c` under `policy` on direct and on the ring; returns both outcomes and how many maps
+/// the ring ran from a template.
+fn against_direct(c: &Compound, policy: &Policy) -> (cosy_exec::Outcome, cosy_exec::Outcome, u64) {
+    let direct = go(
+        c.clone(),
+        policy,
+        &RunOptions {
+            backend: Backend::Direct,
+            trace: true,
+            ..RunOptions::default()
+        },
+    );
+    let before = cosy_exec::ring::template_maps();
+    let ring = go(c.clone(), policy, &ring(RingOptions::default()));
+    let taken = cosy_exec::ring::template_maps() - before;
+    assert_eq!(ring.outputs, direct.outputs, "{}", show(&ring));
+    assert_eq!(ring.error, direct.error, "{}", show(&ring));
+    assert_eq!(ring.errors, direct.errors, "{}", show(&ring));
+    (direct, ring, taken)
+}
+
+/// `map i in range(0, n, 1) { off = i * 4099 % size; r = pread(fd, b, off + shift); v = b[0];
+/// sum += v; ops += r }`.
+fn pread_map(path: &[u8], n: i64, shift: i64) -> Compound {
+    let mut c = Builder::new();
+    let p = c.path(path);
+    let b = c.local_buffer("b", 1);
+    let ops = c.value("ops", 0);
+    let sum = c.value("sum", 0);
+    let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+    c.map_range(0, n, 1, |c, i| {
+        let off = c.arith(BinOp::Mul, i, 4099);
+        let off = c.arith(BinOp::Rem, off, 10_000);
+        let off = c.arith(BinOp::Add, off, shift);
+        let r = c.pread(fd, b, off);
+        let v = c.load(Width::U8, b, 0);
+        c.accumulate(sum, v);
+        c.accumulate(ops, r);
+    });
+    c.close(fd);
+    c.output("ops", ops);
+    c.output("sum", sum);
+    c.finish()
+}
+
+#[test]
+fn straight_line_maps_run_from_a_template() {
+    if !uring_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, text(10_000, 7)).unwrap();
+    // More iterations than the submission queue: several batches.
+    let mut c = Builder::new();
+    let count = c.value("count", 0);
+    c.map_range(0, 600, 1, |c, i| {
+        let r = c.nop();
+        c.accumulate(count, 1);
+        c.accumulate(count, r);
+        c.accumulate(count, i);
+    });
+    c.output("count", count);
+    let (_, out, taken) = against_direct(&c.finish(), &Policy::trusted());
+    assert_eq!(taken, 1);
+    assert_eq!(out.output("count"), Some(600 + 599 * 600 / 2));
+    assert_eq!(out.stats.ring_ops, 600);
+    assert_eq!(out.stats.ring_enters, 3, "{}", out.stats);
+    for n in [2, 3, 256, 700] {
+        let (_, out, taken) = against_direct(&pread_map(&bytes(&path), n, 0), &Policy::trusted());
+        assert_eq!(taken, 1, "{n}");
+        assert_eq!(out.output("ops"), Some(n));
+    }
+    // statx of a list of paths, a struct statx per iteration.
+    let mut c = Builder::new();
+    let st = c.local_buffer("st", 256);
+    let total = c.value("total", 0);
+    let paths: Vec<Vec<u8>> = (0..40).map(|_| bytes(&path)).collect();
+    c.map_paths(&paths, |c, p| {
+        c.statx(FdRef::Cwd, p, 0, i64::from(libc::STATX_SIZE), st);
+        let size = c.load(Width::U64, st, 40);
+        c.accumulate(total, size);
+    });
+    c.output("total", total);
+    let (_, out, taken) = against_direct(&c.finish(), &Policy::trusted());
+    assert_eq!(taken, 1);
+    assert_eq!(out.output("total"), Some(40 * 10_000));
+    // A call whose operand depends on an earlier call's result: threads.
+    let mut c = Builder::new();
+    let p = c.path(bytes(&path));
+    let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+    let count = c.value("count", 0);
+    c.map_range(0, 10, 1, |c, i| {
+        let b = c.local_buffer("b", 8);
+        let r = c.pread(fd, b, i);
+        let r2 = c.pread(fd, b, r);
+        c.accumulate(count, r2);
+    });
+    c.close(fd);
+    c.output("count", count);
+    let (_, _, taken) = against_direct(&c.finish(), &Policy::trusted());
+    assert_eq!(taken, 0);
+}
+
+#[test]
+fn template_maps_stop_where_direct_does() {
+    if !uring_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, text(10_000, 7)).unwrap();
+    let missing = dir.path().join("missing");
+    for mode in [ErrorMode::Stop, ErrorMode::Continue] {
+        // A negative offset from iteration 300 on (EINVAL), in the second batch.
+        let mut c = Builder::new();
+        c.mode(mode);
+        let p = c.path(bytes(&path));
+        let b = c.local_buffer("b", 1);
+        let ops = c.value("ops", 0);
+        let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+        c.map_range(0, 400, 1, |c, i| {
+            let off = c.arith(BinOp::Sub, 299, i);
+            let r = c.pread(fd, b, off);
+            c.accumulate(ops, r);
+        });
+        c.close(fd);
+        c.output("ops", ops);
+        let (_, out, taken) = against_direct(&c.finish(), &Policy::trusted());
+        assert_eq!(taken, 1);
+        match mode {
+            ErrorMode::Stop => assert!(
+                matches!(out.error, Some(Error::Call { errno, .. }) if errno == libc::EINVAL),
+                "{}",
+                show(&out)
+            ),
+            ErrorMode::Continue => assert_eq!(out.errors.len(), 100),
+        }
+        // Missing files among the paths of a statx map (ENOENT).
+        let mut c = Builder::new();
+        c.mode(mode);
+        let st = c.local_buffer("st", 256);
+        let total = c.value("total", 0);
+        let paths: Vec<Vec<u8>> = (0..30)
+            .map(|k| bytes(if k % 7 == 5 { &missing } else { &path }))
+            .collect();
+        c.map_paths(&paths, |c, p| {
+            let r = c.statx(FdRef::Cwd, p, 0, i64::from(libc::STATX_SIZE), st);
+            let size = c.load(Width::U64, st, 40);
+            c.accumulate(total, size);
+            c.accumulate(total, r);
+        });
+        c.output("total", total);
+        let (_, out, taken) = against_direct(&c.finish(), &Policy::trusted());
+        assert_eq!(taken, 1);
+        assert_eq!(out.is_ok(), mode == ErrorMode::Continue, "{}", show(&out));
+        // Division by zero computing an operand.
+        let mut c = Builder::new();
+        c.mode(mode);
+        let count = c.value("count", 0);
+        c.map_range(0, 10, 1, |c, i| {
+            let d = c.arith(BinOp::Sub, i, 7);
+            let q = c.arith(BinOp::Div, 100, d);
+            c.nop();
+            c.accumulate(count, q);
+        });
+        c.output("count", count);
+        let (_, out, taken) = against_direct(&c.finish(), &Policy::trusted());
+        assert_eq!(taken, 1);
+        assert!(
+            matches!(out.error, Some(Error::Arith { .. })),
+            "{}",
+            show(&out)
+        );
+        // A load out of its buffer's range.
+        let mut c = Builder::new();
+        c.mode(mode);
+        let count = c.value("count", 0);
+        c.map_range(0, 10, 1, |c, i| {
+            let b = c.local_buffer("b", 4);
+            c.nop();
+            let v = c.load(Width::U8, b, i);
+            c.accumulate(count, v);
+        });
+        c.output("count", count);
+        let (_, out, taken) = against_direct(&c.finish(), &Policy::trusted());
+        assert_eq!(taken, 1);
+        assert!(
+            matches!(out.error, Some(Error::Range { .. })),
+            "{}",
+            show(&out)
+        );
+    }
+}
+
+#[test]
+fn template_maps_keep_fuel_and_time() {
+    if !uring_or_skip() {
+        return;
+    }
+    let make = || {
+        let mut c = Builder::new();
+        let count = c.value("count", 0);
+        c.map_range(0, 50, 1, |c, i| {
+            let x = c.arith(BinOp::Mul, i, 2);
+            c.nop();
+            c.accumulate(count, x);
+        });
+        c.output("count", count);
+        c.finish()
+    };
+    let full = go(
+        make(),
+        &Policy::trusted(),
+        &RunOptions {
+            backend: Backend::Direct,
+            ..RunOptions::default()
+        },
+    )
+    .stats
+    .ops;
+    for fuel in [0, 1, 2, 3, 17, full - 1, full, full + 1] {
+        let mut p = Policy::trusted();
+        p.fuel = fuel;
+        let (_, _, taken) = against_direct(&make(), &p);
+        assert_eq!(taken, u64::from(fuel >= full), "fuel {fuel}");
+    }
+    // Past the time limit before the map: the first call is refused (after the arithmetic).
+    let mut p = Policy::trusted();
+    p.time = Duration::ZERO;
+    let (_, out, taken) = against_direct(&make(), &p);
+    assert_eq!(taken, 1);
+    assert!(
+        matches!(out.error, Some(Error::Time { .. })),
+        "{}",
+        show(&out)
+    );
+}
+
+/// io_uring does not break a soft link when fsync, ftruncate, statx or a directory call
+/// fails: a write queued behind one must not run where `direct` stops.
+#[test]
+fn no_side_effect_after_a_failure_that_keeps_its_link() {
+    if !uring_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let missing = dir.path().join("missing");
+    let made = dir.path().join("made");
+    for first in 0..3 {
+        let mut c = Builder::new();
+        let b = c.buffer("b", 256);
+        let po = c.path(bytes(&out));
+        let fd = c.openat(FdRef::Cwd, po, CREATE, 0o644);
+        match first {
+            0 => {
+                let (_, w) = c.pipe2(libc::O_NONBLOCK as i64);
+                c.ftruncate(w, 10);
+            }
+            1 => {
+                let (_, w) = c.pipe2(libc::O_NONBLOCK as i64);
+                c.fsync(w);
+            }
+            _ => {
+                let pm = c.path(bytes(&missing));
+                c.statx(FdRef::Cwd, pm, 0, i64::from(libc::STATX_SIZE), b);
+            }
+        }
+        c.pwrite(fd, b, 0);
+        let pd = c.path(bytes(&made));
+        c.mkdirat(FdRef::Cwd, pd, 0o755);
+        c.close(fd);
+        let (direct, ring, _) = against_direct(&c.finish(), &Policy::trusted());
+        assert!(direct.error.is_some(), "{}", show(&direct));
+        assert_eq!(std::fs::metadata(&out).unwrap().len(), 0, "{}", show(&ring));
+        assert!(!made.exists(), "{}", show(&ring));
+    }
 }

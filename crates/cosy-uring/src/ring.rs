@@ -1053,6 +1053,7 @@ impl Ring {
     }
 
     /// Validate `op`, take a record for it, and build its SQE (not yet staged).
+    #[inline(always)]
     fn prepare(&mut self, op: &Op<'_>, user_data: u64) -> Result<squeue::Entry> {
         let code = op.opcode(self.region_registered);
         if !self.probe.supports(code) {

@@ -30,6 +30,11 @@ use crate::plan::Plan;
 use crate::ring::plan::{RingPlan, Route};
 use crate::sys::{self, AT_FDCWD, Resolved, ResolvedArgs};
 
+#[path = "template.rs"]
+mod template;
+
+pub use template::template_maps;
+
 /// Direct descriptor `k` (fixed-file slot `k` of the ring) appears in traces as descriptor
 /// `DIRECT_FD_BASE + k`: it has no number in the process's descriptor table.
 pub const DIRECT_FD_BASE: i32 = 1 << 30;
@@ -1026,12 +1031,25 @@ impl<'a> Machine<'a> {
         min: usize,
         call: Option<Sys>,
     ) -> Option<Result<Span, Error>> {
-        let start = t.val(&r.start)?;
+        self.range_in(t.lane, op, r, min, call, |v| t.val(v))
+    }
+
+    /// [`Machine::range`] in lane `lane` with operand values from `val`.
+    fn range_in(
+        &self,
+        lane: usize,
+        op: usize,
+        r: &cosy_model::BufRange,
+        min: usize,
+        call: Option<Sys>,
+        val: impl Fn(&Value) -> Option<i64>,
+    ) -> Option<Result<Span, Error>> {
+        let start = val(&r.start)?;
         let end = match &r.end {
-            Some(e) => Some(t.val(e)?),
+            Some(e) => Some(val(e)?),
             None => None,
         };
-        let span = match self.layout.resolve(r.buf, t.lane, start, end) {
+        let span = match self.layout.resolve(r.buf, lane, start, end) {
             Ok(s) => s,
             Err(e) => return Some(Err(self.range_error(op, r.buf, e))),
         };
@@ -1480,6 +1498,17 @@ impl<'a> Machine<'a> {
                 || (matches!(call, Sys::Read | Sys::Pread) && buf(1).is_empty()))
         {
             return self.direct_call(t, ti, pc, call, args, ret, opnds);
+        }
+        // io_uring breaks a link when a call fails, except after the calls it completes with
+        // their error without failing the request (`unbroken`): in stop mode a call with side
+        // effects waits for those to retire, or it would run where `direct` stops before it.
+        if self.mode == ErrorMode::Stop
+            && has_side_effects(call, opnds)
+            && t.q[..t.qlen]
+                .iter()
+                .any(|e| e.state != QState::Done && e.may_fail && unbroken(&e.rop))
+        {
+            return Step::Block;
         }
         let log = t.logging(self.mode);
         let c = self.c;
@@ -2080,10 +2109,13 @@ impl<'a> Machine<'a> {
                 },
             )
         };
-        let items = match items {
+        let mut items = match items {
             Ok(i) => i,
             Err(e) => return Step::Err(e),
         };
+        if concurrent && let Some(step) = self.run_template(t, pc, &mut items) {
+            return step;
+        }
         if concurrent && items.remaining() > 1 {
             self.map = Some(Active {
                 begin: pc,
@@ -2920,6 +2952,37 @@ impl<'a> Machine<'a> {
             }
         }
         self.free = (0..self.fixed.len() as u32).rev().collect();
+    }
+}
+
+/// Whether the kernel completes a failure of `rop` without failing the request, so that a
+/// soft link after it is not broken (fsync, ftruncate, statx and the directory calls run their
+/// system call and only record its result).
+fn unbroken(rop: &ROp) -> bool {
+    matches!(
+        rop,
+        ROp::Fsync(..)
+            | ROp::Ftruncate(..)
+            | ROp::Statx { .. }
+            | ROp::Mkdirat { .. }
+            | ROp::Unlinkat { .. }
+            | ROp::Renameat { .. }
+    )
+}
+
+/// Whether `call` with operands `opnds` changes something a later failure cannot undo: a call
+/// with a write effect, or an open that may create or truncate a file.
+fn has_side_effects(call: Sys, opnds: &[Opnd]) -> bool {
+    if call.spec().effect == cosy_model::Effect::Write {
+        return true;
+    }
+    match (call, opnds.get(2)) {
+        (Sys::Openat | Sys::Openat2, Some(Opnd::Int(flags))) => {
+            let creating = i64::from(libc::O_CREAT | libc::O_TRUNC);
+            let tmpfile = i64::from(libc::O_TMPFILE);
+            flags & creating != 0 || flags & tmpfile == tmpfile
+        }
+        _ => false,
     }
 }
 

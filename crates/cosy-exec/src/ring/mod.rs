@@ -26,7 +26,7 @@ use crate::direct::{DirectIssuer, open_root};
 use crate::outcome::Outcome;
 use crate::plan::Plan;
 
-pub use machine::DIRECT_FD_BASE;
+pub use machine::{DIRECT_FD_BASE, template_maps};
 use machine::{Machine, Setup};
 use plan::{Caps, RingPlan};
 
@@ -113,7 +113,7 @@ pub struct RingExecutor;
 impl RingExecutor {
     /// Runs `v` under its policy through io_uring.
     pub fn run(v: &Verified, opts: &RunOptions) -> Outcome {
-        run_with(v, opts, &|_, _| true)
+        run_planned(v, opts, &|_, _| true, true)
     }
 }
 
@@ -215,13 +215,122 @@ pub(crate) fn run_with(
     opts: &RunOptions,
     allow: &dyn Fn(usize, Sys) -> bool,
 ) -> Outcome {
+    run_planned(v, opts, allow, false)
+}
+
+/// What the ring executor worked out about what can go on the ring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CapsKey {
+    probe: Option<Probe>,
+    registered: bool,
+    files: bool,
+    confined: bool,
+    unroll: bool,
+}
+
+impl CapsKey {
+    fn of(caps: &Caps<'_>) -> CapsKey {
+        CapsKey {
+            probe: caps.probe.cloned(),
+            registered: caps.registered,
+            files: caps.files,
+            confined: caps.confined,
+            unroll: caps.unroll,
+        }
+    }
+}
+
+/// The plans of a compound: planning costs about as much as running a small compound, and
+/// programs run the same compound again and again.
+struct Planned {
+    /// The compound and policy planned for (`None`: not kept for later runs).
+    key: Option<(cosy_model::Compound, cosy_model::Policy)>,
+    plan: Plan,
+    rings: Vec<(CapsKey, RingPlan)>,
+}
+
+impl Planned {
+    /// The index in `rings` of the ring plan for `caps` (made if needed).
+    fn ring_plan(
+        &mut self,
+        c: &cosy_model::Compound,
+        caps: &Caps<'_>,
+        allow: &dyn Fn(usize, Sys) -> bool,
+    ) -> usize {
+        let key = CapsKey::of(caps);
+        if self.key.is_some()
+            && let Some(i) = self.rings.iter().position(|(k, _)| *k == key)
+        {
+            return i;
+        }
+        self.rings
+            .push((key, RingPlan::new(c, &self.plan, caps, allow)));
+        self.rings.len() - 1
+    }
+}
+
+thread_local! {
+    /// The plans of the compound this thread ran last with the ring executor.
+    static PLANNED: RefCell<Option<Planned>> = const { RefCell::new(None) };
+}
+
+/// Runs `v`; `reuse`: the plans may be kept for later runs of the same compound (only when
+/// `allow` lets every call on the ring).
+fn run_planned(
+    v: &Verified,
+    opts: &RunOptions,
+    allow: &dyn Fn(usize, Sys) -> bool,
+    reuse: bool,
+) -> Outcome {
     let started = Instant::now();
     let c = v.compound();
     let policy = v.policy();
-    let plan = match Plan::new(c, policy, &opts.functions) {
-        Ok(p) => p,
-        Err(m) => return Outcome::setup_error(m, started.elapsed()),
+    // A plan depends on the registered functions only through calls of them.
+    let reuse = reuse
+        && !c
+            .ops
+            .iter()
+            .any(|op| matches!(op, cosy_model::Op::Call { .. }));
+    let kept = if reuse {
+        PLANNED
+            .try_with(|p| p.borrow_mut().take())
+            .ok()
+            .flatten()
+            .filter(|p| {
+                p.key
+                    .as_ref()
+                    .is_some_and(|(kc, kp)| kc == c && kp == policy)
+            })
+    } else {
+        None
     };
+    let mut planned = match kept {
+        Some(p) => p,
+        None => match Plan::new(c, policy, &opts.functions) {
+            Ok(plan) => Planned {
+                key: reuse.then(|| (c.clone(), policy.clone())),
+                plan,
+                rings: Vec::new(),
+            },
+            Err(m) => return Outcome::setup_error(m, started.elapsed()),
+        },
+    };
+    let outcome = run_with_plan(v, opts, allow, &mut planned, started);
+    if planned.key.is_some() {
+        let _ = PLANNED.try_with(|p| *p.borrow_mut() = Some(planned));
+    }
+    outcome
+}
+
+fn run_with_plan(
+    v: &Verified,
+    opts: &RunOptions,
+    allow: &dyn Fn(usize, Sys) -> bool,
+    planned: &mut Planned,
+    started: Instant,
+) -> Outcome {
+    let c = v.compound();
+    let policy = v.policy();
     let root = match open_root(v) {
         Ok(r) => r,
         Err(m) => return Outcome::setup_error(m, started.elapsed()),
@@ -235,9 +344,9 @@ pub(crate) fn run_with(
         confined: root.is_some(),
         unroll: o.unroll,
     };
-    let mut rp = RingPlan::new(c, &plan, &caps, allow);
+    let mut ri = planned.ring_plan(c, &caps, allow);
     let window = o.window.max(1);
-    let lanes = if rp.any_concurrent {
+    let lanes = if planned.rings[ri].1.any_concurrent {
         lanes_within(&c.buffers, window, policy.arena_bytes)
     } else {
         1
@@ -247,6 +356,7 @@ pub(crate) fn run_with(
         Err(e) => return Outcome::setup_error(e.to_string(), started.elapsed()),
     };
     let workers = if lanes > 1 { lanes } else { 0 };
+    let rp = &planned.rings[ri].1;
     let files = if rp.fixed_slots > 0 {
         (rp.fixed_slots * 2 + workers * rp.fixed_per_iteration * 2 + 8) as u32
     } else {
@@ -259,7 +369,7 @@ pub(crate) fn run_with(
             Err(_) => {
                 // No ring after all: every call goes the plain way.
                 caps.probe = None;
-                rp = RingPlan::new(c, &plan, &caps, allow);
+                ri = planned.ring_plan(c, &caps, allow);
             }
         }
     }
@@ -268,8 +378,10 @@ pub(crate) fn run_with(
     {
         caps.registered = cr.ring.region_registered();
         caps.files = caps.files && cr.ring.files() > 0;
-        rp = RingPlan::new(c, &plan, &caps, allow);
+        ri = planned.ring_plan(c, &caps, allow);
     }
+    let plan = &planned.plan;
+    let rp = &planned.rings[ri].1;
     let files = cached.as_ref().map_or(0, |c| c.ring.files());
     let (ring, mem) = match &mut cached {
         Some(c) => (Some(&mut c.ring), None),
@@ -290,8 +402,8 @@ pub(crate) fn run_with(
     };
     let setup = Setup {
         c,
-        plan: &plan,
-        rp: &rp,
+        plan,
+        rp,
         funcs: &opts.functions,
         trace: opts.trace,
         ring,

@@ -49,6 +49,29 @@ pub(crate) struct RingPlan {
     pub fixed_per_iteration: usize,
     /// Direct-descriptor slots in total.
     pub fixed_slots: usize,
+    /// The concurrent maps whose iterations can be issued from a template, by `MapBegin`.
+    pub templates: Vec<Template>,
+}
+
+/// A concurrent map whose body can run without a thread per iteration: straight-line
+/// (arithmetic, `mov`, `load` and ring-routed calls that only read: `nop`, `pread`, `statx`,
+/// `fstat`), every call's operands computable from the iteration's variables, constants and
+/// registers the body does not write, or arithmetic over those done before the call. Each
+/// iteration's calls are issued from the template without running the body; the body then
+/// runs over the results in order (docs/ring.md, "Maps issued from a template").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Template {
+    /// The `MapBegin`.
+    pub begin: usize,
+    /// The `MapEnd`.
+    pub end: usize,
+    /// Per body operation (`begin + 1 + k`): an `Arith` or `Mov` computed before the calls
+    /// are issued (an operand of a later call depends on it).
+    pub early: Vec<bool>,
+    /// The body's calls, by operation index, in order.
+    pub calls: Vec<usize>,
+    /// Whether a call writes a buffer: each iteration in flight needs its own lane.
+    pub lanes: bool,
 }
 
 /// What the ring can do, as far as the plan is concerned.
@@ -171,6 +194,17 @@ impl RingPlan {
             .map(|(_, u)| u)
     }
 
+    /// The template of the map beginning at `pc`.
+    pub fn template_at(&self, pc: usize) -> Option<&Template> {
+        if self.templates.is_empty() {
+            return None;
+        }
+        self.templates
+            .binary_search_by_key(&pc, |t| t.begin)
+            .ok()
+            .and_then(|i| self.templates.get(i))
+    }
+
     /// The plan of `c` given what the ring can do; `allow(i, call)` may keep operation `i` off
     /// the ring (the auto executor's choice).
     pub fn new(
@@ -288,6 +322,11 @@ impl RingPlan {
             }
         }
         let any_concurrent = concurrent.contains(&true);
+        let templates = plan
+            .maps()
+            .filter(|info| concurrent[info.begin])
+            .filter_map(|info| template(c, info, &route))
+            .collect();
 
         let mut unroll = Vec::new();
         if caps.unroll {
@@ -309,8 +348,91 @@ impl RingPlan {
             any_concurrent,
             fixed_per_iteration,
             fixed_slots,
+            templates,
         }
     }
+}
+
+/// The template of a concurrent map, if its body allows one (see [`Template`]).
+fn template(c: &Compound, info: &crate::plan::MapInfo, route: &[Route]) -> Option<Template> {
+    let (begin, end) = (info.begin, info.end);
+    let body = c.ops.get(begin + 1..end)?;
+    // Registers whose value is known before the body runs: those it never writes (constant
+    // for the whole map) and the map's own variables (bound per item).
+    let mut known = vec![true; c.regs.len()];
+    for op in body {
+        for r in op.writes() {
+            *known.get_mut(r.index())? = false;
+        }
+    }
+    if let Some(op) = c.ops.get(begin) {
+        for r in op.writes() {
+            *known.get_mut(r.index())? = true;
+        }
+    }
+    let is_known = |known: &[bool], v: &Value| match v {
+        Value::Imm(_) => true,
+        Value::Reg(r) => known.get(r.index()).copied().unwrap_or(false),
+    };
+    let mut early = vec![false; body.len()];
+    let mut calls = Vec::new();
+    let mut lanes = false;
+    for (k, op) in body.iter().enumerate() {
+        match op {
+            Op::Arith { dst, a, b, .. } => {
+                let e = is_known(&known, a) && is_known(&known, b);
+                early[k] = e;
+                *known.get_mut(dst.index())? = e;
+            }
+            Op::Mov { dst, src } => {
+                let e = is_known(&known, src);
+                early[k] = e;
+                *known.get_mut(dst.index())? = e;
+            }
+            Op::Load { dst, .. } => *known.get_mut(dst.index())? = false,
+            Op::Sys { call, args, ret } => {
+                if route.get(begin + 1 + k) != Some(&Route::Ring)
+                    || !matches!(call, Sys::Nop | Sys::Pread | Sys::Statx | Sys::Fstat)
+                    || call.spec().effect == Effect::Write
+                {
+                    return None;
+                }
+                for a in args {
+                    match a {
+                        Arg::Value(v) if !is_known(&known, v) => return None,
+                        Arg::Buf(r) => {
+                            lanes = true;
+                            if !is_known(&known, &r.start)
+                                || r.end.as_ref().is_some_and(|e| !is_known(&known, e))
+                            {
+                                return None;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                match ret {
+                    Ret::Reg(r) => *known.get_mut(r.index())? = false,
+                    Ret::None => {}
+                    Ret::Fd(_) => return None,
+                }
+                calls.push(begin + 1 + k);
+            }
+            _ => return None,
+        }
+    }
+    // Only what the calls need is computed before they are issued.
+    let last = calls.last().map_or(0, |&i| i - begin - 1);
+    for e in early.iter_mut().skip(last) {
+        *e = false;
+    }
+    (!calls.is_empty()).then_some(Template {
+        begin,
+        end,
+        early,
+        calls,
+        lanes,
+    })
 }
 
 /// Whether a range surely holds at least one byte (immediate bounds inside a non-empty
