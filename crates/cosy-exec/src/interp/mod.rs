@@ -883,15 +883,18 @@ impl<I: Issuer> Machine<'_, I> {
             // close empties the slot whatever its result.
             self.fds.replace(*s, -1);
         }
-        // The slots of NewFd operands (pipe2); collecting none allocates nothing.
-        let new_slots: Vec<FdSlot> = args
-            .iter()
-            .zip(call.spec().args)
-            .filter_map(|(a, s)| match (s.kind, a) {
-                (ArgKind::NewFd, Arg::Fd(FdRef::Slot(x))) => Some(*x),
-                _ => None,
-            })
-            .collect();
+        // The slots of NewFd operands (pipe2, the only call with any).
+        let new_slots: Vec<FdSlot> = if call == Sys::Pipe2 {
+            args.iter()
+                .zip(call.spec().args)
+                .filter_map(|(a, s)| match (s.kind, a) {
+                    (ArgKind::NewFd, Arg::Fd(FdRef::Slot(x))) => Some(*x),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         if r < 0 {
             let errno = i32::try_from(r.checked_neg().unwrap_or(i64::MAX)).unwrap_or(i32::MAX);
             if self.c.mode == ErrorMode::Stop {
@@ -912,9 +915,11 @@ impl<I: Issuer> Machine<'_, I> {
                 Ret::Fd(s) => self.replace_fd(pc, s, i32::try_from(r).unwrap_or(-1)),
                 Ret::None => {}
             }
-            let fds: Vec<i32> = rargs.new_fds().collect();
-            for (s, fd) in new_slots.into_iter().zip(fds) {
-                self.replace_fd(pc, s, fd);
+            if !new_slots.is_empty() {
+                let fds: Vec<i32> = rargs.new_fds().collect();
+                for (s, fd) in new_slots.into_iter().zip(fds) {
+                    self.replace_fd(pc, s, fd);
+                }
             }
         }
         Ok(())
