@@ -897,6 +897,31 @@ impl Ring {
         n
     }
 
+    /// Hand the completions posted so far to `f` (in the order the kernel posted them) and
+    /// return how many there were: [`drain_completions`](Self::drain_completions) without
+    /// collecting them, for callers that only file results away.
+    pub fn drain_completions_with(&mut self, mut f: impl FnMut(Completion)) -> usize {
+        // Completions reaped earlier come first.
+        let mut n = self.ready.len();
+        for (c, _) in self.ready.drain(..) {
+            f(c);
+        }
+        let mut reaped = 0;
+        for cqe in self.ring.completion() {
+            let (user_data, _) = self.records.release(cqe.user_data());
+            f(Completion {
+                user_data,
+                result: cqe.result(),
+                flags: cqe.flags(),
+            });
+            reaped += 1;
+        }
+        self.in_kernel -= reaped;
+        self.stats.completed += reaped as u64;
+        n += reaped;
+        n
+    }
+
     /// The completions posted so far.
     pub fn completions(&mut self) -> Vec<Completion> {
         let mut out = Vec::new();

@@ -562,6 +562,9 @@ pub(crate) struct Machine<'a> {
     fixed: Vec<FState>,
     free: Vec<u32>,
     owned: Vec<i32>,
+    /// Descriptors of O_NONBLOCK pipes the run made (its reads and writes are issued
+    /// directly); a number opened anew leaves it.
+    nonblocking: Vec<i32>,
     errors: Vec<CallError>,
     fuel: u64,
     /// Fuel used by committed iterations of concurrent maps.
@@ -621,6 +624,7 @@ impl<'a> Machine<'a> {
             fixed: vec![FState::Free; s.files as usize],
             free: (0..s.files).rev().collect(),
             owned: Vec::new(),
+            nonblocking: Vec::new(),
             errors: Vec::new(),
             fuel: policy.fuel,
             base: 0,
@@ -1292,9 +1296,17 @@ impl<'a> Machine<'a> {
         if r >= 0 {
             if matches!(call, Sys::Openat | Sys::Openat2) {
                 self.owned.push(r as i32);
+                self.nonblocking.retain(|&o| o != r as i32);
             } else if call == Sys::Pipe2 {
                 self.owned
                     .extend(new_fds.iter().copied().filter(|&fd| fd >= 0));
+                self.nonblocking.retain(|o| !new_fds.contains(o));
+                if let Some(Opnd::Int(flags)) = opnds.get(2)
+                    && flags & i64::from(libc::O_NONBLOCK) != 0
+                {
+                    self.nonblocking
+                        .extend(new_fds.iter().copied().filter(|&fd| fd >= 0));
+                }
             }
         }
         match self.apply_direct(t, ti, pc, call, args, ret, r, &new_fds) {
@@ -1465,6 +1477,17 @@ impl<'a> Machine<'a> {
         {
             return self.direct_call(t, ti, pc, call, args, ret, opnds);
         }
+        // Descriptors of the process issued directly: io_uring treats a pipe or a terminal
+        // at its position where pread(2) refuses (ESPIPE), reads zero bytes where read(2)
+        // may refuse (EISDIR), and waits on an O_NONBLOCK pipe where read(2) and write(2) say
+        // EAGAIN. (A blocking pipe goes on the ring: a wait there ends at the time limit.)
+        if let Fd::Raw(raw) = fd(0)
+            && (matches!(call, Sys::Pread | Sys::Pwrite)
+                || (matches!(call, Sys::Read | Sys::Pread) && buf(1).is_empty())
+                || (matches!(call, Sys::Read | Sys::Write) && self.nonblocking.contains(&raw)))
+        {
+            return self.direct_call(t, ti, pc, call, args, ret, opnds);
+        }
         // A read loop: queue several reads at once.
         if call == Sys::Read
             && let Some(u) = self.rp.unroll_at(pc)
@@ -1489,15 +1512,6 @@ impl<'a> Machine<'a> {
             t.prefetch.clear();
             t.prefetch_pc = pc;
             return Step::Block;
-        }
-        // Descriptors of the process issued directly: io_uring treats a pipe or a terminal
-        // at its position where pread(2) refuses (ESPIPE), and reads zero bytes where read(2)
-        // may refuse (EISDIR). Direct descriptors never get here: see the plan.
-        if let Fd::Raw(_) = fd(0)
-            && (matches!(call, Sys::Pread | Sys::Pwrite)
-                || (matches!(call, Sys::Read | Sys::Pread) && buf(1).is_empty()))
-        {
-            return self.direct_call(t, ti, pc, call, args, ret, opnds);
         }
         // io_uring breaks a link when a call fails, except after the calls it completes with
         // their error without failing the request (`unbroken`): in stop mode a call with side
@@ -2673,6 +2687,7 @@ impl<'a> Machine<'a> {
                 OpenTarget::Fd => {
                     if result >= 0 {
                         self.owned.push(result as i32);
+                        self.nonblocking.retain(|&o| i64::from(o) != result);
                     }
                 }
                 OpenTarget::Slot(i) => {

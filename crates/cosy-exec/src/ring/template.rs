@@ -14,7 +14,7 @@ use cosy_model::{Arg, BinOp, BufId, ErrorMode, Op, PathRef, PathVar, Reg, Ret, S
 use cosy_uring::{Link, Op as U, Target};
 
 use super::{Fd, Machine, Step, Thread};
-use crate::arena::{self, Span};
+use crate::arena::{self, RangeError, Span};
 use crate::interp::{Binding, Items};
 use crate::outcome::{CallError, Error, Via};
 use crate::ring::plan::Template;
@@ -185,6 +185,13 @@ fn compile(tm: &Template, body: &[Op]) -> Result<Vec<Ins>, Error> {
         .collect()
 }
 
+/// Why the body stopped: an error, or an out-of-range `load` (described once the arena is no
+/// longer borrowed).
+enum Stop {
+    Err(Error),
+    Range(u32, BufId, RangeError),
+}
+
 /// The items of a batch: the values of a range (the common case, without a list), or the
 /// bindings of other sources.
 enum Binds {
@@ -351,6 +358,18 @@ impl Machine<'_> {
         let mut results: Vec<i64> = Vec::with_capacity(batch * per);
         let mut fails: Vec<(usize, Error)> = Vec::new();
         let mut first = true;
+        // The operand arithmetic of each iteration, as the pushes computed it.
+        let n_early = prog
+            .iter()
+            .filter(|i| {
+                matches!(
+                    i,
+                    Ins::Arith { early: true, .. } | Ins::Mov { early: true, .. }
+                )
+            })
+            .count();
+        let mut pre: Vec<i64> = Vec::with_capacity(batch * n_early);
+        let has_load = prog.iter().any(|i| matches!(i, Ins::Load { .. }));
         // Waits end at the deadline (read once: the clocks cost more than a batch of nops).
         let deadline = self.deadline.instant();
         while items.remaining() > 0 {
@@ -385,8 +404,10 @@ impl Machine<'_> {
             results.resize(m * per, NOT_ISSUED);
             fails.clear();
             let mut timed_out = late;
+            let mut pre_ok = 0;
             if !late {
-                self.issue_batch(
+                pre.clear();
+                pre_ok = self.issue_batch(
                     t,
                     tm,
                     &prog,
@@ -396,125 +417,189 @@ impl Machine<'_> {
                     &mut scratch,
                     &mut results,
                     &mut fails,
+                    &mut pre,
                 )?;
                 timed_out = !self.wait_batch(on, &mut results, deadline)?;
             }
-            // The body over each iteration, in order, with the results.
+            // The body over each iteration, in order, with the results. Nothing is in flight:
+            // the arena is read in place.
+            let layout = self.layout;
+            let limit = self.limit;
+            let rec = &mut self.rec;
+            let errors = &mut self.errors;
+            let mem: Result<&[u8], String> = if !has_load {
+                Ok(&[])
+            } else {
+                match (self.ring.as_deref(), self.own_mem.as_ref()) {
+                    (_, Some(m)) => Ok(m.as_slice()),
+                    (Some(r), None) if r.region_len() > 0 => r.region().map_err(|e| e.to_string()),
+                    _ => Ok(&[]),
+                }
+            };
             let mut list_items = list.drain(..);
-            for s in 0..m {
-                for (r, v) in locals.iter().zip(&snapshot) {
-                    set(&mut t.regs, *r, *v);
-                }
-                match &binds {
-                    Binds::Range {
-                        var, first, step, ..
-                    } => {
-                        if let Some(x) = t.regs.get_mut(*var) {
-                            *x = first.wrapping_add((s as i64).wrapping_mul(*step));
-                        }
+            let stopped: Option<Stop> = 'body: {
+                for s in 0..m {
+                    for (r, v) in locals.iter().zip(&snapshot) {
+                        set(&mut t.regs, *r, *v);
                     }
-                    Binds::List => match list_items.next() {
-                        Some(Binding::Reg(r, v)) => set(&mut t.regs, r, v),
-                        Some(Binding::Path(var, bytes)) => {
-                            if let Some(p) = t.pathvals.get_mut(var.index()) {
-                                *p = bytes;
-                            }
-                        }
-                        Some(Binding::Dirent(name, bytes, kind, k, ino, i)) => {
-                            if let Some(p) = t.pathvals.get_mut(name.index()) {
-                                *p = bytes;
-                            }
-                            set(&mut t.regs, kind, k);
-                            set(&mut t.regs, ino, i);
-                        }
-                        None => return Err(internal("a binding of a template")),
-                    },
-                }
-                let res = results.get(s * per..(s + 1) * per).unwrap_or(&[]);
-                for ins in &prog {
-                    t.used += 1;
-                    match *ins {
-                        Ins::Arith {
-                            pc, dst, op, a, b, ..
+                    match &binds {
+                        Binds::Range {
+                            var, first, step, ..
                         } => {
-                            let v = op
-                                .apply(a.get(&t.regs), b.get(&t.regs))
-                                .ok_or(Error::Arith { op: pc })?;
-                            if let Some(x) = t.regs.get_mut(dst) {
-                                *x = v;
+                            if let Some(x) = t.regs.get_mut(*var) {
+                                *x = first.wrapping_add((s as i64).wrapping_mul(*step));
                             }
                         }
-                        Ins::Mov { dst, src, .. } => {
-                            let v = src.get(&t.regs);
-                            if let Some(x) = t.regs.get_mut(dst) {
-                                *x = v;
-                            }
-                        }
-                        Ins::Load {
-                            pc,
-                            dst,
-                            width,
-                            buf,
-                            off,
-                        } => {
-                            let o = off.get(&t.regs);
-                            let span = self
-                                .layout
-                                .resolve(buf, lane(s), o, Some(o.saturating_add(width as i64)))
-                                .map_err(|e| self.range_error(pc as usize, buf, e))?;
-                            let mem = self.mem()?;
-                            let mut x = [0u8; 8];
-                            for (d, b) in x.iter_mut().zip(arena::bytes(mem, span)) {
-                                *d = *b;
-                            }
-                            if let Some(r) = t.regs.get_mut(dst) {
-                                *r = u64::from_le_bytes(x) as i64;
-                            }
-                        }
-                        Ins::Call { pc, j, ret } => {
-                            let r = res.get(j).copied().unwrap_or(NOT_ISSUED);
-                            let call = on.get(j).map_or(Sys::Nop, |o| o.call);
-                            if r == NOT_ISSUED {
-                                let ud = s * per + j;
-                                if let Some((_, e)) = fails.iter().find(|(u, _)| *u == ud) {
-                                    return Err(e.clone());
+                        Binds::List => match list_items.next() {
+                            Some(Binding::Reg(r, v)) => set(&mut t.regs, r, v),
+                            Some(Binding::Path(var, bytes)) => {
+                                if let Some(p) = t.pathvals.get_mut(var.index()) {
+                                    *p = bytes;
                                 }
-                                if timed_out {
-                                    return Err(Error::Time {
-                                        op: pc,
-                                        limit: self.limit,
-                                    });
+                            }
+                            Some(Binding::Dirent(name, bytes, kind, k, ino, i)) => {
+                                if let Some(p) = t.pathvals.get_mut(name.index()) {
+                                    *p = bytes;
                                 }
-                                return Err(internal("a call of a template was not issued"));
+                                set(&mut t.regs, kind, k);
+                                set(&mut t.regs, ino, i);
                             }
-                            if tracing {
-                                let fd = on.get(j).map_or(-1, |o| o.traced);
-                                self.rec.trace(pc, call, fd, r);
+                            None => {
+                                break 'body Some(Stop::Err(internal("a binding of a template")));
                             }
-                            if r < 0 {
-                                let errno = i32::try_from(r.checked_neg().unwrap_or(i64::MAX))
-                                    .unwrap_or(i32::MAX);
-                                if stop {
-                                    return Err(Error::Call {
+                        },
+                    }
+                    let res = results.get(s * per..(s + 1) * per).unwrap_or(&[]);
+                    // The operand arithmetic the pushes computed for this iteration, if they got
+                    // through all of it: the same values from the same inputs.
+                    let mut known = if s < pre_ok {
+                        pre.get(s * n_early..(s + 1) * n_early).unwrap_or(&[])
+                    } else {
+                        &[]
+                    }
+                    .iter();
+                    for ins in &prog {
+                        t.used += 1;
+                        match *ins {
+                            Ins::Arith {
+                                pc,
+                                dst,
+                                op,
+                                a,
+                                b,
+                                early,
+                            } => {
+                                let v = match if early { known.next() } else { None } {
+                                    Some(v) => *v,
+                                    None => {
+                                        let (x, y) = (a.get(&t.regs), b.get(&t.regs));
+                                        // Accumulations are sums: spare them the dispatch.
+                                        if op == BinOp::Add {
+                                            x.wrapping_add(y)
+                                        } else {
+                                            match op.apply(x, y) {
+                                                Some(v) => v,
+                                                None => {
+                                                    break 'body Some(Stop::Err(Error::Arith {
+                                                        op: pc,
+                                                    }));
+                                                }
+                                            }
+                                        }
+                                    }
+                                };
+                                if let Some(x) = t.regs.get_mut(dst) {
+                                    *x = v;
+                                }
+                            }
+                            Ins::Mov { dst, src, early } => {
+                                let v = match if early { known.next() } else { None } {
+                                    Some(v) => *v,
+                                    None => src.get(&t.regs),
+                                };
+                                if let Some(x) = t.regs.get_mut(dst) {
+                                    *x = v;
+                                }
+                            }
+                            Ins::Load {
+                                pc,
+                                dst,
+                                width,
+                                buf,
+                                off,
+                            } => {
+                                let o = off.get(&t.regs);
+                                let span = match layout.resolve(
+                                    buf,
+                                    lane(s),
+                                    o,
+                                    Some(o.saturating_add(width as i64)),
+                                ) {
+                                    Ok(span) => span,
+                                    Err(e) => break 'body Some(Stop::Range(pc, buf, e)),
+                                };
+                                let mem = match &mem {
+                                    Ok(mem) => *mem,
+                                    Err(e) => break 'body Some(Stop::Err(internal(e))),
+                                };
+                                let mut x = [0u8; 8];
+                                for (d, b) in x.iter_mut().zip(arena::bytes(mem, span)) {
+                                    *d = *b;
+                                }
+                                if let Some(r) = t.regs.get_mut(dst) {
+                                    *r = u64::from_le_bytes(x) as i64;
+                                }
+                            }
+                            Ins::Call { pc, j, ret } => {
+                                let r = res.get(j).copied().unwrap_or(NOT_ISSUED);
+                                let call = on.get(j).map_or(Sys::Nop, |o| o.call);
+                                if r == NOT_ISSUED {
+                                    let ud = s * per + j;
+                                    if let Some((_, e)) = fails.iter().find(|(u, _)| *u == ud) {
+                                        break 'body Some(Stop::Err(e.clone()));
+                                    }
+                                    if timed_out {
+                                        break 'body Some(Stop::Err(Error::Time { op: pc, limit }));
+                                    }
+                                    break 'body Some(Stop::Err(internal(
+                                        "a call of a template was not issued",
+                                    )));
+                                }
+                                if tracing {
+                                    let fd = on.get(j).map_or(-1, |o| o.traced);
+                                    rec.trace(pc, call, fd, r);
+                                }
+                                if r < 0 {
+                                    let errno = i32::try_from(r.checked_neg().unwrap_or(i64::MAX))
+                                        .unwrap_or(i32::MAX);
+                                    if stop {
+                                        break 'body Some(Stop::Err(Error::Call {
+                                            op: pc,
+                                            call,
+                                            errno,
+                                        }));
+                                    }
+                                    errors.push(CallError {
                                         op: pc,
                                         call,
                                         errno,
                                     });
                                 }
-                                self.errors.push(CallError {
-                                    op: pc,
-                                    call,
-                                    errno,
-                                });
-                            }
-                            if let Some(x) = ret.and_then(|reg| t.regs.get_mut(reg)) {
-                                *x = r;
+                                if let Some(x) = ret.and_then(|reg| t.regs.get_mut(reg)) {
+                                    *x = r;
+                                }
                             }
                         }
                     }
+                    // The `MapEnd`.
+                    t.used += 1;
                 }
-                // The `MapEnd`.
-                t.used += 1;
+                None
+            };
+            match stopped {
+                None => {}
+                Some(Stop::Err(e)) => return Err(e),
+                Some(Stop::Range(pc, buf, e)) => return Err(self.range_error(pc as usize, buf, e)),
             }
             first = false;
         }
@@ -537,7 +622,8 @@ impl Machine<'_> {
         scratch: &mut [i64],
         results: &mut [i64],
         fails: &mut Vec<(usize, Error)>,
-    ) -> Result<(), Error> {
+        pre: &mut Vec<i64>,
+    ) -> Result<usize, Error> {
         let c = self.c;
         let per = on.len();
         let m = binds.len(list);
@@ -580,9 +666,10 @@ impl Machine<'_> {
                             if let Some(x) = scratch.get_mut(dst) {
                                 *x = v;
                             }
+                            pre.push(v);
                         }
                         // The iteration stops here when it runs.
-                        None => return Ok(()),
+                        None => return Ok(s),
                     },
                     Ins::Mov {
                         dst,
@@ -593,6 +680,7 @@ impl Machine<'_> {
                         if let Some(x) = scratch.get_mut(dst) {
                             *x = v;
                         }
+                        pre.push(v);
                     }
                     Ins::Call { pc, j, .. } => {
                         let ud = s * per + j;
@@ -613,7 +701,7 @@ impl Machine<'_> {
                             }
                             Issued::Fails(e) => {
                                 fails.push((ud, e));
-                                return Ok(());
+                                return Ok(s);
                             }
                         }
                     }
@@ -621,7 +709,7 @@ impl Machine<'_> {
                 }
             }
         }
-        Ok(())
+        Ok(m)
     }
 
     /// Pushes one call of an iteration (user data `ud`).
@@ -740,31 +828,30 @@ impl Machine<'_> {
         let (_, finished) = ring
             .submit_and_wait_until(usize::MAX, deadline)
             .map_err(|e| Error::Setup(format!("io_uring: {e}")))?;
-        let mut done = std::mem::take(&mut self.done);
-        done.clear();
-        ring.drain_completions(&mut done);
-        if !finished {
-            ring.cancel_staged();
-            let _ = ring.push(&U::CancelAll, u64::MAX, Link::None);
-            let _ = ring.submit_and_wait(usize::MAX);
-            ring.drain_completions(&mut done);
-        }
-        for c in &done {
+        let rec = &mut self.rec;
+        // Results are filed straight from the completion queue: a batch is hundreds of them.
+        let mut file = |c: cosy_uring::Completion| {
             if c.user_data == u64::MAX {
-                continue;
+                return;
             }
             let r = i64::from(c.result);
             if !finished && r == -i64::from(libc::ECANCELED) {
                 // Cancelled before it ran.
-                continue;
+                return;
             }
             let ud = c.user_data as usize;
             if let (Some(x), Some(o)) = (results.get_mut(ud), on.get(ud % per)) {
                 *x = r;
-                self.rec.count(o.call, r, Via::Ring);
+                rec.count(o.call, r, Via::Ring);
             }
+        };
+        ring.drain_completions_with(&mut file);
+        if !finished {
+            ring.cancel_staged();
+            let _ = ring.push(&U::CancelAll, u64::MAX, Link::None);
+            let _ = ring.submit_and_wait(usize::MAX);
+            ring.drain_completions_with(&mut file);
         }
-        self.done = done;
         Ok(finished)
     }
 }
