@@ -47,7 +47,7 @@ use crate::plan::{MapInfo, Plan};
 
 /// Runs of items per thread: more than one, so that a thread slowed by the machine's other
 /// work leaves its share to the others.
-const RUNS_PER_THREAD: usize = 4;
+const RUNS_PER_THREAD: usize = 8;
 
 /// Which maps of a run may run on several threads, and how many.
 #[derive(Debug, Default)]

@@ -111,16 +111,25 @@ pub fn run_trusted(c: Compound) -> Outcome {
 /// Every fd returned by an open in the trace is closed afterwards (closes name their fd in
 /// the trace); no close is issued twice for one open.
 pub fn assert_trace_closes(out: &Outcome) {
+    if let Err(e) = trace_closes(out) {
+        panic!("{e}");
+    }
+}
+
+/// What [`assert_trace_closes`] checks, as an error message instead of a panic (for callers
+/// that name the case in it).
+pub fn trace_closes(out: &Outcome) -> Result<(), String> {
     let mut open: BTreeMap<i32, usize> = BTreeMap::new();
     for (i, t) in out.trace.iter().enumerate() {
         match t.call {
             Sys::Openat | Sys::Openat2 if t.result >= 0 => {
                 let fd = i32::try_from(t.result).unwrap();
-                assert!(
-                    open.insert(fd, i).is_none(),
-                    "fd {fd} opened twice without a close:\n{}",
-                    show(out)
-                );
+                if open.insert(fd, i).is_some() {
+                    return Err(format!(
+                        "fd {fd} opened twice without a close:\n{}",
+                        show(out)
+                    ));
+                }
             }
             Sys::Close if t.fd >= 0 => {
                 open.remove(&t.fd);
@@ -128,7 +137,11 @@ pub fn assert_trace_closes(out: &Outcome) {
             _ => {}
         }
     }
-    assert!(open.is_empty(), "fds left open: {open:?}\n{}", show(out));
+    if open.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("fds left open: {open:?}\n{}", show(out)))
+    }
 }
 
 pub fn show(out: &Outcome) -> String {
@@ -371,6 +384,15 @@ pub fn executors() -> Vec<(&'static str, cosy_exec::RunOptions)> {
             "direct",
             RunOptions {
                 backend: Backend::Direct,
+                ..RunOptions::default()
+            },
+        ),
+        // Maps that only read run on two threads, however small.
+        (
+            "direct-threads",
+            RunOptions {
+                backend: Backend::Direct,
+                parallel: cosy_exec::Parallel::always(2),
                 ..RunOptions::default()
             },
         ),
