@@ -106,8 +106,6 @@ impl Choice {
         let batch = batches(c, &plan, &rp, opts.ring.window);
         // Directly, the calls of a map that runs on threads share the machine's cores.
         let threads = crate::interp::parallel::Maps::new(
-            c,
-            &plan,
             crate::Parallel {
                 workers: opts.parallel.workers_for(crate::Backend::Auto),
                 ..opts.parallel
@@ -124,7 +122,7 @@ impl Choice {
             }
             let (b, times) = batch[i];
             let mut d = costs.direct(*call);
-            if threads.in_threaded_map(&plan, i) {
+            if threads.in_threaded_map(c, &plan, i) {
                 d /= speedup;
             }
             let r = costs.ring(*call, b);

@@ -237,7 +237,7 @@ pub fn execute<I: Issuer>(
         limit: policy.time,
         deadline: crate::clock::Deadline::new(started, policy.time),
         rargs: ResolvedArgs::default(),
-        par: parallel::Maps::new(c, &plan, parallel, trace),
+        par: parallel::Maps::new(parallel, trace),
     };
     for input in &c.inputs {
         if let InputKind::Int { reg, default } = input.kind {

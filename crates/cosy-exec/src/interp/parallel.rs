@@ -49,13 +49,13 @@ use crate::plan::{MapInfo, Plan};
 /// work leaves its share to the others.
 const RUNS_PER_THREAD: usize = 8;
 
-/// Which maps of a run may run on several threads, and how many.
-#[derive(Debug, Default)]
+/// How many threads the maps of a run may use. Whether a map qualifies is found when it
+/// starts (not for every map at the start of each run: a run of a few calls would pay more for
+/// that than for its calls).
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Maps {
     workers: usize,
     min_calls: usize,
-    /// Per operation: for a qualifying `MapBegin`, the system calls in its body.
-    calls: Vec<Option<usize>>,
 }
 
 /// What [`Machine::parallel_map`] did.
@@ -69,31 +69,23 @@ pub(crate) enum Ran {
 }
 
 impl Maps {
-    /// The maps of `c` that may run on `p.workers` threads (none when tracing).
-    pub(crate) fn new(c: &Compound, plan: &Plan, p: Parallel, trace: bool) -> Maps {
+    /// Maps on `p.workers` threads (none when tracing).
+    pub(crate) fn new(p: Parallel, trace: bool) -> Maps {
         if p.workers < 2 || trace {
             return Maps::default();
-        }
-        let mut calls = vec![None; c.ops.len()];
-        for info in plan.maps() {
-            if let Some(x) = calls.get_mut(info.begin) {
-                *x = body_calls(c, plan, info);
-            }
         }
         Maps {
             workers: p.workers,
             min_calls: p.min_calls,
-            calls,
         }
     }
-}
 
-impl Maps {
-    /// Whether operation `i` is in the body of a map that may run on threads.
-    pub(crate) fn in_threaded_map(&self, plan: &Plan, i: usize) -> bool {
-        plan.maps().any(|m| {
-            m.begin < i && i < m.end && self.calls.get(m.begin).is_some_and(Option::is_some)
-        })
+    /// Whether operation `i` of `c` is in the body of a map that may run on threads.
+    pub(crate) fn in_threaded_map(&self, c: &Compound, plan: &Plan, i: usize) -> bool {
+        self.workers >= 2
+            && plan
+                .maps()
+                .any(|m| m.begin < i && i < m.end && body_calls(c, plan, m).is_some())
     }
 
     /// The threads a qualifying map uses.
@@ -199,15 +191,16 @@ impl<I: Issuer> Machine<'_, I> {
         end: usize,
         items: Items,
     ) -> Result<Ran, Error> {
-        let Some(Some(calls)) = self.par.calls.get(pc).copied() else {
-            return Ok(Ran::No(items));
-        };
         let n = items.remaining();
+        if self.par.workers < 2 || n < 2 {
+            return Ok(Ran::No(items));
+        }
         let Some(info) = self.plan.map(pc) else {
             return Ok(Ran::No(items));
         };
-        if n < 2 || n.saturating_mul(calls) < self.par.min_calls {
-            return Ok(Ran::No(items));
+        match body_calls(self.c, self.plan, info) {
+            Some(calls) if n.saturating_mul(calls) >= self.par.min_calls => {}
+            _ => return Ok(Ran::No(items)),
         }
         let workers = self.par.workers.min(n);
         let mut issuers: Vec<DirectIssuer> =
