@@ -516,6 +516,25 @@ pub(crate) fn path_bytes<'x>(c: &'x Compound, pathvals: &'x [Vec<u8>], p: &PathR
     }
 }
 
+/// The name of buffer `b` of `c` (`#N` if there is none), for error messages.
+pub(crate) fn buffer_name(c: &Compound, b: BufId) -> String {
+    c.buffers
+        .get(b.index())
+        .map_or_else(|| format!("#{}", b.0), |b| b.name.clone())
+}
+
+/// The error of a range operand of operation `op` outside buffer `b`.
+pub(crate) fn range_error(c: &Compound, op: usize, b: BufId, e: RangeError) -> Error {
+    Error::Range {
+        op: op as u32,
+        buffer: buffer_name(c, b),
+        detail: format!(
+            "[{}..{}] is not within its {} bytes",
+            e.start, e.end, e.size
+        ),
+    }
+}
+
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         format!("panicked: {s}")
@@ -538,21 +557,11 @@ impl<I: Issuer> Machine<'_, I> {
     }
 
     fn buffer_name(&self, b: BufId) -> String {
-        self.c
-            .buffers
-            .get(b.index())
-            .map_or_else(|| format!("#{}", b.0), |b| b.name.clone())
+        buffer_name(self.c, b)
     }
 
     fn range_error(&self, op: usize, b: BufId, e: RangeError) -> Error {
-        Error::Range {
-            op: op as u32,
-            buffer: self.buffer_name(b),
-            detail: format!(
-                "[{}..{}] is not within its {} bytes",
-                e.start, e.end, e.size
-            ),
-        }
+        range_error(self.c, op, b, e)
     }
 
     /// Resolves a range operand; `min` is the least length the call needs.

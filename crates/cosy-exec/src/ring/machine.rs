@@ -1008,21 +1008,11 @@ impl<'a> Machine<'a> {
     }
 
     fn buffer_name(&self, b: BufId) -> String {
-        self.c
-            .buffers
-            .get(b.index())
-            .map_or_else(|| format!("#{}", b.0), |b| b.name.clone())
+        crate::interp::buffer_name(self.c, b)
     }
 
     fn range_error(&self, op: usize, b: BufId, e: RangeError) -> Error {
-        Error::Range {
-            op: op as u32,
-            buffer: self.buffer_name(b),
-            detail: format!(
-                "[{}..{}] is not within its {} bytes",
-                e.start, e.end, e.size
-            ),
-        }
+        crate::interp::range_error(self.c, op, b, e)
     }
 
     /// Resolves a range operand (`None`: a bound is pending); `min` is the least length the
