@@ -43,6 +43,14 @@ pub struct Span {
 }
 
 impl Span {
+    /// The same bytes, counted from `base` (a view of the arena starting there).
+    pub fn rebased(self, base: usize) -> Span {
+        Span {
+            off: self.off.saturating_sub(base),
+            len: self.len,
+        }
+    }
+
     /// Offset from the start of the arena.
     pub fn offset(self) -> usize {
         self.off
@@ -319,6 +327,27 @@ impl Dirty {
             r.0 = r.0.min(lo);
             r.1 = r.1.max(hi);
             self.any = true;
+        }
+    }
+
+    /// What was written of buffer `buf`'s copy in lane `lane` (`None`: nothing).
+    pub fn written(&self, layout: &Layout, buf: BufId, lane: usize) -> Option<Span> {
+        let p = layout.places.get(buf.index())?;
+        let copy = lane % p.copies.max(1);
+        let r = self.ranges.get(p.first + copy)?;
+        (r.0 < r.1).then(|| Span {
+            off: p.offset + copy * p.stride + r.0 as usize,
+            len: (r.1 - r.0) as usize,
+        })
+    }
+
+    /// Forgets what was written of buffer `buf`'s copy in lane `lane` (it has been zeroed).
+    pub fn forget(&mut self, layout: &Layout, buf: BufId, lane: usize) {
+        if let Some(p) = layout.places.get(buf.index()) {
+            let copy = lane % p.copies.max(1);
+            if let Some(r) = self.ranges.get_mut(p.first + copy) {
+                *r = (u32::MAX, 0);
+            }
         }
     }
 

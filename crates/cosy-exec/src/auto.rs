@@ -96,7 +96,6 @@ impl Choice {
             registered: opts.ring.register_buffers,
             files: opts.ring.direct_descriptors,
             confined: v.policy().root.is_some(),
-            unroll: opts.ring.unroll,
         };
         let rp = RingPlan::new(c, &plan, &caps, &|_, _| true);
         if !rp.any_ring {
@@ -105,7 +104,7 @@ impl Choice {
         let costs = Costs::from(cal);
         let batch = batches(c, &plan, &rp, opts.ring.window);
         // Directly, the calls of a map that runs on threads share the machine's cores.
-        let threads = crate::interp::parallel::Maps::new(
+        let threads = crate::interp::maps::Threads::new(
             crate::Parallel {
                 workers: opts.parallel.workers_for(crate::Backend::Auto),
                 ..opts.parallel
@@ -251,19 +250,14 @@ fn batches(c: &Compound, plan: &Plan, rp: &RingPlan, window: usize) -> Vec<(f64,
             x.0 = calls.max(1) as f64;
         }
     }
-    // Unrolled read loops carry several reads per enter, and run several times.
-    for (t, _) in &rp.unroll {
-        if let Some(x) = out.get_mut(*t) {
-            *x = (8.0, 8.0);
-        }
-    }
     // Concurrent maps: an iteration's calls times the iterations in the window.
     for info in plan.maps() {
         let items = match &c.ops[info.begin] {
             Op::MapBegin { source, .. } => estimate_items(source),
             _ => 1.0,
         };
-        let window = if rp.concurrent[info.begin] {
+        let window = if info.concurrent && rp.route[info.begin + 1..info.end].contains(&Route::Ring)
+        {
             items.min(window as f64).max(1.0)
         } else {
             1.0
@@ -304,7 +298,7 @@ pub struct AutoExecutor;
 /// hit (another compound at the same address) cannot change an outcome — any choice of routes
 /// runs a compound correctly — only its speed.
 struct Memo {
-    key: (usize, usize, usize, usize, bool, bool, bool, bool),
+    key: (usize, usize, usize, usize, bool, bool, bool),
     cal: usize,
     choice: Arc<Choice>,
 }
@@ -313,10 +307,7 @@ thread_local! {
     static MEMO: std::cell::RefCell<Vec<Memo>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn memo_key(
-    v: &Verified,
-    opts: &RunOptions,
-) -> (usize, usize, usize, usize, bool, bool, bool, bool) {
+fn memo_key(v: &Verified, opts: &RunOptions) -> (usize, usize, usize, usize, bool, bool, bool) {
     let c = v.compound();
     let o = &opts.ring;
     (
@@ -327,7 +318,6 @@ fn memo_key(
         o.uring && o.probe.is_none(),
         o.register_buffers,
         o.direct_descriptors,
-        o.unroll,
     )
 }
 

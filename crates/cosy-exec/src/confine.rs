@@ -121,6 +121,26 @@ impl Root {
     }
 }
 
+/// The `(flags, mode, resolve)` of the confined `openat2` an `openat` or `openat2` with
+/// operands `a` becomes (`O_CLOEXEC` added, `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`).
+pub(crate) fn open_how(call: Sys, a: &ResolvedArgs) -> Result<(u64, u64, u64), Errno> {
+    if call == Sys::Openat2 {
+        let flags = a.int(2)? as u64 | libc::O_CLOEXEC as u64;
+        return Ok((flags, a.int(3)? as u64, a.int(4)? as u64 | CONFINE));
+    }
+    // openat truncates flags to an int and ignores the mode unless creating; openat2 refuses
+    // both, so pass what openat would have used.
+    let flags = u64::from(a.int(2)? as u32) | libc::O_CLOEXEC as u64;
+    let creating = flags & libc::O_CREAT as u64 != 0
+        || flags & libc::O_TMPFILE as u64 == libc::O_TMPFILE as u64;
+    let mode = if creating {
+        a.int(3)? as u64 & 0o7777
+    } else {
+        0
+    };
+    Ok((flags, mode, CONFINE))
+}
+
 /// Removes `.` components and applies `..` lexically (for the root's own path only).
 fn lexical(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -179,26 +199,10 @@ impl Cx<'_> {
         arena: &mut [u8],
     ) -> Result<i64, Errno> {
         match call {
-            Sys::Openat => {
+            Sys::Openat | Sys::Openat2 => {
                 let (d, p) = self.map(call, a.fd(0)?, a.path(1)?)?;
-                // openat truncates flags to an int and ignores the mode unless creating;
-                // openat2 refuses both, so pass what openat would have used.
-                let flags = u64::from(a.int(2)? as u32) | libc::O_CLOEXEC as u64;
-                let creating = flags & libc::O_CREAT as u64 != 0
-                    || flags & libc::O_TMPFILE as u64 == libc::O_TMPFILE as u64;
-                let mode = if creating {
-                    a.int(3)? as u64 & 0o7777
-                } else {
-                    0
-                };
-                let r = sys::openat2(d, &p, flags, mode, CONFINE);
-                self.rec(Sys::Openat2, d, r)
-            }
-            Sys::Openat2 => {
-                let (d, p) = self.map(call, a.fd(0)?, a.path(1)?)?;
-                let flags = a.int(2)? as u64 | libc::O_CLOEXEC as u64;
-                let resolve = a.int(4)? as u64 | CONFINE;
-                let r = sys::openat2(d, &p, flags, a.int(3)? as u64, resolve);
+                let how = open_how(call, a)?;
+                let r = sys::openat2(d, &p, how.0, how.1, how.2);
                 self.rec(Sys::Openat2, d, r)
             }
             Sys::Statx => {

@@ -4,35 +4,36 @@
 use std::time::Instant;
 
 use cosy_model::Sys;
+use cosy_uring::IoBuf;
 use cosy_verify::Verified;
 
+use crate::arena::{self, Layout, Span};
 use crate::confine::Root;
-use crate::interp::{self, Issuer};
+use crate::interp::{self, At, Issued, Issuer};
 use crate::outcome::{Outcome, Recorder};
+use crate::plan::Plan;
 use crate::sys::{self, ResolvedArgs};
 use crate::{Backend, RunOptions};
 
-/// Issues each call as a system call, confined to the policy root if there is one.
-#[derive(Debug, Default)]
+/// Issues each call as a system call, confined to the policy root if there is one; holds the
+/// arena's memory.
+#[derive(Debug)]
 pub struct DirectIssuer {
     root: Option<Root>,
+    mem: IoBuf,
 }
 
 impl DirectIssuer {
-    /// An issuer confined to `root` (or not confined).
-    pub(crate) fn new(root: Option<Root>) -> Self {
-        DirectIssuer { root }
+    /// An issuer confined to `root` (or not confined) with a zeroed arena of `len` bytes.
+    pub(crate) fn new(root: Option<Root>, len: usize) -> Result<Self, String> {
+        let mem = IoBuf::try_zeroed(len)
+            .ok_or_else(|| format!("cannot allocate an arena of {len} bytes"))?;
+        Ok(DirectIssuer { root, mem })
     }
 
-    /// The policy root, if the issuer is confined.
-    pub(crate) fn root(&self) -> Option<&Root> {
-        self.root.as_ref()
-    }
-}
-
-impl Issuer for DirectIssuer {
-    fn issue(
-        &mut self,
+    /// Issues `call` now as a system call over `mem`: the shared path of every executor.
+    pub(crate) fn issue_in(
+        root: Option<&Root>,
         op: u32,
         call: Sys,
         args: &mut ResolvedArgs,
@@ -44,7 +45,7 @@ impl Issuer for DirectIssuer {
             rec.call(op, call, -1, 0, false);
             return 0;
         }
-        match &self.root {
+        match root {
             Some(root) if call.spec().takes_path() => root.issue(op, call, args, mem, rec),
             _ => {
                 let r = sys::to_ret(sys::issue(call, args, mem));
@@ -53,13 +54,41 @@ impl Issuer for DirectIssuer {
             }
         }
     }
+}
+
+impl Issuer for DirectIssuer {
+    fn issue(&mut self, at: At, call: Sys, args: &mut ResolvedArgs, rec: &mut Recorder) -> Issued {
+        let mem = self.mem.as_mut_slice();
+        Issued::Ready(Self::issue_in(
+            self.root.as_ref(),
+            at.op,
+            call,
+            args,
+            mem,
+            rec,
+        ))
+    }
+
+    fn bytes(&self, span: Span) -> Option<&[u8]> {
+        Some(arena::bytes(self.mem.as_slice(), span))
+    }
+
+    fn bytes_mut(&mut self, span: Span) -> Option<&mut [u8]> {
+        Some(arena::bytes_mut(self.mem.as_mut_slice(), span))
+    }
+
+    fn whole_mut(&mut self) -> Option<&mut [u8]> {
+        Some(self.mem.as_mut_slice())
+    }
 
     fn fork(&self) -> Option<DirectIssuer> {
         let root = match &self.root {
             Some(r) => Some(r.try_clone().ok()?),
             None => None,
         };
-        Some(DirectIssuer::new(root))
+        let mut mem = IoBuf::try_zeroed(self.mem.len())?;
+        mem.as_mut_slice().copy_from_slice(self.mem.as_slice());
+        Some(DirectIssuer { root, mem })
     }
 }
 
@@ -78,23 +107,41 @@ impl DirectExecutor {
     /// Runs `v` with up to `workers` threads per qualifying map ([`crate::Parallel`]).
     pub(crate) fn run_on(v: &Verified, opts: &RunOptions, workers: usize) -> Outcome {
         let started = Instant::now();
+        let c = v.compound();
+        let plan = match Plan::new(c, v.policy(), &opts.functions) {
+            Ok(p) => p,
+            Err(m) => return Outcome::setup_error(m, started.elapsed()),
+        };
+        let layout = match Layout::new(&c.buffers, 1, v.policy().arena_bytes) {
+            Ok(l) => l,
+            Err(e) => return Outcome::setup_error(e.to_string(), started.elapsed()),
+        };
         let root = match open_root(v) {
             Ok(r) => r,
             Err(m) => return Outcome::setup_error(m, started.elapsed()),
         };
-        let mut issuer = DirectIssuer::new(root);
-        let parallel = crate::Parallel {
-            workers,
-            ..opts.parallel
+        let mut issuer = match DirectIssuer::new(root, layout.len()) {
+            Ok(i) => i,
+            Err(m) => return Outcome::setup_error(m, started.elapsed()),
         };
+        let threads = interp::maps::Threads::new(
+            crate::Parallel {
+                workers,
+                ..opts.parallel
+            },
+            opts.trace,
+        );
         interp::execute(
             v,
+            &plan,
+            &layout,
             &opts.functions,
             opts.trace,
-            parallel,
+            threads,
             &mut issuer,
             started,
         )
+        .0
     }
 }
 

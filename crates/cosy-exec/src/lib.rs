@@ -22,9 +22,10 @@
 //!   functions are crate-private: they act on raw descriptor numbers);
 //! - `confine` (crate-private): the policy root (`openat2` with `RESOLVE_BENEATH`, parent-directory
 //!   resolution);
-//! - [`interp`]: the direct interpreter (registers, fd slots, control flow, maps, limits, error
-//!   modes), issuing calls through the [`Issuer`] trait;
-//! - [`ring`]: the ring executor's plan and interpreter (threads with pending registers);
+//! - [`interp`]: the interpreter core, the only place the semantics live (registers, fd slots,
+//!   control flow, maps, limits, error modes), issuing calls through the [`Issuer`] trait,
+//!   which answers ready or pending; concurrent map iterations as several lanes;
+//! - [`direct`] and [`ring`]: the two issuers (plain system calls; io_uring chains);
 //! - [`plan`]: the structural check and per-map facts computed before a run;
 //! - [`funcs`]: the built-in and user functions;
 //! - [`outcome`]: outputs, errors, statistics, trace.
@@ -77,7 +78,12 @@ pub use auto::AutoExecutor;
 pub use cosy_verify::Verified;
 pub use direct::DirectExecutor;
 pub use funcs::{FnArg, FnArgs, FnResult, Function, Functions};
-pub use interp::Issuer;
+pub use interp::{At, Issued, Issuer, Ticket};
+
+/// A direct descriptor of a ring (a slot `k` of its registered file table) appears in slots,
+/// traces and results as `DIRECT_FD_BASE + k`: it has no number in the process's descriptor
+/// table.
+pub const DIRECT_FD_BASE: i32 = 1 << 30;
 pub use outcome::{CallError, Error, Outcome, Stats, TraceEntry};
 pub use ring::{RingExecutor, RingOptions};
 
@@ -150,7 +156,7 @@ pub struct RunOptions {
 }
 
 /// How the direct executor runs a map's iterations on several threads
-/// ([`interp::parallel`]).
+/// ([`interp::maps`]).
 ///
 /// A map qualifies when its body only reads (no call with `Effect::Write`, no open that
 /// creates or truncates, no call that moves the file position of a descriptor it did not

@@ -28,6 +28,11 @@ pub struct MapInfo {
     pub jumps: Vec<usize>,
     /// Whether the body makes calls with `Effect::Write`.
     pub writes: bool,
+    /// Whether the iterations may run at once: the body (nested maps included) changes no
+    /// file ([`may_write`]), moves the position only of descriptors the iteration opened,
+    /// closes only those, and calls only built-in functions (a user function may keep state
+    /// between calls). The one rule for every executor ([`crate::interp::maps`]).
+    pub concurrent: bool,
     /// The local buffers private to each iteration: used in the body (nested maps included)
     /// and used directly by no enclosing map's body (whose copy nested iterations share). Each
     /// iteration starts with them zeroed (docs/semantics.md).
@@ -302,6 +307,15 @@ fn map_info(c: &Compound, begin: usize, end: usize, defined: &[bool]) -> MapInfo
     acc.retain(|r| !plain.contains(r));
     fd_slots.sort();
     fd_slots.dedup();
+    let own = |a: Option<&Arg>| matches!(a, Some(Arg::Fd(FdRef::Slot(s))) if fd_slots.contains(s));
+    let concurrent = body.iter().all(|op| match op {
+        Op::Sys { call, args, .. } => {
+            !may_write(*call, args)
+                && !((moves_position(*call) || *call == Sys::Close) && !own(args.first()))
+        }
+        Op::Call { func, .. } => cosy_model::BUILTINS.contains(&func.as_str()),
+        _ => true,
+    });
     MapInfo {
         begin,
         end,
@@ -310,8 +324,44 @@ fn map_info(c: &Compound, begin: usize, end: usize, defined: &[bool]) -> MapInfo
         fd_slots,
         jumps,
         writes,
+        concurrent,
         zero_bufs: Vec::new(),
     }
+}
+
+/// Whether `call` with `args` may change the file system: a call with `Effect::Write`, or an
+/// open that may create or truncate (its flags not a constant count as such).
+pub(crate) fn may_write(call: Sys, args: &[Arg]) -> bool {
+    if call.spec().effect == cosy_model::Effect::Write {
+        return true;
+    }
+    if !matches!(call, Sys::Openat | Sys::Openat2) {
+        return false;
+    }
+    match args.get(2) {
+        Some(Arg::Value(Value::Imm(f))) => open_changes(*f),
+        _ => true,
+    }
+}
+
+/// Whether an open with `flags` may create or truncate a file.
+pub(crate) fn open_changes(flags: i64) -> bool {
+    let changes = libc::O_CREAT | libc::O_TRUNC | (libc::O_TMPFILE & !libc::O_DIRECTORY);
+    flags & i64::from(changes) != 0
+}
+
+/// Whether `call` uses and moves the file position of its descriptor operand.
+pub(crate) fn moves_position(call: Sys) -> bool {
+    matches!(
+        call,
+        Sys::Read
+            | Sys::Write
+            | Sys::Getdents64
+            | Sys::Lseek
+            | Sys::CopyFileRange
+            | Sys::Splice
+            | Sys::Sendfile
+    )
 }
 
 struct Check<'a> {

@@ -29,9 +29,10 @@ fn stop_mode_reports_the_failing_call_and_stops() {
         );
         assert!(!out.is_ok());
         assert!(out.errors.is_empty());
-        // Nothing after op 0 ran.
+        // Nothing after op 0 took effect: on the ring the read and close chained behind the
+        // open may run (on the slot the open did not fill), and are discarded.
         assert_eq!(out.stats.ops, 1);
-        assert_eq!(calls(&out), 1);
+        assert!(calls(&out) <= 3, "{}", out.stats);
         assert!(!out.stats.by_call.contains_key("getpid"));
         assert_eq!(out.output("pid"), Some(0));
     });

@@ -69,9 +69,9 @@ fn open_read_close_is_one_chain_one_enter() {
     assert_eq!(out.stats.fallbacks, 0);
     // The descriptor is a direct one: the trace names it above DIRECT_FD_BASE.
     assert!(
-        out.trace.iter().any(
-            |t| t.call == Sys::Openat && t.result >= i64::from(cosy_exec::ring::DIRECT_FD_BASE)
-        ),
+        out.trace
+            .iter()
+            .any(|t| t.call == Sys::Openat && t.result >= i64::from(cosy_exec::DIRECT_FD_BASE)),
         "{}",
         show(&out)
     );
@@ -122,7 +122,7 @@ fn a_map_of_independent_calls_is_one_round() {
 }
 
 #[test]
-fn a_read_loop_is_unrolled() {
+fn a_read_loop_reads_the_whole_file() {
     if !uring_or_skip() {
         return;
     }
@@ -131,22 +131,12 @@ fn a_read_loop_is_unrolled() {
     let size = 4096 * 40 + 17;
     std::fs::write(&path, text(size, 9)).unwrap();
     let c = thesis_loop(&bytes(&path), 4096);
-    let out = go(c.clone(), &Policy::trusted(), &ring(RingOptions::default()));
+    let out = go(c, &Policy::trusted(), &ring(RingOptions::default()));
     assert!(out.is_ok(), "{}", show(&out));
     assert_eq!(out.output("total"), Some(size as i64));
-    // 41 reads, in chains of 8, 16, 32...: a handful of enters, not 41.
+    // Each read's result decides the next turn: an enter per read, and one for the close.
     assert_eq!(out.stats.by_call["read"], 41);
-    assert!(out.stats.ring_enters <= 6, "{}", out.stats);
-    let plain = go(
-        c,
-        &Policy::trusted(),
-        &ring(RingOptions {
-            unroll: false,
-            ..RingOptions::default()
-        }),
-    );
-    assert_eq!(plain.output("total"), Some(size as i64));
-    assert!(plain.stats.ring_enters >= 41, "{}", plain.stats);
+    assert!(out.stats.ring_enters <= 42, "{}", out.stats);
 }
 
 #[test]
@@ -227,10 +217,10 @@ fn without_an_opcode_that_call_falls_back() {
         }),
     );
     assert_eq!(out.output("n"), Some(3));
-    // The open was a system call, and so its descriptor one of the process, closed with
-    // close(2); the read went through the ring.
-    assert_eq!(out.stats.fallbacks, 2, "{}", out.stats);
-    assert_eq!(out.stats.ring_ops, 1, "{}", out.stats);
+    // The open was a system call, and so its descriptor one of the process: read and closed
+    // with plain calls too (io_uring's reads and closes of process descriptors differ).
+    assert_eq!(out.stats.fallbacks, 3, "{}", out.stats);
+    assert_eq!(out.stats.ring_ops, 0, "{}", out.stats);
 }
 
 /// Run as a child with `COSY_NO_URING=1` by `cosy_no_uring_disables_the_ring`.
@@ -439,10 +429,10 @@ fn stats_display_the_ring() {
     assert!(shown.contains("per enter"), "{shown}");
 }
 
-// ------------------------------------------------------------------------ maps from a template
+// --------------------------------------------------------------------- maps in a window of lanes
 
-/// Runs `c` under `policy` on direct and on the ring; returns both outcomes and how many maps
-/// the ring ran from a template.
+/// Runs `c` under `policy` on direct and on the ring; returns both outcomes and the ring's
+/// io_uring_enter calls.
 fn against_direct(c: &Compound, policy: &Policy) -> (cosy_exec::Outcome, cosy_exec::Outcome, u64) {
     let direct = go(
         c.clone(),
@@ -453,13 +443,12 @@ fn against_direct(c: &Compound, policy: &Policy) -> (cosy_exec::Outcome, cosy_ex
             ..RunOptions::default()
         },
     );
-    let before = cosy_exec::ring::template_maps();
     let ring = go(c.clone(), policy, &ring(RingOptions::default()));
-    let taken = cosy_exec::ring::template_maps() - before;
+    let enters = ring.stats.ring_enters;
     assert_eq!(ring.outputs, direct.outputs, "{}", show(&ring));
     assert_eq!(ring.error, direct.error, "{}", show(&ring));
     assert_eq!(ring.errors, direct.errors, "{}", show(&ring));
-    (direct, ring, taken)
+    (direct, ring, enters)
 }
 
 /// `map i in range(0, n, 1) { off = i * 4099 % size; r = pread(fd, b, off + shift); v = b[0];
@@ -487,7 +476,7 @@ fn pread_map(path: &[u8], n: i64, shift: i64) -> Compound {
 }
 
 #[test]
-fn straight_line_maps_run_from_a_template() {
+fn straight_line_maps_run_in_a_window() {
     if !uring_or_skip() {
         return;
     }
@@ -504,14 +493,12 @@ fn straight_line_maps_run_from_a_template() {
         c.accumulate(count, i);
     });
     c.output("count", count);
-    let (_, out, taken) = against_direct(&c.finish(), &Policy::trusted());
-    assert_eq!(taken, 1);
+    let (_, out, _) = against_direct(&c.finish(), &Policy::trusted());
     assert_eq!(out.output("count"), Some(600 + 599 * 600 / 2));
     assert_eq!(out.stats.ring_ops, 600);
     assert_eq!(out.stats.ring_enters, 3, "{}", out.stats);
     for n in [2, 3, 256, 700] {
-        let (_, out, taken) = against_direct(&pread_map(&bytes(&path), n, 0), &Policy::trusted());
-        assert_eq!(taken, 1, "{n}");
+        let (_, out, _) = against_direct(&pread_map(&bytes(&path), n, 0), &Policy::trusted());
         assert_eq!(out.output("ops"), Some(n));
     }
     // statx of a list of paths, a struct statx per iteration.
@@ -525,8 +512,7 @@ fn straight_line_maps_run_from_a_template() {
         c.accumulate(total, size);
     });
     c.output("total", total);
-    let (_, out, taken) = against_direct(&c.finish(), &Policy::trusted());
-    assert_eq!(taken, 1);
+    let (_, out, _) = against_direct(&c.finish(), &Policy::trusted());
     assert_eq!(out.output("total"), Some(40 * 10_000));
     // A call whose operand depends on an earlier call's result: threads.
     let mut c = Builder::new();
@@ -541,12 +527,11 @@ fn straight_line_maps_run_from_a_template() {
     });
     c.close(fd);
     c.output("count", count);
-    let (_, _, taken) = against_direct(&c.finish(), &Policy::trusted());
-    assert_eq!(taken, 0);
+    let (_, _, _) = against_direct(&c.finish(), &Policy::trusted());
 }
 
 #[test]
-fn template_maps_stop_where_direct_does() {
+fn window_maps_stop_where_direct_does() {
     if !uring_or_skip() {
         return;
     }
@@ -569,8 +554,7 @@ fn template_maps_stop_where_direct_does() {
         });
         c.close(fd);
         c.output("ops", ops);
-        let (_, out, taken) = against_direct(&c.finish(), &Policy::trusted());
-        assert_eq!(taken, 1);
+        let (_, out, _) = against_direct(&c.finish(), &Policy::trusted());
         match mode {
             ErrorMode::Stop => assert!(
                 matches!(out.error, Some(Error::Call { errno, .. }) if errno == libc::EINVAL),
@@ -594,8 +578,7 @@ fn template_maps_stop_where_direct_does() {
             c.accumulate(total, r);
         });
         c.output("total", total);
-        let (_, out, taken) = against_direct(&c.finish(), &Policy::trusted());
-        assert_eq!(taken, 1);
+        let (_, out, _) = against_direct(&c.finish(), &Policy::trusted());
         assert_eq!(out.is_ok(), mode == ErrorMode::Continue, "{}", show(&out));
         // Division by zero computing an operand.
         let mut c = Builder::new();
@@ -608,8 +591,7 @@ fn template_maps_stop_where_direct_does() {
             c.accumulate(count, q);
         });
         c.output("count", count);
-        let (_, out, taken) = against_direct(&c.finish(), &Policy::trusted());
-        assert_eq!(taken, 1);
+        let (_, out, _) = against_direct(&c.finish(), &Policy::trusted());
         assert!(
             matches!(out.error, Some(Error::Arith { .. })),
             "{}",
@@ -626,8 +608,7 @@ fn template_maps_stop_where_direct_does() {
             c.accumulate(count, v);
         });
         c.output("count", count);
-        let (_, out, taken) = against_direct(&c.finish(), &Policy::trusted());
-        assert_eq!(taken, 1);
+        let (_, out, _) = against_direct(&c.finish(), &Policy::trusted());
         assert!(
             matches!(out.error, Some(Error::Range { .. })),
             "{}",
@@ -637,7 +618,7 @@ fn template_maps_stop_where_direct_does() {
 }
 
 #[test]
-fn template_maps_keep_fuel_and_time() {
+fn window_maps_keep_fuel_and_time() {
     if !uring_or_skip() {
         return;
     }
@@ -665,14 +646,12 @@ fn template_maps_keep_fuel_and_time() {
     for fuel in [0, 1, 2, 3, 17, full - 1, full, full + 1] {
         let mut p = Policy::trusted();
         p.fuel = fuel;
-        let (_, _, taken) = against_direct(&make(), &p);
-        assert_eq!(taken, u64::from(fuel >= full), "fuel {fuel}");
+        let (_, _, _) = against_direct(&make(), &p);
     }
     // Past the time limit before the map: the first call is refused (after the arithmetic).
     let mut p = Policy::trusted();
     p.time = Duration::ZERO;
-    let (_, out, taken) = against_direct(&make(), &p);
-    assert_eq!(taken, 1);
+    let (_, out, _) = against_direct(&make(), &p);
     assert!(
         matches!(out.error, Some(Error::Time { .. })),
         "{}",

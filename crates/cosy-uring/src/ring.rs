@@ -802,6 +802,17 @@ impl Ring {
         Ok(())
     }
 
+    /// End the chain the last push left open: the next operation pushed starts a chain of
+    /// its own (the link flag of the last staged operation is cleared).
+    pub fn close_chain(&mut self) {
+        if self.open_chain > 0
+            && let Some(last) = self.staged.back_mut()
+        {
+            last.1 = Link::None;
+        }
+        self.open_chain = 0;
+    }
+
     /// Drop every staged operation (the kernel never saw them; no completions will come).
     /// Returns how many were dropped.
     pub fn cancel_staged(&mut self) -> usize {

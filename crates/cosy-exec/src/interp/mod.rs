@@ -1,15 +1,25 @@
-//! The interpreter: runs a compound's operations in order (docs/semantics.md), issuing its
-//! system calls through an [`Issuer`].
+//! The interpreter core: the only place the semantics of docs/semantics.md live.
 //!
-//! It owns the registers, fd slots, path variables, arena, loop counters and map frames, and
-//! applies the semantics: fuel and time limits, both error modes, closing a slot's descriptor
-//! when the slot is reassigned, the fds of a map iteration at its end and every fd at the end
-//! of the run. Map iterations run in order on one lane; registers written in a map body are
-//! restored before each iteration (except accumulators), so each iteration sees what it would
-//! see running alone. The issuer only turns one resolved call into a result, so an io_uring
-//! issuer can reuse everything here.
+//! A [`Lane`] is one instance of the interpreter's state — registers, fd slots, path
+//! variables, loop counters, map frames, fuel, the errors of `continue` mode — running a
+//! compound's operations in order. It issues system calls through an [`Issuer`], which
+//! answers each call either *ready* (a result now: the direct issuer, always) or *pending* (a
+//! [`Ticket`]: the ring issuer queued it). A lane goes on past pending calls only with what it
+//! can undo — further calls whose operands it has, arithmetic, moves and jumps on values it
+//! has (logged) — and anything else — a function, a load or store, a map, an output, an
+//! operand that is a pending result, a call the issuer cannot queue behind the others
+//! ([`Issued::Wait`]) — *blocks* it: its driver asks the issuer to complete what is in flight
+//! ([`Issuer::wait`], the poster's barrier) and the lane *retires* its pending calls in
+//! program order, applying results and the error mode exactly as if each had been ready. A
+//! call that fails in `stop` mode leaves the lane as it was right after that call: the log
+//! undoes what ran past it, and the calls queued behind it (which the issuer guarantees change
+//! nothing outside the process, see [`Issuer`]) are discarded, their registers never written.
 //!
-//! Where docs/semantics.md leaves a choice, this interpreter (the reference) does this:
+//! Maps whose iterations may run at once ([`crate::plan::MapInfo::concurrent`]) run as
+//! several lanes ([`maps`]): a window of iteration lanes on one issuer (the ring), or runs of
+//! items on threads with a direct issuer each; either way they are committed in item order.
+//!
+//! Where docs/semantics.md leaves a choice, the core does this:
 //!
 //! - A call returning a descriptor into a slot that holds one closes the old descriptor
 //!   *after* the call (before storing the new one), so the old one can be the call's own
@@ -23,475 +33,249 @@
 //! - Every map iteration starts with the local buffers private to it zeroed: the bytes the
 //!   previous iteration in the lane wrote are cleared ([`crate::arena::Dirty`]).
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use cosy_model::{
-    Arg, ArgKind, BufId, BufRange, Compound, DataId, ErrorMode, FdRef, FdSlot, InputKind,
-    MapSource, Op, PathRef, PathVar, Reg, Ret, Sys, Value,
+    Arg, ArgKind, BufId, BufRange, Compound, ErrorMode, FdRef, FdSlot, InputKind, MapSource, Op,
+    PathRef, PathVar, Reg, Ret, Sys, Value,
 };
 use cosy_verify::Verified;
 
-use crate::arena::{self, Arena, RangeError, Span};
-use crate::funcs::{FnArg, FnArgs, Function, Functions};
+use crate::arena::{Dirty, Layout, RangeError, Span};
+use crate::clock::Deadline;
+use crate::funcs::Functions;
 use crate::outcome::{CallError, Error, Outcome, Recorder};
 use crate::plan::{MapInfo, Plan};
 use crate::sys::{self, AT_FDCWD, Resolved, ResolvedArgs};
 
-pub mod parallel;
+mod call;
+pub(crate) mod fds;
+mod items;
+pub(crate) mod maps;
 
-/// The lane the direct interpreter runs every map iteration on.
-pub const LANE: usize = 0;
+pub(crate) use items::{Binding, Items};
+pub use items::{DirEntry, parse_dirents};
 
-/// Issues the system calls of a run.
+use call::Operand;
+use fds::FdTable;
+
+/// A call an issuer queued: its result is asked for with [`Issuer::take`] after a
+/// [`Issuer::wait`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ticket(pub u32);
+
+/// An issuer's answer to a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Issued {
+    /// Done: the result, or `-errno`.
+    Ready(i64),
+    /// Queued. `fd`: the descriptor an open will have if it succeeds, when it is known now (a
+    /// direct descriptor of the ring, `DIRECT_FD_BASE + slot`): later calls of the lane may use
+    /// it before the open completes.
+    Pending {
+        /// The call's ticket.
+        ticket: Ticket,
+        /// The descriptor of an open, known in advance.
+        fd: Option<i32>,
+    },
+    /// Not taken now: complete what is in flight first, then issue it again.
+    Wait,
+}
+
+/// Where a call comes from: the operation, and the lane (an interpreter instance; its calls
+/// run in program order, and lane `k` uses copy `k` of the local buffers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct At {
+    /// The operation's index.
+    pub op: u32,
+    /// The lane.
+    pub lane: usize,
+}
+
+/// Issues the system calls of a run, and holds the arena's memory.
 ///
-/// Contract: a descriptor an implementation returns from an open (or writes into a `NewFd`
-/// operand) belongs to the interpreter from then on, which closes it (through
-/// [`Issuer::close`]); an implementation must not return descriptors it does not own.
+/// Contract:
+///
+/// - A descriptor an implementation returns from an open (or writes into a `NewFd` operand)
+///   belongs to the interpreter from then on, which closes it through [`Issuer::close`].
+/// - Calls of one lane take effect in the order they are issued, each after the one before
+///   has completed.
+/// - In `stop` mode, a call queued while an earlier call of its lane is still pending must
+///   not change anything outside the process if that earlier call fails (it may run; its
+///   result is then discarded): an implementation answers [`Issued::Wait`] for calls that
+///   would (writes, creating opens, moving the position of a descriptor the compound did not
+///   open).
+/// - Memory: the arena's bytes are read and written through [`Issuer::bytes`] and
+///   [`Issuer::bytes_mut`], which refuse (`None`) a range a call in flight may write (or, for
+///   `bytes_mut`, use).
 pub trait Issuer {
-    /// Issues operation `op`'s `call` with resolved operands, reporting every system call made
-    /// to `rec` (helper calls included). Returns the result, or `-errno`. For `pipe2` the new
-    /// descriptors are written into the `NewFd` operands.
-    fn issue(
-        &mut self,
-        op: u32,
-        call: Sys,
-        args: &mut ResolvedArgs,
-        mem: &mut [u8],
-        rec: &mut Recorder,
-    ) -> i64;
+    /// Issues `call` with resolved operands for `at`, reporting every system call it makes
+    /// to `rec` (helper calls included) when it answers [`Issued::Ready`]; the interpreter
+    /// reports pending calls when it retires them. For `pipe2` the new descriptors are
+    /// written into the `NewFd` operands.
+    fn issue(&mut self, at: At, call: Sys, args: &mut ResolvedArgs, rec: &mut Recorder) -> Issued;
 
-    /// Closes a descriptor the interpreter owns (a reassigned slot, the end of a map iteration,
-    /// the end of the run), recorded at operation `op`.
-    fn close(&mut self, op: u32, fd: i32, rec: &mut Recorder) -> i64 {
+    /// Closes a descriptor the interpreter owns (a reassigned slot, the end of a map
+    /// iteration, the end of the run). The result does not matter to the semantics.
+    fn close(&mut self, at: At, fd: i32, rec: &mut Recorder) -> Issued {
+        let _ = at;
         let r = sys::to_ret(sys::close(fd));
-        rec.call(op, Sys::Close, fd, r, true);
-        r
+        rec.call(at.op, Sys::Close, fd, r, true);
+        Issued::Ready(r)
     }
 
-    /// An issuer for another thread running map iterations ([`parallel`]), if this one can
-    /// make one (`None`: maps run on this thread only).
+    /// Completes every call queued so far (the barrier). `false`: `deadline` passed first;
+    /// then what was in flight has been cancelled and completed anyway.
+    fn wait(&mut self, rec: &mut Recorder, deadline: Option<Instant>) -> bool {
+        let _ = (rec, deadline);
+        true
+    }
+
+    /// The result of a completed ticket (`-ECANCELED` if it never ran), reported to `rec` as
+    /// the call the kernel saw; the ticket is used up.
+    fn take(&mut self, ticket: Ticket, rec: &mut Recorder) -> i64 {
+        let _ = (ticket, rec);
+        -i64::from(libc::ECANCELED)
+    }
+
+    /// The bytes of `span`, if no call in flight writes them.
+    fn bytes(&self, span: Span) -> Option<&[u8]>;
+
+    /// The bytes of `span`, writable, if no call in flight uses them.
+    fn bytes_mut(&mut self, span: Span) -> Option<&mut [u8]>;
+
+    /// The whole arena, writable, if nothing in flight uses it.
+    fn whole_mut(&mut self) -> Option<&mut [u8]>;
+
+    /// How many map iterations this issuer can keep in flight at once (lanes `0..window`).
+    fn window(&self) -> usize {
+        1
+    }
+
+    /// Whether the calls of the map body `ops` are worth a window of iterations on this issuer.
+    fn worth_window(&self, ops: std::ops::Range<usize>) -> bool {
+        let _ = ops;
+        false
+    }
+
+    /// An issuer for another thread running map iterations ([`maps`]), with its own copy of
+    /// the arena, if this one can make one.
     fn fork(&self) -> Option<crate::direct::DirectIssuer> {
         None
     }
 }
 
-/// The fd slots; `-1` is empty. Dropping the table closes what is still open (a safety net:
-/// the interpreter closes everything itself, counted, before it ends).
-#[derive(Debug)]
-pub(crate) struct FdTable {
-    slots: Vec<i32>,
+/// What does not change during a run.
+pub(crate) struct Cx<'a> {
+    pub c: &'a Compound,
+    pub funcs: &'a Functions,
+    pub plan: &'a Plan,
+    pub layout: &'a Layout,
+    pub limit: Duration,
+    pub deadline: Deadline,
+    pub stop_mode: bool,
+    /// Threads for maps ([`maps::Threads`]).
+    pub threads: maps::Threads,
+    pub trace: bool,
 }
 
-impl FdTable {
-    /// `n` empty slots.
-    pub fn new(n: usize) -> Self {
-        FdTable { slots: vec![-1; n] }
-    }
-
-    /// The descriptor in slot `s` (`-1` when empty).
-    pub fn get(&self, s: FdSlot) -> i32 {
-        self.slots.get(s.index()).copied().unwrap_or(-1)
-    }
-
-    /// Puts `fd` in slot `s`, returning what was there.
-    pub fn replace(&mut self, s: FdSlot, fd: i32) -> i32 {
-        match self.slots.get_mut(s.index()) {
-            Some(x) => std::mem::replace(x, fd),
-            None => -1,
-        }
-    }
-
-    /// A table holding the descriptors of another (`slots`) without owning them: call
-    /// [`FdTable::forget`] before dropping it.
-    pub fn borrowed(slots: &[i32]) -> Self {
-        FdTable {
-            slots: slots.to_vec(),
-        }
-    }
-
-    /// The descriptor numbers of every slot.
-    pub fn slots(&self) -> &[i32] {
-        &self.slots
-    }
-
-    /// Empties every slot without closing anything (the descriptors belong to another table).
-    pub fn forget(&mut self) {
-        self.slots.fill(-1);
-    }
-
-    /// Slots that hold a descriptor, in order.
-    pub fn open(&self) -> Vec<FdSlot> {
-        (0..self.slots.len())
-            .filter(|&i| self.slots[i] >= 0)
-            .map(|i| FdSlot(i as u16))
-            .collect()
+impl Cx<'_> {
+    /// The error of a range operand of operation `op` outside buffer `b`.
+    pub fn range_error(&self, op: usize, b: BufId, e: RangeError) -> Error {
+        range_error(self.c, op, b, e)
     }
 }
 
-impl Drop for FdTable {
-    fn drop(&mut self) {
-        for fd in &mut self.slots {
-            if *fd >= 0 {
-                let _ = sys::close(*fd);
-                *fd = -1;
-            }
-        }
-    }
+/// A map running in a lane.
+pub(crate) struct Frame {
+    pub begin: usize,
+    pub end: usize,
+    pub items: Items,
+    /// The values of the map's local registers when it started.
+    pub snapshot: Vec<i64>,
 }
 
-/// One directory entry of a `getdents64` buffer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DirEntry {
-    /// `d_ino`.
-    pub ino: u64,
-    /// `d_type`.
-    pub kind: u8,
-    /// The name (up to its NUL).
-    pub name: Vec<u8>,
-}
-
-/// Parses `linux_dirent64` records (`d_ino` u64 at 0, `d_off` at 8, `d_reclen` u16 at 16,
-/// `d_type` at 18, the name from 19 to its NUL), skipping `.` and `..`. A record shorter than
-/// 20 bytes or running past `bytes` is an error: its offset and what is wrong.
-pub fn parse_dirents(bytes: &[u8]) -> Result<Vec<DirEntry>, String> {
-    let mut out = Vec::new();
-    let mut off = 0usize;
-    while off < bytes.len() {
-        let rest = &bytes[off..];
-        if rest.len() < 20 {
-            return Err(format!(
-                "the directory record at offset {off} runs past the {} bytes of the range",
-                bytes.len()
-            ));
-        }
-        let reclen = usize::from(u16::from_le_bytes([rest[16], rest[17]]));
-        if reclen < 20 {
-            return Err(format!(
-                "the directory record at offset {off} has d_reclen {reclen} (< 20)"
-            ));
-        }
-        let Some(rec) = rest.get(..reclen) else {
-            return Err(format!(
-                "the directory record at offset {off} (d_reclen {reclen}) runs past the {} bytes of the range",
-                bytes.len()
-            ));
-        };
-        let mut ino = [0u8; 8];
-        ino.copy_from_slice(&rec[..8]);
-        let area = &rec[19..];
-        let name = match memchr::memchr(0, area) {
-            Some(n) => &area[..n],
-            None => area,
-        };
-        if name != b"." && name != b".." {
-            out.push(DirEntry {
-                ino: u64::from_le_bytes(ino),
-                kind: rec[18],
-                name: name.to_vec(),
-            });
-        }
-        off += reclen;
-    }
-    Ok(out)
-}
-
-/// Runs `v` with `issuer`: the whole run, from the setup (plan, arena) to the final closes.
-/// `started` is when the run began (its time limit counts from there).
-///
-/// `parallel` (with its `workers` already decided) says whether maps may run on several
-/// threads ([`parallel`]).
-pub fn execute<I: Issuer>(
-    v: &Verified,
-    functions: &Functions,
-    trace: bool,
-    parallel: crate::Parallel,
-    issuer: &mut I,
-    started: Instant,
-) -> Outcome {
-    let c = v.compound();
-    let policy = v.policy();
-    let plan = match Plan::new(c, policy, functions) {
-        Ok(p) => p,
-        Err(m) => return Outcome::setup_error(m, started.elapsed()),
-    };
-    let arena = match Arena::new(&c.buffers, 1, policy.arena_bytes) {
-        Ok(a) => a,
-        Err(e) => return Outcome::setup_error(e.to_string(), started.elapsed()),
-    };
-    let mut m = Machine {
-        c,
-        funcs: functions,
-        plan: &plan,
-        regs: vec![0; c.regs.len()],
-        fds: FdTable::new(c.fds.len()),
-        pathvals: vec![Vec::new(); c.paths.len()],
-        arena,
-        counters: vec![0; c.ops.len()],
-        frames: Vec::new(),
-        rec: Recorder::new(trace),
-        errors: Vec::new(),
-        issuer,
-        fuel: policy.fuel,
-        used: 0,
-        limit: policy.time,
-        deadline: crate::clock::Deadline::new(started, policy.time),
-        rargs: ResolvedArgs::default(),
-        par: parallel::Maps::new(parallel, trace),
-    };
-    for input in &c.inputs {
-        if let InputKind::Int { reg, default } = input.kind {
-            m.set(reg, default);
-        }
-    }
-    let result = m.run();
-    m.finish(result, started)
-}
-
-/// The items of a running map.
-pub(crate) enum Items {
-    Paths {
-        var: PathVar,
-        list: Vec<DataId>,
-        pos: usize,
+/// What a pending call does when it retires.
+#[derive(Clone, Copy, Debug)]
+enum Effect {
+    /// Nothing but its result (discarded, or into a register).
+    Reg(Option<Reg>),
+    /// An open into slot `slot`: `fd` if the slot already holds the descriptor it will have;
+    /// `old` is the descriptor the slot held, closed when the open retires.
+    Fd {
+        slot: FdSlot,
+        fd: Option<i32>,
+        old: i32,
     },
-    Offsets {
-        var: Reg,
-        list: Vec<i64>,
-        pos: usize,
-    },
-    Range {
-        var: Reg,
-        next: Option<i64>,
-        end: i64,
-        step: i64,
-    },
-    Dirents {
-        name: PathVar,
-        kind: Reg,
-        ino: Reg,
-        list: Vec<DirEntry>,
-        pos: usize,
-    },
+    /// A close the interpreter made: its result does not matter.
+    Internal,
 }
 
-/// What one item binds.
-pub(crate) enum Binding {
-    Path(PathVar, Vec<u8>),
+/// What a lane changed while a call that may fail was pending (`stop` mode), undone if it
+/// fails.
+#[derive(Clone, Copy, Debug)]
+enum Undo {
+    /// A register and the value it held.
     Reg(Reg, i64),
-    Dirent(PathVar, Vec<u8>, Reg, i64, Reg, i64),
+    /// A loop counter and the count it held.
+    Counter(usize, u32),
 }
 
-impl Items {
-    /// Evaluates a map's source (`val` gives operand values, `dirents` parses a `dirents`
-    /// source's range) at operation `pc`.
-    pub(crate) fn new(
-        pc: usize,
-        source: &MapSource,
-        val: impl Fn(&Value) -> i64,
-        dirents: impl FnOnce(&BufRange) -> Result<Vec<DirEntry>, Error>,
-    ) -> Result<Items, Error> {
-        Ok(match source {
-            MapSource::Paths { list, var } => Items::Paths {
-                var: *var,
-                list: list.clone(),
-                pos: 0,
-            },
-            MapSource::Offsets { list, var } => Items::Offsets {
-                var: *var,
-                list: list.clone(),
-                pos: 0,
-            },
-            MapSource::Range {
-                start,
-                end,
-                step,
-                var,
-            } => {
-                let step = val(step);
-                if step <= 0 {
-                    return Err(Error::Arith { op: pc as u32 });
-                }
-                Items::Range {
-                    var: *var,
-                    next: Some(val(start)),
-                    end: val(end),
-                    step,
-                }
-            }
-            MapSource::Dirents {
-                buf,
-                name,
-                kind,
-                ino,
-            } => Items::Dirents {
-                name: *name,
-                kind: *kind,
-                ino: *ino,
-                list: dirents(buf)?,
-                pos: 0,
-            },
-        })
-    }
-
-    /// How many items are left, if known cheaply.
-    pub(crate) fn remaining(&self) -> usize {
-        match self {
-            Items::Paths { list, pos, .. } => list.len().saturating_sub(*pos),
-            Items::Offsets { list, pos, .. } => list.len().saturating_sub(*pos),
-            Items::Dirents { list, pos, .. } => list.len().saturating_sub(*pos),
-            Items::Range {
-                next, end, step, ..
-            } => match next {
-                Some(n) if n < end => {
-                    let span = (*end as i128 - *n as i128) as u128;
-                    let k = span.div_ceil(*step as u128);
-                    usize::try_from(k).unwrap_or(usize::MAX)
-                }
-                _ => 0,
-            },
-        }
-    }
-
-    /// Splits the items into at most `k` runs of consecutive items, in order.
-    pub(crate) fn split(self, k: usize) -> Vec<Items> {
-        let n = self.remaining();
-        let k = k.clamp(1, n.max(1));
-        // Sizes: the first `n % k` runs get one item more.
-        let sizes = (0..k).map(move |i| n / k + usize::from(i < n % k));
-        match self {
-            Items::Paths { var, list, pos } => chunks(list, pos, sizes)
-                .map(|list| Items::Paths { var, list, pos: 0 })
-                .collect(),
-            Items::Offsets { var, list, pos } => chunks(list, pos, sizes)
-                .map(|list| Items::Offsets { var, list, pos: 0 })
-                .collect(),
-            Items::Dirents {
-                name,
-                kind,
-                ino,
-                list,
-                pos,
-            } => chunks(list, pos, sizes)
-                .map(|list| Items::Dirents {
-                    name,
-                    kind,
-                    ino,
-                    list,
-                    pos: 0,
-                })
-                .collect(),
-            Items::Range {
-                var,
-                next,
-                end,
-                step,
-            } => {
-                let mut at = next;
-                sizes
-                    .map(|len| {
-                        let start = at;
-                        // The run ends after `len` steps (or at the map's end).
-                        let stop = start
-                            .and_then(|s| s.checked_add(step.checked_mul(len as i64)?))
-                            .map_or(end, |e| e.min(end));
-                        at = start.map(|_| stop);
-                        Items::Range {
-                            var,
-                            next: start,
-                            end: stop,
-                            step,
-                        }
-                    })
-                    .collect()
-            }
-        }
-    }
-
-    /// The next item's binding.
-    pub(crate) fn next(&mut self, data: &[Vec<u8>]) -> Option<Binding> {
-        match self {
-            Items::Paths { var, list, pos } => {
-                let d = list.get(*pos)?;
-                *pos += 1;
-                let bytes = data.get(d.index()).cloned().unwrap_or_default();
-                Some(Binding::Path(*var, bytes))
-            }
-            Items::Offsets { var, list, pos } => {
-                let v = *list.get(*pos)?;
-                *pos += 1;
-                Some(Binding::Reg(*var, v))
-            }
-            Items::Range {
-                var,
-                next,
-                end,
-                step,
-            } => {
-                let v = (*next).filter(|v| v < end)?;
-                *next = v.checked_add(*step);
-                Some(Binding::Reg(*var, v))
-            }
-            Items::Dirents {
-                name,
-                kind,
-                ino,
-                list,
-                pos,
-            } => {
-                let e = list.get_mut(*pos)?;
-                *pos += 1;
-                Some(Binding::Dirent(
-                    *name,
-                    std::mem::take(&mut e.name),
-                    *kind,
-                    i64::from(e.kind),
-                    *ino,
-                    e.ino as i64,
-                ))
-            }
-        }
-    }
-}
-
-/// `list[pos..]` cut into consecutive runs of `sizes`.
-fn chunks<T>(
-    mut list: Vec<T>,
-    pos: usize,
-    sizes: impl Iterator<Item = usize>,
-) -> impl Iterator<Item = Vec<T>> {
-    list.drain(..pos.min(list.len()));
-    let mut rest = list.into_iter();
-    sizes.map(move |n| rest.by_ref().take(n).collect())
-}
-
-struct Frame {
-    begin: usize,
-    end: usize,
-    items: Items,
-    snapshot: Vec<i64>,
-}
-
-struct Machine<'a, I: Issuer> {
-    c: &'a Compound,
-    funcs: &'a Functions,
-    plan: &'a Plan,
-    regs: Vec<i64>,
-    fds: FdTable,
-    pathvals: Vec<Vec<u8>>,
-    arena: Arena,
-    counters: Vec<u32>,
-    frames: Vec<Frame>,
-    rec: Recorder,
-    errors: Vec<CallError>,
-    issuer: &'a mut I,
-    fuel: u64,
+/// A call issued but not retired.
+#[derive(Clone, Copy, Debug)]
+struct Pend {
+    op: u32,
+    call: Sys,
+    ticket: Ticket,
+    /// A result the issuer gave at once while earlier calls were pending (already counted).
+    ready: Option<i64>,
+    effect: Effect,
+    /// The lane's fuel count right after the call.
     used: u64,
-    limit: Duration,
-    deadline: crate::clock::Deadline,
+    /// The length of the undo log when it was issued.
+    undo: usize,
+}
+
+/// How far [`Lane::run`] got.
+#[derive(Debug)]
+pub(crate) enum Run {
+    /// To its stop (nothing pending).
+    Done,
+    /// It cannot go on until what is in flight completes.
+    Blocked,
+    /// It stopped with an error.
+    Failed(Error),
+}
+
+enum Flow {
+    Next(usize),
+    Block,
+}
+
+/// One instance of the interpreter's state (see the module documentation).
+pub(crate) struct Lane {
+    /// Which lane: the chain its calls form, and the copy of the local buffers it uses.
+    pub lane: usize,
+    pub regs: Vec<i64>,
+    pub fds: FdTable,
+    pub pathvals: Vec<Vec<u8>>,
+    pub counters: Vec<u32>,
+    pub frames: Vec<Frame>,
+    /// Operations run, and the most it may run.
+    pub used: u64,
+    pub fuel: u64,
+    pub errors: Vec<CallError>,
+    pub rec: Recorder,
+    pub pc: usize,
+    /// Whether this lane may run a map's iterations as other lanes (the main program).
+    pub main: bool,
+    pending: VecDeque<Pend>,
+    /// Pending calls whose failure matters (all but the interpreter's own closes).
+    fallible: usize,
+    /// What arithmetic, moves and jumps changed past pending calls (`stop` mode).
+    undo: Vec<Undo>,
     rargs: ResolvedArgs,
-    /// Which maps may run on several threads.
-    par: parallel::Maps,
 }
 
 fn value(regs: &[i64], v: &Value) -> i64 {
@@ -509,7 +293,7 @@ fn fd_raw(fds: &FdTable, f: &FdRef) -> i32 {
     }
 }
 
-pub(crate) fn path_bytes<'x>(c: &'x Compound, pathvals: &'x [Vec<u8>], p: &PathRef) -> &'x [u8] {
+fn path_bytes<'x>(c: &'x Compound, pathvals: &'x [Vec<u8>], p: &PathRef) -> &'x [u8] {
     match p {
         PathRef::Data(d) => c.data.get(d.index()).map_or(&[], Vec::as_slice),
         PathRef::Var(v) => pathvals.get(v.index()).map_or(&[], Vec::as_slice),
@@ -535,47 +319,114 @@ pub(crate) fn range_error(c: &Compound, op: usize, b: BufId, e: RangeError) -> E
     }
 }
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        format!("panicked: {s}")
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        format!("panicked: {s}")
-    } else {
-        "panicked".into()
-    }
+fn errno_of(r: i64) -> i32 {
+    i32::try_from(r.checked_neg().unwrap_or(i64::MAX)).unwrap_or(i32::MAX)
 }
 
-impl<I: Issuer> Machine<'_, I> {
+impl Lane {
+    /// A lane at the start of `c`, with `fuel` operations to run.
+    pub fn new(c: &Compound, lane: usize, fuel: u64, trace: bool) -> Lane {
+        Lane {
+            lane,
+            regs: vec![0; c.regs.len()],
+            fds: FdTable::new(c.fds.len()),
+            pathvals: vec![Vec::new(); c.paths.len()],
+            counters: vec![0; c.ops.len()],
+            frames: Vec::new(),
+            used: 0,
+            fuel,
+            errors: Vec::new(),
+            rec: Recorder::new(trace),
+            pc: 0,
+            main: true,
+            pending: VecDeque::new(),
+            fallible: 0,
+            undo: Vec::new(),
+            rargs: ResolvedArgs::default(),
+        }
+    }
+
     fn set(&mut self, r: Reg, v: i64) {
         if let Some(x) = self.regs.get_mut(r.index()) {
             *x = v;
         }
     }
 
+    /// Sets register `r` by an operation that may run past pending calls: logged for undo.
+    fn set_logged(&mut self, r: Reg, v: i64) {
+        if self.fallible > 0
+            && let Some(&old) = self.regs.get(r.index())
+        {
+            self.undo.push(Undo::Reg(r, old));
+        }
+        self.set(r, v);
+    }
+
+    /// Whether a value operand is a pending call's result.
+    fn val_pending(&self, v: &Value) -> bool {
+        matches!(v, Value::Reg(r) if self.fallible > 0 && self.reg_pending(*r))
+    }
+
     fn val(&self, v: &Value) -> i64 {
         value(&self.regs, v)
     }
 
-    fn buffer_name(&self, b: BufId) -> String {
-        buffer_name(self.c, b)
+    fn at(&self, op: usize) -> At {
+        At {
+            op: op as u32,
+            lane: self.lane,
+        }
     }
 
-    fn range_error(&self, op: usize, b: BufId, e: RangeError) -> Error {
-        range_error(self.c, op, b, e)
+    /// Whether the lane has calls in flight.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
-    /// Resolves a range operand; `min` is the least length the call needs.
-    fn range(&self, op: usize, r: &BufRange, min: usize, call: Option<Sys>) -> Result<Span, Error> {
+    /// Whether register `r` waits for a pending call's result.
+    fn reg_pending(&self, r: Reg) -> bool {
+        self.pending
+            .iter()
+            .any(|p| matches!(p.effect, Effect::Reg(Some(x)) if x == r))
+    }
+
+    /// Whether slot `s` waits for a pending open's descriptor.
+    fn slot_pending(&self, s: FdSlot) -> bool {
+        self.pending
+            .iter()
+            .any(|p| matches!(p.effect, Effect::Fd { slot, fd: None, .. } if slot == s))
+    }
+
+    /// Whether a call with `args` needs a result still pending.
+    fn needs_pending(&self, args: &[Arg]) -> bool {
+        let pend_val = |v: &Value| matches!(v, Value::Reg(r) if self.reg_pending(*r));
+        args.iter().any(|a| match a {
+            Arg::Value(v) => pend_val(v),
+            Arg::Buf(r) => pend_val(&r.start) || r.end.as_ref().is_some_and(pend_val),
+            Arg::Fd(FdRef::Slot(s)) => self.slot_pending(*s),
+            Arg::Fd(_) | Arg::Path(_) => false,
+        })
+    }
+
+    /// Resolves a range operand in this lane; `min` is the least length the call needs.
+    fn range(
+        &self,
+        cx: &Cx<'_>,
+        op: usize,
+        r: &BufRange,
+        min: usize,
+        call: Option<Sys>,
+    ) -> Result<Span, Error> {
         let start = self.val(&r.start);
         let end = r.end.as_ref().map(|e| self.val(e));
-        let span = self
-            .arena
-            .resolve(r.buf, LANE, start, end)
-            .map_err(|e| self.range_error(op, r.buf, e))?;
+        let span = cx
+            .layout
+            .resolve(r.buf, self.lane, start, end)
+            .map_err(|e| cx.range_error(op, r.buf, e))?;
         if span.len() < min {
             return Err(Error::Range {
                 op: op as u32,
-                buffer: self.buffer_name(r.buf),
+                buffer: buffer_name(cx.c, r.buf),
                 detail: format!(
                     "{} writes {min} bytes, but the range [{start}..{}] has {}",
                     call.map_or("the call", Sys::name),
@@ -587,77 +438,291 @@ impl<I: Issuer> Machine<'_, I> {
         Ok(span)
     }
 
-    fn check_time(&self, op: usize) -> Result<(), Error> {
-        if self.deadline.passed() {
+    fn check_time(&self, cx: &Cx<'_>, op: usize) -> Result<(), Error> {
+        if cx.deadline.passed() {
             Err(Error::Time {
                 op: op as u32,
-                limit: self.limit,
+                limit: cx.limit,
             })
         } else {
             Ok(())
         }
     }
 
-    fn close_fd(&mut self, op: usize, fd: i32) {
-        if fd >= 0 {
-            self.issuer.close(op as u32, fd, &mut self.rec);
+    /// Closes `fd` (an owned descriptor) for operation `op`.
+    fn close_fd<I: Issuer>(&mut self, issuer: &mut I, op: usize, fd: i32) {
+        if fd < 0 {
+            return;
+        }
+        let at = self.at(op);
+        if let Issued::Pending { ticket, .. } = issuer.close(at, fd, &mut self.rec) {
+            self.pending.push_back(Pend {
+                op: at.op,
+                call: Sys::Close,
+                ticket,
+                ready: None,
+                effect: Effect::Internal,
+                used: self.used,
+                undo: self.undo.len(),
+            });
         }
     }
 
     /// Puts `fd` in slot `s`, closing the descriptor it held.
-    fn replace_fd(&mut self, op: usize, s: FdSlot, fd: i32) {
+    fn replace_fd<I: Issuer>(&mut self, issuer: &mut I, op: usize, s: FdSlot, fd: i32) {
         let old = self.fds.replace(s, fd);
-        self.close_fd(op, old);
+        self.close_fd(issuer, op, old);
     }
 
-    fn run(&mut self) -> Result<(), Error> {
-        self.run_range(0, self.c.ops.len())
+    /// Closes the descriptors of every slot in `slots` (the end of an iteration, of the run).
+    pub fn close_slots<I: Issuer>(&mut self, issuer: &mut I, op: usize, slots: &[FdSlot]) {
+        for s in slots {
+            let fd = self.fds.replace(*s, -1);
+            self.close_fd(issuer, op, fd);
+        }
     }
 
-    /// Runs from `pc` until the next operation is `stop` (or the program ends).
-    fn run_range(&mut self, mut pc: usize, stop: usize) -> Result<(), Error> {
-        let n = self.c.ops.len();
-        while pc < n && pc != stop {
+    /// Runs until the next operation is `stop` (with nothing pending), a block, or an error.
+    pub fn run<I: Issuer>(
+        &mut self,
+        cx: &Cx<'_>,
+        issuer: &mut I,
+        dirty: &mut Dirty,
+        stop: usize,
+    ) -> Run {
+        let n = cx.c.ops.len();
+        while self.pc < n && self.pc != stop {
             if self.used >= self.fuel {
-                return Err(Error::Fuel {
-                    op: pc as u32,
+                if self.has_pending() {
+                    return Run::Blocked;
+                }
+                return Run::Failed(Error::Fuel {
+                    op: self.pc as u32,
                     fuel: self.fuel,
                 });
             }
-            self.used += 1;
-            pc = self.step(pc)?;
+            match self.step(cx, issuer, dirty) {
+                Ok(Flow::Next(next)) => {
+                    self.used += 1;
+                    self.pc = next;
+                }
+                Ok(Flow::Block) => return Run::Blocked,
+                // An earlier call still pending may fail first: its error comes first.
+                Err(_) if self.fallible > 0 => return Run::Blocked,
+                Err(e) => {
+                    self.used += 1;
+                    return Run::Failed(e);
+                }
+            }
         }
+        if self.has_pending() {
+            Run::Blocked
+        } else {
+            Run::Done
+        }
+    }
+
+    /// Runs to `stop`, waiting whenever the lane blocks: the driver of a lane alone on its
+    /// issuer.
+    pub fn drive<I: Issuer>(
+        &mut self,
+        cx: &Cx<'_>,
+        issuer: &mut I,
+        dirty: &mut Dirty,
+        stop: usize,
+    ) -> Result<(), Error> {
+        let mut idle = 0;
+        loop {
+            match self.run(cx, issuer, dirty, stop) {
+                Run::Done => return Ok(()),
+                Run::Failed(e) => return Err(e),
+                Run::Blocked => {
+                    let had = self.pending.len();
+                    self.barrier(cx, issuer)?;
+                    // A block with nothing in flight twice in a row would never end.
+                    idle = if had == 0 { idle + 1 } else { 0 };
+                    if idle > 1 {
+                        return Err(Error::Setup(format!(
+                            "op {}: the issuer refused the operation with nothing in flight",
+                            self.pc
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for what is in flight and retires this lane's pending calls.
+    pub fn barrier<I: Issuer>(&mut self, cx: &Cx<'_>, issuer: &mut I) -> Result<(), Error> {
+        if !issuer.wait(&mut self.rec, cx.deadline.instant()) {
+            let op = self.pending.front().map_or(self.pc as u32, |p| p.op);
+            self.discard(issuer);
+            return Err(Error::Time {
+                op,
+                limit: cx.limit,
+            });
+        }
+        self.retire(cx, issuer)
+    }
+
+    /// Retires the pending calls in program order (after [`Issuer::wait`]): results into
+    /// registers and slots, the error mode. In `stop` mode the first failure is the lane's
+    /// error; the calls after it are discarded.
+    pub fn retire<I: Issuer>(&mut self, cx: &Cx<'_>, issuer: &mut I) -> Result<(), Error> {
+        while let Some(p) = self.pending.pop_front() {
+            let r = self.result_of(issuer, &p);
+            if matches!(p.effect, Effect::Internal) {
+                continue;
+            }
+            self.fallible -= 1;
+            if r < 0 && cx.stop_mode {
+                // The lane is as it was right after this call; what came after never was.
+                self.used = p.used;
+                while self.undo.len() > p.undo {
+                    match self.undo.pop() {
+                        Some(Undo::Reg(r, v)) => self.set(r, v),
+                        Some(Undo::Counter(j, n)) => {
+                            if let Some(x) = self.counters.get_mut(j) {
+                                *x = n;
+                            }
+                        }
+                        None => {}
+                    }
+                }
+                self.pc = p.op as usize;
+                self.settle(issuer, &p, r, false);
+                self.discard(issuer);
+                return Err(Error::Call {
+                    op: p.op,
+                    call: p.call,
+                    errno: errno_of(r),
+                });
+            }
+            if r < 0 {
+                self.errors.push(CallError {
+                    op: p.op,
+                    call: p.call,
+                    errno: errno_of(r),
+                });
+            }
+            self.settle(issuer, &p, r, true);
+        }
+        self.undo.clear();
         Ok(())
     }
 
-    /// Executes operation `pc`; returns the next one.
-    fn step(&mut self, pc: usize) -> Result<usize, Error> {
-        let c = self.c;
+    /// Retires every pending call as discarded: it ran (or was cancelled), its result is not
+    /// part of the run, but the descriptors it opened are the lane's to close.
+    pub fn discard<I: Issuer>(&mut self, issuer: &mut I) {
+        while let Some(p) = self.pending.pop_front() {
+            let r = self.result_of(issuer, &p);
+            if !matches!(p.effect, Effect::Internal) {
+                self.fallible -= 1;
+                self.settle(issuer, &p, r, false);
+            }
+        }
+    }
+
+    /// The result of a pending call, counted and traced.
+    fn result_of<I: Issuer>(&mut self, issuer: &mut I, p: &Pend) -> i64 {
+        if let Some(r) = p.ready {
+            return r;
+        }
+        issuer.take(p.ticket, &mut self.rec)
+    }
+
+    /// Applies what a retired call did to registers (`keep`: its result is part of the run)
+    /// and slots (always: the descriptors are real either way).
+    fn settle<I: Issuer>(&mut self, issuer: &mut I, p: &Pend, r: i64, keep: bool) {
+        let op = p.op as usize;
+        match p.effect {
+            Effect::Reg(Some(reg)) if keep => self.set(reg, r),
+            Effect::Reg(_) | Effect::Internal => {}
+            Effect::Fd { slot, fd, old } => {
+                match (r >= 0, fd) {
+                    (true, None) => {
+                        let stale = self.fds.replace(slot, i32::try_from(r).unwrap_or(-1));
+                        self.close_fd(issuer, op, stale);
+                    }
+                    // The slot holds the open's descriptor already (unless a later call of
+                    // the lane put another there).
+                    (false, Some(x)) if self.fds.get(slot) == x => {
+                        self.fds.replace(slot, -1);
+                    }
+                    _ => {}
+                }
+                self.close_fd(issuer, op, old);
+            }
+        }
+    }
+
+    /// Executes operation `pc`; the next one, or a block.
+    fn step<I: Issuer>(
+        &mut self,
+        cx: &Cx<'_>,
+        issuer: &mut I,
+        dirty: &mut Dirty,
+    ) -> Result<Flow, Error> {
+        let c = cx.c;
+        let pc = self.pc;
         let op = pc as u32;
-        match &c.ops[pc] {
+        let operation = &c.ops[pc];
+        // Past a pending call that may fail, a lane runs only what it can undo: calls,
+        // arithmetic, moves and jumps on values it has.
+        if self.fallible > 0 {
+            let go = match operation {
+                Op::Sys { .. } => true,
+                Op::Arith { a, b, .. } => !self.val_pending(a) && !self.val_pending(b),
+                Op::Mov { src, .. } => !self.val_pending(src),
+                Op::Jump { cond, .. } => cond
+                    .as_ref()
+                    .is_none_or(|c| !self.val_pending(&c.a) && !self.val_pending(&c.b)),
+                _ => false,
+            };
+            if !go {
+                return Ok(Flow::Block);
+            }
+        }
+        match operation {
             Op::Sys { call, args, ret } => {
-                self.check_time(pc)?;
-                self.resolve(pc, *call, args)?;
+                if self.has_pending() && self.needs_pending(args) {
+                    return Ok(Flow::Block);
+                }
+                self.check_time(cx, pc)?;
+                self.resolve(cx, pc, *call, args, dirty)?;
                 let mut rargs = std::mem::take(&mut self.rargs);
-                let r =
-                    self.issuer
-                        .issue(op, *call, &mut rargs, self.arena.mem_mut(), &mut self.rec);
-                let done = self.complete(pc, *call, args, *ret, r, &rargs);
+                let at = self.at(pc);
+                let issued = issuer.issue(at, *call, &mut rargs, &mut self.rec);
+                let flow = match issued {
+                    Issued::Wait => Ok(Flow::Block),
+                    // Retired in order behind the pending calls.
+                    Issued::Ready(r) if self.fallible > 0 => {
+                        let t = Ticket(u32::MAX);
+                        self.queued(pc, *call, args, *ret, t, Some(r), None);
+                        Ok(Flow::Next(pc + 1))
+                    }
+                    Issued::Ready(r) => self
+                        .complete(cx, issuer, pc, *call, args, *ret, r, &rargs)
+                        .map(|()| Flow::Next(pc + 1)),
+                    Issued::Pending { ticket, fd } => {
+                        self.queued(pc, *call, args, *ret, ticket, None, fd);
+                        Ok(Flow::Next(pc + 1))
+                    }
+                };
                 self.rargs = rargs;
-                done?;
-                Ok(pc + 1)
+                flow
             }
             Op::Arith { dst, op: bop, a, b } => {
                 let v = bop
                     .apply(self.val(a), self.val(b))
                     .ok_or(Error::Arith { op })?;
-                self.set(*dst, v);
-                Ok(pc + 1)
+                self.set_logged(*dst, v);
+                Ok(Flow::Next(pc + 1))
             }
             Op::Mov { dst, src } => {
                 let v = self.val(src);
-                self.set(*dst, v);
-                Ok(pc + 1)
+                self.set_logged(*dst, v);
+                Ok(Flow::Next(pc + 1))
             }
             Op::Load {
                 dst,
@@ -665,13 +730,16 @@ impl<I: Issuer> Machine<'_, I> {
                 buf,
                 off,
             } => {
-                let span = self.width_span(pc, *buf, off, width.bytes())?;
+                let span = self.width_span(cx, pc, *buf, off, width.bytes())?;
+                let Some(bytes) = issuer.bytes(span) else {
+                    return Ok(Flow::Block);
+                };
                 let mut b = [0u8; 8];
-                for (d, s) in b.iter_mut().zip(self.arena.slice(span)) {
+                for (d, s) in b.iter_mut().zip(bytes) {
                     *d = *s;
                 }
                 self.set(*dst, u64::from_le_bytes(b) as i64);
-                Ok(pc + 1)
+                Ok(Flow::Next(pc + 1))
             }
             Op::Store {
                 width,
@@ -679,13 +747,16 @@ impl<I: Issuer> Machine<'_, I> {
                 off,
                 src,
             } => {
-                let span = self.width_span(pc, *buf, off, width.bytes())?;
+                let span = self.width_span(cx, pc, *buf, off, width.bytes())?;
                 let bytes = self.val(src).to_le_bytes();
-                for (d, s) in self.arena.slice_mut(span).iter_mut().zip(bytes) {
+                let Some(mem) = issuer.bytes_mut(span) else {
+                    return Ok(Flow::Block);
+                };
+                for (d, s) in mem.iter_mut().zip(bytes) {
                     *d = s;
                 }
-                self.arena.mark(span);
-                Ok(pc + 1)
+                dirty.mark(cx.layout, span);
+                Ok(Flow::Next(pc + 1))
             }
             Op::Jump {
                 cond,
@@ -695,7 +766,7 @@ impl<I: Issuer> Machine<'_, I> {
                 let t = *target as usize;
                 let backward = t <= pc;
                 if backward {
-                    self.check_time(pc)?;
+                    self.check_time(cx, pc)?;
                 }
                 let taken = match cond {
                     None => true,
@@ -707,7 +778,7 @@ impl<I: Issuer> Machine<'_, I> {
                     }
                 };
                 if !taken {
-                    return Ok(pc + 1);
+                    return Ok(Flow::Next(pc + 1));
                 }
                 if backward {
                     let bound = bound.unwrap_or(0);
@@ -718,77 +789,118 @@ impl<I: Issuer> Machine<'_, I> {
                     if *count >= bound {
                         return Err(Error::LoopBound { op, bound });
                     }
+                    if self.fallible > 0 {
+                        self.undo.push(Undo::Counter(pc, *count));
+                    }
                     *count += 1;
                 }
-                Ok(t)
+                Ok(Flow::Next(t))
             }
             Op::Call { dst, func, args } => {
-                let v = self.call(pc, func, args)?;
+                let Some(v) = self.call(cx, issuer, dirty, pc, func, args)? else {
+                    return Ok(Flow::Block);
+                };
                 if let Some(d) = dst {
                     self.set(*d, v);
                 }
-                Ok(pc + 1)
+                Ok(Flow::Next(pc + 1))
             }
             Op::MapBegin { source, end } => {
-                let items = self.items(pc, source)?;
-                let items = match self.parallel_map(pc, *end as usize, items)? {
-                    parallel::Ran::Done(next) => return Ok(next),
-                    parallel::Ran::Again => self.items(pc, source)?,
-                    parallel::Ran::No(items) => items,
+                let end = *end as usize;
+                let Some(items) = self.items(cx, issuer, pc, source)? else {
+                    return Ok(Flow::Block);
                 };
-                let snapshot = match self.plan.map(pc) {
-                    Some(info) => info
-                        .locals
-                        .iter()
-                        .map(|r| self.val(&Value::Reg(*r)))
-                        .collect(),
-                    None => Vec::new(),
+                let items = match maps::concurrent(self, cx, issuer, dirty, pc, end, items)? {
+                    maps::Ran::Done => return Ok(Flow::Next(end + 1)),
+                    maps::Ran::Again => match self.items(cx, issuer, pc, source)? {
+                        Some(items) => items,
+                        None => return Ok(Flow::Block),
+                    },
+                    maps::Ran::No(items) => items,
                 };
-                self.frames.push(Frame {
-                    begin: pc,
-                    end: *end as usize,
-                    items,
-                    snapshot,
-                });
-                self.next_iteration(pc, true)
+                self.start_map(cx, issuer, dirty, pc, end, items)
+                    .map(Flow::Next)
             }
             Op::MapEnd { .. } => {
                 let Some(begin) = self.frames.last().map(|f| f.begin) else {
                     return Err(Error::Setup(format!("op {pc}: map end outside a map")));
                 };
-                if let Some(info) = self.plan.map(begin) {
-                    for s in &info.fd_slots {
-                        let fd = self.fds.replace(*s, -1);
-                        self.close_fd(pc, fd);
-                    }
+                if let Some(info) = cx.plan.map(begin) {
+                    self.close_slots(issuer, pc, &info.fd_slots);
                 }
-                self.next_iteration(pc, false)
+                self.next_iteration(cx, issuer, dirty, false)
             }
         }
     }
 
-    fn width_span(&self, pc: usize, buf: BufId, off: &Value, w: usize) -> Result<Span, Error> {
+    /// Starts the map at `begin` (ending at `end`) over `items` in this lane, as its
+    /// `MapBegin` does: the first item bound. Returns the next operation (the body's first,
+    /// or the one after the map if there are no items).
+    pub fn start_map<I: Issuer>(
+        &mut self,
+        cx: &Cx<'_>,
+        issuer: &mut I,
+        dirty: &mut Dirty,
+        begin: usize,
+        end: usize,
+        items: Items,
+    ) -> Result<usize, Error> {
+        let snapshot = match cx.plan.map(begin) {
+            Some(info) => info
+                .locals
+                .iter()
+                .map(|r| self.val(&Value::Reg(*r)))
+                .collect(),
+            None => Vec::new(),
+        };
+        self.frames.push(Frame {
+            begin,
+            end,
+            items,
+            snapshot,
+        });
+        self.pc = begin;
+        match self.next_iteration(cx, issuer, dirty, true)? {
+            Flow::Next(n) => Ok(n),
+            Flow::Block => Ok(begin),
+        }
+    }
+
+    fn width_span(
+        &self,
+        cx: &Cx<'_>,
+        pc: usize,
+        buf: BufId,
+        off: &Value,
+        w: usize,
+    ) -> Result<Span, Error> {
         let o = self.val(off);
-        self.arena
-            .resolve(buf, LANE, o, Some(o.saturating_add(w as i64)))
-            .map_err(|e| self.range_error(pc, buf, e))
+        cx.layout
+            .resolve(buf, self.lane, o, Some(o.saturating_add(w as i64)))
+            .map_err(|e| cx.range_error(pc, buf, e))
     }
 
     /// Starts the next iteration of the innermost map (`pc` is its begin or end); returns the
     /// next operation: the body's first, or the one after the map.
-    fn next_iteration(&mut self, pc: usize, first: bool) -> Result<usize, Error> {
-        let plan = self.plan;
+    fn next_iteration<I: Issuer>(
+        &mut self,
+        cx: &Cx<'_>,
+        issuer: &mut I,
+        dirty: &mut Dirty,
+        first: bool,
+    ) -> Result<Flow, Error> {
+        let pc = self.pc;
         let Some(frame) = self.frames.last_mut() else {
-            return Ok(pc + 1);
+            return Ok(Flow::Next(pc + 1));
         };
         let (begin, end) = (frame.begin, frame.end);
-        let Some(binding) = frame.items.next(&self.c.data) else {
+        let Some(binding) = frame.items.next(&cx.c.data) else {
             self.frames.pop();
-            return Ok(end + 1);
+            return Ok(Flow::Next(end + 1));
         };
-        let info: Option<&MapInfo> = plan.map(begin);
+        let info: Option<&MapInfo> = cx.plan.map(begin);
         if !first {
-            self.check_time(pc)?;
+            self.check_time(cx, pc)?;
             if let (Some(info), Some(frame)) = (info, self.frames.last()) {
                 for (r, v) in info.locals.iter().zip(&frame.snapshot) {
                     if let Some(x) = self.regs.get_mut(r.index()) {
@@ -797,6 +909,20 @@ impl<I: Issuer> Machine<'_, I> {
                 }
             }
         }
+        self.bind(binding);
+        if let Some(info) = info {
+            for &j in &info.jumps {
+                if let Some(x) = self.counters.get_mut(j) {
+                    *x = 0;
+                }
+            }
+            zero_locals(cx.layout, issuer, dirty, &info.zero_bufs, self.lane);
+        }
+        Ok(Flow::Next(begin + 1))
+    }
+
+    /// Binds one item of a map.
+    pub fn bind(&mut self, binding: Binding) {
         match binding {
             Binding::Path(var, bytes) => self.bind_path(var, bytes),
             Binding::Reg(r, v) => self.set(r, v),
@@ -806,15 +932,6 @@ impl<I: Issuer> Machine<'_, I> {
                 self.set(ino, i);
             }
         }
-        if let Some(info) = info {
-            for &j in &info.jumps {
-                if let Some(x) = self.counters.get_mut(j) {
-                    *x = 0;
-                }
-            }
-            self.arena.clear_locals(&info.zero_bufs, LANE);
-        }
-        Ok(begin + 1)
     }
 
     fn bind_path(&mut self, var: PathVar, bytes: Vec<u8>) {
@@ -823,27 +940,48 @@ impl<I: Issuer> Machine<'_, I> {
         }
     }
 
-    fn items(&self, pc: usize, source: &MapSource) -> Result<Items, Error> {
-        Items::new(
+    /// A map's items; `None`: the bytes of a `dirents` source are still in flight.
+    fn items<I: Issuer>(
+        &self,
+        cx: &Cx<'_>,
+        issuer: &I,
+        pc: usize,
+        source: &MapSource,
+    ) -> Result<Option<Items>, Error> {
+        let mut busy = false;
+        let items = Items::new(
             pc,
             source,
             |v| self.val(v),
             |buf| {
-                let span = self.range(pc, buf, 0, None)?;
-                parse_dirents(self.arena.slice(span)).map_err(|detail| Error::Range {
+                let span = self.range(cx, pc, buf, 0, None)?;
+                let Some(bytes) = issuer.bytes(span) else {
+                    busy = true;
+                    return Ok(Vec::new());
+                };
+                parse_dirents(bytes).map_err(|detail| Error::Range {
                     op: pc as u32,
-                    buffer: self.buffer_name(buf.buf),
+                    buffer: buffer_name(cx.c, buf.buf),
                     detail,
                 })
             },
-        )
+        )?;
+        Ok((!busy).then_some(items))
     }
 
     /// Evaluates the operands of a system call into `self.rargs`.
-    fn resolve(&mut self, pc: usize, call: Sys, args: &[Arg]) -> Result<(), Error> {
+    fn resolve(
+        &mut self,
+        cx: &Cx<'_>,
+        pc: usize,
+        call: Sys,
+        args: &[Arg],
+        dirty: &mut Dirty,
+    ) -> Result<(), Error> {
         let mut out = std::mem::take(&mut self.rargs);
         out.items.clear();
         let min = sys::min_buf_len(call);
+        let mut result = Ok(());
         for (a, spec) in args.iter().zip(call.spec().args) {
             let r = match (spec.kind, a) {
                 (ArgKind::NewFd, _) => Resolved::NewFd(-1),
@@ -852,32 +990,73 @@ impl<I: Issuer> Machine<'_, I> {
                 (_, Arg::Path(p)) => {
                     // Paths hold no NUL: the plan checks data constants, and directory entry
                     // names end at their NUL.
-                    let bytes = path_bytes(self.c, &self.pathvals, p);
+                    let bytes = path_bytes(cx.c, &self.pathvals, p);
                     Resolved::Path(std::ffi::CString::new(bytes).unwrap_or_default())
                 }
-                (kind, Arg::Buf(r)) => match self.range(pc, r, min, Some(call)) {
+                (kind, Arg::Buf(r)) => match self.range(cx, pc, r, min, Some(call)) {
                     Ok(s) => {
                         if kind == ArgKind::BufOut {
-                            self.arena.mark(s);
+                            dirty.mark(cx.layout, s);
                         }
                         Resolved::Buf(s)
                     }
                     Err(e) => {
-                        self.rargs = out;
-                        return Err(e);
+                        result = Err(e);
+                        break;
                     }
                 },
             };
             out.items.push(r);
         }
         self.rargs = out;
-        Ok(())
+        result
     }
 
-    /// Applies a call's result: the register or slot of `ret`, the slots of `pipe2`, the
-    /// error mode.
-    fn complete(
+    /// Records a call the issuer queued, with what it does to the lane at once: a close
+    /// empties its slot, an open's slot takes the descriptor known in advance (or waits).
+    #[allow(clippy::too_many_arguments)]
+    fn queued(
         &mut self,
+        pc: usize,
+        call: Sys,
+        args: &[Arg],
+        ret: Ret,
+        ticket: Ticket,
+        ready: Option<i64>,
+        fd: Option<i32>,
+    ) {
+        if call == Sys::Close
+            && let Some(Arg::Fd(FdRef::Slot(s))) = args.first()
+        {
+            self.fds.replace(*s, -1);
+        }
+        let effect = match ret {
+            Ret::Fd(slot) => {
+                let old = self.fds.replace(slot, fd.unwrap_or(-1));
+                Effect::Fd { slot, fd, old }
+            }
+            Ret::Reg(r) => Effect::Reg(Some(r)),
+            Ret::None => Effect::Reg(None),
+        };
+        self.fallible += 1;
+        self.pending.push_back(Pend {
+            op: pc as u32,
+            call,
+            ticket,
+            ready,
+            effect,
+            used: self.used + 1,
+            undo: self.undo.len(),
+        });
+    }
+
+    /// Applies a ready call's result: the register or slot of `ret`, the slots of `pipe2`,
+    /// the error mode.
+    #[allow(clippy::too_many_arguments)]
+    fn complete<I: Issuer>(
+        &mut self,
+        cx: &Cx<'_>,
+        issuer: &mut I,
         pc: usize,
         call: Sys,
         args: &[Arg],
@@ -892,51 +1071,42 @@ impl<I: Issuer> Machine<'_, I> {
             // close empties the slot whatever its result.
             self.fds.replace(*s, -1);
         }
-        // The slots of NewFd operands (pipe2, the only call with any).
-        let new_slots: Vec<FdSlot> = if call == Sys::Pipe2 {
-            args.iter()
-                .zip(call.spec().args)
-                .filter_map(|(a, s)| match (s.kind, a) {
-                    (ArgKind::NewFd, Arg::Fd(FdRef::Slot(x))) => Some(*x),
-                    _ => None,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
         if r < 0 {
-            let errno = i32::try_from(r.checked_neg().unwrap_or(i64::MAX)).unwrap_or(i32::MAX);
-            if self.c.mode == ErrorMode::Stop {
+            let errno = errno_of(r);
+            if cx.stop_mode {
                 return Err(Error::Call { op, call, errno });
             }
             self.errors.push(CallError { op, call, errno });
-            match ret {
-                Ret::Reg(reg) => self.set(reg, r),
-                Ret::Fd(s) => self.replace_fd(pc, s, -1),
-                Ret::None => {}
-            }
-            for s in new_slots {
-                self.replace_fd(pc, s, -1);
-            }
-        } else {
-            match ret {
-                Ret::Reg(reg) => self.set(reg, r),
-                Ret::Fd(s) => self.replace_fd(pc, s, i32::try_from(r).unwrap_or(-1)),
-                Ret::None => {}
-            }
-            if !new_slots.is_empty() {
-                let fds: Vec<i32> = rargs.new_fds().collect();
-                for (s, fd) in new_slots.into_iter().zip(fds) {
-                    self.replace_fd(pc, s, fd);
+        }
+        match ret {
+            Ret::Reg(reg) => self.set(reg, r),
+            Ret::Fd(s) => self.replace_fd(issuer, pc, s, i32::try_from(r).unwrap_or(-1)),
+            Ret::None => {}
+        }
+        if call == Sys::Pipe2 {
+            // The slots of NewFd operands (pipe2 is the only call with any).
+            let mut fds = rargs.new_fds();
+            for (a, s) in args.iter().zip(call.spec().args) {
+                if let (ArgKind::NewFd, Arg::Fd(FdRef::Slot(x))) = (s.kind, a) {
+                    let fd = if r < 0 { -1 } else { fds.next().unwrap_or(-1) };
+                    self.replace_fd(issuer, pc, *x, fd);
                 }
             }
         }
         Ok(())
     }
 
-    /// Calls function `name` with `args`.
-    fn call(&mut self, pc: usize, name: &str, args: &[Arg]) -> Result<i64, Error> {
-        let f = self.funcs.get(name).ok_or_else(|| Error::Function {
+    /// Calls function `name` with `args`; `None`: a buffer operand is still in flight.
+    fn call<I: Issuer>(
+        &mut self,
+        cx: &Cx<'_>,
+        issuer: &mut I,
+        dirty: &mut Dirty,
+        pc: usize,
+        name: &str,
+        args: &[Arg],
+    ) -> Result<Option<i64>, Error> {
+        let f = cx.funcs.get(name).ok_or_else(|| Error::Function {
             op: pc as u32,
             func: name.to_string(),
             message: "not registered".into(),
@@ -944,176 +1114,107 @@ impl<I: Issuer> Machine<'_, I> {
         let mut operands = Vec::with_capacity(args.len());
         for a in args {
             operands.push(match a {
-                Arg::Buf(r) => Operand::Buf(self.range(pc, r, 0, None)?),
+                Arg::Buf(r) => Operand::Buf(self.range(cx, pc, r, 0, None)?),
                 Arg::Value(v) => Operand::Int(self.val(v)),
                 Arg::Fd(fr) => Operand::Int(i64::from(fd_raw(&self.fds, fr))),
-                Arg::Path(p) => Operand::Path(path_bytes(self.c, &self.pathvals, p)),
+                Arg::Path(p) => Operand::Path(path_bytes(cx.c, &self.pathvals, p)),
             });
         }
-        if let Some(out) = out_operand(&f, &operands) {
-            self.arena.mark(out);
+        if f.is_mut() {
+            let out = call::out_index(&f, &operands).and_then(|i| match operands.get(i) {
+                Some(Operand::Buf(s)) => Some(*s),
+                _ => None,
+            });
+            let Some(mem) = issuer.whole_mut() else {
+                return Ok(None);
+            };
+            if let Some(s) = out {
+                dirty.mark(cx.layout, s);
+            }
+            return call::call_mut(&f, pc as u32, name, &operands, mem).map(Some);
         }
-        let mem = self.arena.mem_mut();
-        call_function(&f, pc as u32, name, &operands, mem)
-    }
-
-    fn finish(mut self, result: Result<(), Error>, started: Instant) -> Outcome {
-        let end = self.c.ops.len();
-        for s in self.fds.open() {
-            let fd = self.fds.replace(s, -1);
-            self.close_fd(end, fd);
-        }
-        let outputs = self
-            .c
-            .outputs
-            .iter()
-            .map(|o| (o.name.clone(), self.val(&Value::Reg(o.reg))))
-            .collect();
-        let mut stats = self.rec.stats();
-        stats.ops = self.used;
-        stats.elapsed = started.elapsed();
-        Outcome {
-            outputs,
-            error: result.err(),
-            errors: std::mem::take(&mut self.errors),
-            stats,
-            trace: self.rec.trace.take().unwrap_or_default(),
+        let issuer: &I = issuer;
+        match call::call_shared(&f, pc as u32, name, &operands, |s| issuer.bytes(s)) {
+            Some(r) => r.map(Some),
+            None => Ok(None),
         }
     }
 }
 
-/// An operand of a function call, evaluated.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Operand<'a> {
-    /// A value or a descriptor number.
-    Int(i64),
-    /// A path (a data constant or a path variable).
-    Path(&'a [u8]),
-    /// A range of the arena.
-    Buf(Span),
-}
-
-/// The range a mutable function writes: its last buffer operand.
-pub(crate) fn out_operand(f: &Function, operands: &[Operand<'_>]) -> Option<Span> {
-    if !f.is_mut() {
-        return None;
+/// Zeroes what was written of the local buffers `bufs` in lane `lane`.
+pub(crate) fn zero_locals<I: Issuer>(
+    layout: &Layout,
+    issuer: &mut I,
+    dirty: &mut Dirty,
+    bufs: &[BufId],
+    lane: usize,
+) {
+    for &b in bufs {
+        if let Some(span) = dirty.written(layout, b, lane)
+            && let Some(mem) = issuer.bytes_mut(span)
+        {
+            mem.fill(0);
+            dirty.forget(layout, b, lane);
+        }
     }
-    operands.iter().rev().find_map(|o| match o {
-        Operand::Buf(s) => Some(*s),
-        _ => None,
-    })
 }
 
-/// Calls `f` (operation `op`, named `name`) with evaluated operands on the arena block `mem`:
-/// a mutable function gets its last buffer operand writable (it must not overlap the others).
-/// A failure or a panic of the function is `Error::Function`.
-pub(crate) fn call_function(
-    f: &Function,
-    op: u32,
-    name: &str,
-    operands: &[Operand<'_>],
-    mem: &mut [u8],
-) -> Result<i64, Error> {
-    let fail = |message: String| Error::Function {
-        op,
-        func: name.to_string(),
-        message,
+/// Runs `v` with `issuer`: the whole run, from the setup to the final closes. `started` is
+/// when the run began (its time limit counts from there); `threads` says whether maps may
+/// run on several threads.
+pub(crate) fn execute<I: Issuer>(
+    v: &Verified,
+    plan: &Plan,
+    layout: &Layout,
+    functions: &Functions,
+    trace: bool,
+    threads: maps::Threads,
+    issuer: &mut I,
+    started: Instant,
+) -> (Outcome, Dirty) {
+    let c = v.compound();
+    let policy = v.policy();
+    let cx = Cx {
+        c,
+        funcs: functions,
+        plan,
+        layout,
+        limit: policy.time,
+        deadline: Deadline::new(started, policy.time),
+        stop_mode: c.mode == ErrorMode::Stop,
+        threads,
+        trace,
     };
-    let out_idx = if f.is_mut() {
-        operands.iter().rposition(|o| matches!(o, Operand::Buf(_)))
-    } else {
-        None
-    };
-    let ins: Vec<Span> = operands
+    let mut dirty = Dirty::new(layout);
+    let mut lane = Lane::new(c, 0, policy.fuel, trace);
+    for input in &c.inputs {
+        if let InputKind::Int { reg, default } = input.kind {
+            lane.set(reg, default);
+        }
+    }
+    let result = lane.drive(&cx, issuer, &mut dirty, usize::MAX);
+    // Every descriptor still open is closed, also after an error.
+    let end = c.ops.len();
+    let open = lane.fds.open();
+    lane.close_slots(issuer, end, &open);
+    if lane.has_pending() {
+        let _ = issuer.wait(&mut lane.rec, None);
+        lane.discard(issuer);
+    }
+    let outputs = c
+        .outputs
         .iter()
-        .enumerate()
-        .filter(|(i, _)| Some(*i) != out_idx)
-        .filter_map(|(_, o)| match o {
-            Operand::Buf(s) => Some(*s),
-            _ => None,
-        })
+        .map(|o| (o.name.clone(), lane.val(&Value::Reg(o.reg))))
         .collect();
-    let out_span = out_idx.and_then(|i| match operands.get(i) {
-        Some(Operand::Buf(s)) => Some(*s),
-        _ => None,
-    });
-    let (views, out) = match out_span {
-        Some(o) => match arena::split(mem, &ins, o) {
-            Some((v, o)) => (v, Some(o)),
-            None => {
-                return Err(fail(
-                    "its output range overlaps one of its input ranges".into(),
-                ));
-            }
-        },
-        None => {
-            let mem: &[u8] = mem;
-            (ins.iter().map(|s| arena::bytes(mem, *s)).collect(), None)
-        }
+    let mut stats = lane.rec.stats();
+    stats.ops = lane.used;
+    stats.elapsed = started.elapsed();
+    let outcome = Outcome {
+        outputs,
+        error: result.err(),
+        errors: std::mem::take(&mut lane.errors),
+        stats,
+        trace: lane.rec.trace.take().unwrap_or_default(),
     };
-    let mut views = views.into_iter();
-    let mut args = Vec::with_capacity(operands.len());
-    for (i, o) in operands.iter().enumerate() {
-        if Some(i) == out_idx {
-            continue;
-        }
-        args.push(match o {
-            Operand::Int(v) => FnArg::Int(*v),
-            Operand::Path(p) => FnArg::Bytes(p),
-            Operand::Buf(_) => FnArg::Bytes(views.next().unwrap_or(&[])),
-        });
-    }
-    let mut fn_args = FnArgs::new(args, out);
-    match catch_unwind(AssertUnwindSafe(|| f.call(&mut fn_args))) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(m)) => Err(fail(m)),
-        Err(p) => Err(fail(panic_message(p.as_ref()))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn record(ino: u64, kind: u8, name: &[u8]) -> Vec<u8> {
-        let reclen = (19 + name.len() + 1).div_ceil(8) * 8;
-        let mut r = vec![0u8; reclen];
-        r[..8].copy_from_slice(&ino.to_le_bytes());
-        r[16..18].copy_from_slice(&(reclen as u16).to_le_bytes());
-        r[18] = kind;
-        r[19..19 + name.len()].copy_from_slice(name);
-        r
-    }
-
-    #[test]
-    fn dirents_parse_and_skip_dots() {
-        let mut b = record(1, 4, b".");
-        b.extend(record(2, 4, b".."));
-        b.extend(record(3, 8, b"file"));
-        b.extend(record(4, 4, b"a-longer-directory-name"));
-        let e = parse_dirents(&b).unwrap();
-        assert_eq!(e.len(), 2);
-        assert_eq!(
-            e[0],
-            DirEntry {
-                ino: 3,
-                kind: 8,
-                name: b"file".to_vec()
-            }
-        );
-        assert_eq!(e[1].name, b"a-longer-directory-name");
-        assert!(parse_dirents(&b[..b.len() - 1]).is_err());
-        let mut bad = record(1, 8, b"x");
-        bad[16] = 19;
-        assert!(parse_dirents(&bad).unwrap_err().contains("d_reclen 19"));
-        assert_eq!(parse_dirents(&[]), Ok(vec![]));
-    }
-
-    proptest! {
-        #[test]
-        fn dirent_parsing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = parse_dirents(&bytes);
-        }
-    }
+    (outcome, dirty)
 }

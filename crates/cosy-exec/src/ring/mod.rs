@@ -3,14 +3,14 @@
 //!
 //! - [`RingOptions`] (in [`RunOptions::ring`](crate::RunOptions)): ring size, window of
 //!   concurrent map iterations, SQPOLL, and switches for io_uring itself, direct descriptors,
-//!   registered buffers, loop unrolling and ring reuse.
+//!   registered buffers and ring reuse.
 //! - Rings are kept per thread between runs ([`RingOptions::reuse`]): setting one up (tens of
 //!   microseconds) costs more than running a small compound. [`drop_cached_rings`] closes them.
 //! - Without io_uring (`ENOSYS`, `EPERM` under seccomp, `kernel.io_uring_disabled`,
 //!   `COSY_NO_URING=1`, or [`RingOptions::uring`] false), or without an opcode, calls are issued
 //!   as plain system calls and counted in [`Stats::fallbacks`](crate::Stats::fallbacks).
 
-mod machine;
+mod issuer;
 pub(crate) mod plan;
 
 use std::cell::RefCell;
@@ -21,13 +21,13 @@ use cosy_uring::{IoBuf, Probe, Ring};
 use cosy_verify::Verified;
 
 use crate::RunOptions;
-use crate::arena::{Dirty, Layout, lanes_within};
-use crate::direct::{DirectIssuer, open_root};
+use crate::arena::{Layout, lanes_within};
+use crate::direct::open_root;
+use crate::interp;
 use crate::outcome::Outcome;
 use crate::plan::Plan;
 
-pub use machine::{DIRECT_FD_BASE, template_maps};
-use machine::{Machine, Setup};
+use issuer::RingIssuer;
 use plan::{Caps, RingPlan};
 
 /// How the ring executor sets up and uses its ring.
@@ -57,8 +57,6 @@ pub struct RingOptions {
     pub direct_descriptors: bool,
     /// Whether the arena is registered with the ring (READ_FIXED / WRITE_FIXED). Default true.
     pub register_buffers: bool,
-    /// Whether "read until a short read" loops are unrolled into linked chains. Default true.
-    pub unroll: bool,
     /// Whether rings are kept (per thread) for later runs. Default true.
     pub reuse: bool,
 }
@@ -74,7 +72,6 @@ impl Default for RingOptions {
             probe: None,
             direct_descriptors: true,
             register_buffers: true,
-            unroll: true,
             reuse: true,
         }
     }
@@ -225,7 +222,6 @@ struct CapsKey {
     registered: bool,
     files: bool,
     confined: bool,
-    unroll: bool,
 }
 
 impl CapsKey {
@@ -235,7 +231,6 @@ impl CapsKey {
             registered: caps.registered,
             files: caps.files,
             confined: caps.confined,
-            unroll: caps.unroll,
         }
     }
 }
@@ -342,7 +337,6 @@ fn run_with_plan(
         registered: o.register_buffers,
         files: o.direct_descriptors,
         confined: root.is_some(),
-        unroll: o.unroll,
     };
     let mut ri = planned.ring_plan(c, &caps, allow);
     let window = o.window.max(1);
@@ -382,7 +376,6 @@ fn run_with_plan(
     }
     let plan = &planned.plan;
     let rp = &planned.rings[ri].1;
-    let files = cached.as_ref().map_or(0, |c| c.ring.files());
     let (ring, mem) = match &mut cached {
         Some(c) => (Some(&mut c.ring), None),
         None => match IoBuf::try_zeroed(layout.len()) {
@@ -395,27 +388,23 @@ fn run_with_plan(
             }
         },
     };
-    let workers = if ring.is_some() && rp.any_concurrent {
-        workers
+    let window = if ring.is_some() && rp.any_concurrent {
+        lanes
     } else {
-        0
+        1
     };
-    let setup = Setup {
-        c,
+    let mut issuer = RingIssuer::new(ring, mem, root, rp, c, window);
+    let (outcome, mut dirty) = interp::execute(
+        v,
         plan,
-        rp,
-        funcs: &opts.functions,
-        trace: opts.trace,
-        ring,
-        mem,
-        layout: &layout,
-        dirty: Dirty::new(&layout),
-        issuer: DirectIssuer::new(root),
-        workers,
-        files,
+        &layout,
+        &opts.functions,
+        opts.trace,
+        interp::maps::Threads::default(),
+        &mut issuer,
         started,
-    };
-    let (outcome, mut dirty) = Machine::new(setup, policy).run(started);
+    );
+    drop(issuer);
     if let Some(mut cr) = cached {
         // Leave the region zeroed for the next run.
         if let Ok(mem) = cr.ring.region_mut() {

@@ -1,10 +1,7 @@
 //! What the ring executor decides before a run: the route of every call (the ring or a plain
-//! system call), which fd slots hold direct descriptors, which maps run their iterations
-//! concurrently, and which loops it unrolls.
+//! system call) and which fd slots hold direct descriptors.
 
-use cosy_model::{
-    Arg, ArgKind, BinOp, Compound, Effect, FdRef, FdSlot, Op, Ret, RingSupport, Sys, Value,
-};
+use cosy_model::{Arg, ArgKind, Compound, FdRef, FdSlot, Op, Ret, RingSupport, Sys, Value};
 use cosy_uring::Probe;
 use cosy_uring::io_uring::opcode;
 
@@ -19,17 +16,6 @@ pub(crate) enum Route {
     Direct,
 }
 
-/// A "read until a short read" loop: `t: n = read(fd, buf); acc += n ...; j: if n == len goto t`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Unroll {
-    /// The backward jump.
-    pub jump: usize,
-    /// What `n` is compared with.
-    pub len: Value,
-    /// Operations per turn of the loop (the read, the accumulations, the jump).
-    pub ops_per_turn: u64,
-}
-
 /// The ring executor's plan of a compound.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RingPlan {
@@ -37,41 +23,14 @@ pub(crate) struct RingPlan {
     pub route: Vec<Route>,
     /// Per fd slot: whether it holds direct descriptors (fixed-file slots of the ring).
     pub fixed: Vec<bool>,
-    /// Per operation: whether the map beginning there may run its iterations concurrently.
-    pub concurrent: Vec<bool>,
-    /// The read loops, by the index of their read, in order.
-    pub unroll: Vec<(usize, Unroll)>,
     /// Whether any call goes to the ring.
     pub any_ring: bool,
-    /// Whether some map may run concurrently.
+    /// Whether some map may run its iterations at once with calls on the ring.
     pub any_concurrent: bool,
     /// Direct-descriptor slots opened by the body of the concurrent map that opens most.
     pub fixed_per_iteration: usize,
     /// Direct-descriptor slots in total.
     pub fixed_slots: usize,
-    /// The concurrent maps whose iterations can be issued from a template, by `MapBegin`.
-    pub templates: Vec<Template>,
-}
-
-/// A concurrent map whose body can run without a thread per iteration: straight-line
-/// (arithmetic, `mov`, `load` and ring-routed calls that only read: `nop`, `pread`, `statx`,
-/// `fstat`), every call's operands computable from the iteration's variables, constants and
-/// registers the body does not write, or arithmetic over those done before the call. Each
-/// iteration's calls are issued from the template without running the body; the body then
-/// runs over the results in order (docs/ring.md, "Maps issued from a template").
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Template {
-    /// The `MapBegin`.
-    pub begin: usize,
-    /// The `MapEnd`.
-    pub end: usize,
-    /// Per body operation (`begin + 1 + k`): an `Arith` or `Mov` computed before the calls
-    /// are issued (an operand of a later call depends on it).
-    pub early: Vec<bool>,
-    /// The body's calls, by operation index, in order.
-    pub calls: Vec<usize>,
-    /// Whether a call writes a buffer: each iteration in flight needs its own lane.
-    pub lanes: bool,
 }
 
 /// What the ring can do, as far as the plan is concerned.
@@ -84,8 +43,6 @@ pub(crate) struct Caps<'a> {
     pub files: bool,
     /// Whether paths are confined to a root.
     pub confined: bool,
-    /// Whether read loops may be unrolled.
-    pub unroll: bool,
 }
 
 /// The opcode a call goes to the ring as (`None`: io_uring has none).
@@ -155,56 +112,7 @@ fn takes_fixed(call: Sys) -> bool {
     )
 }
 
-/// Calls that use (and move) the file position of their descriptor operand.
-fn uses_position(call: Sys) -> bool {
-    matches!(
-        call,
-        Sys::Read
-            | Sys::Write
-            | Sys::Getdents64
-            | Sys::Lseek
-            | Sys::CopyFileRange
-            | Sys::Splice
-            | Sys::Sendfile
-    )
-}
-
-/// Whether an open may create or truncate a file (a side effect).
-fn open_may_write(call: Sys, args: &[Arg]) -> bool {
-    let flags = match (call, args.get(2)) {
-        (Sys::Openat | Sys::Openat2, Some(Arg::Value(Value::Imm(f)))) => *f,
-        (Sys::Openat | Sys::Openat2, _) => return true,
-        _ => return false,
-    };
-    let creating = i64::from(libc::O_CREAT | libc::O_TRUNC);
-    let tmpfile = i64::from(libc::O_TMPFILE);
-    flags & creating != 0 || flags & tmpfile == tmpfile
-}
-
 impl RingPlan {
-    /// The read loop whose read is operation `pc`.
-    pub fn unroll_at(&self, pc: usize) -> Option<&Unroll> {
-        if self.unroll.is_empty() {
-            return None;
-        }
-        self.unroll
-            .binary_search_by_key(&pc, |(t, _)| *t)
-            .ok()
-            .and_then(|i| self.unroll.get(i))
-            .map(|(_, u)| u)
-    }
-
-    /// The template of the map beginning at `pc`.
-    pub fn template_at(&self, pc: usize) -> Option<&Template> {
-        if self.templates.is_empty() {
-            return None;
-        }
-        self.templates
-            .binary_search_by_key(&pc, |t| t.begin)
-            .ok()
-            .and_then(|i| self.templates.get(i))
-    }
-
     /// The plan of `c` given what the ring can do; `allow(i, call)` may keep operation `i` off
     /// the ring (the auto executor's choice).
     pub fn new(
@@ -282,37 +190,12 @@ impl RingPlan {
         }
         let fixed_slots = fixed.iter().filter(|&&f| f).count();
 
-        // Maps whose iterations can run at once: no side effects, no user function, no file
-        // position shared between iterations, something for the ring to do.
-        let mut concurrent = vec![false; n];
+        // Maps whose iterations run at once (the one rule of the plan) with calls on the ring.
+        let mut any_concurrent = false;
         let mut fixed_per_iteration = 0;
-        for info in plan.maps() {
-            let body = &c.ops[info.begin + 1..info.end];
-            let own = |f: &FdRef| matches!(f, FdRef::Slot(s) if info.fd_slots.contains(s));
-            let mut ok = caps.probe.is_some();
-            let mut ring_ops = false;
-            for (k, op) in body.iter().enumerate() {
-                match op {
-                    Op::Sys { call, args, .. } => {
-                        ring_ops |= route[info.begin + 1 + k] == Route::Ring;
-                        if call.spec().effect == Effect::Write || open_may_write(*call, args) {
-                            ok = false;
-                        }
-                        if uses_position(*call)
-                            && let Some(Arg::Fd(f)) = args.first()
-                            && !own(f)
-                        {
-                            ok = false;
-                        }
-                    }
-                    Op::Call { func, .. } if !cosy_model::BUILTINS.contains(&func.as_str()) => {
-                        ok = false;
-                    }
-                    _ => {}
-                }
-            }
-            if ok && ring_ops {
-                concurrent[info.begin] = true;
+        for info in plan.maps().filter(|m| m.concurrent) {
+            if route[info.begin + 1..info.end].contains(&Route::Ring) {
+                any_concurrent = true;
                 let per = info
                     .fd_slots
                     .iter()
@@ -321,118 +204,16 @@ impl RingPlan {
                 fixed_per_iteration = fixed_per_iteration.max(per);
             }
         }
-        let any_concurrent = concurrent.contains(&true);
-        let templates = plan
-            .maps()
-            .filter(|info| concurrent[info.begin])
-            .filter_map(|info| template(c, info, &route))
-            .collect();
-
-        let mut unroll = Vec::new();
-        if caps.unroll {
-            for (j, op) in c.ops.iter().enumerate() {
-                if let Some((t, u)) = read_loop(c, j, op)
-                    && route[t] == Route::Ring
-                {
-                    unroll.push((t, u));
-                }
-            }
-        }
 
         RingPlan {
             route,
             fixed,
-            concurrent,
-            unroll,
             any_ring,
             any_concurrent,
             fixed_per_iteration,
             fixed_slots,
-            templates,
         }
     }
-}
-
-/// The template of a concurrent map, if its body allows one (see [`Template`]).
-fn template(c: &Compound, info: &crate::plan::MapInfo, route: &[Route]) -> Option<Template> {
-    let (begin, end) = (info.begin, info.end);
-    let body = c.ops.get(begin + 1..end)?;
-    // Registers whose value is known before the body runs: those it never writes (constant
-    // for the whole map) and the map's own variables (bound per item).
-    let mut known = vec![true; c.regs.len()];
-    for op in body {
-        for r in op.writes() {
-            *known.get_mut(r.index())? = false;
-        }
-    }
-    if let Some(op) = c.ops.get(begin) {
-        for r in op.writes() {
-            *known.get_mut(r.index())? = true;
-        }
-    }
-    let is_known = |known: &[bool], v: &Value| match v {
-        Value::Imm(_) => true,
-        Value::Reg(r) => known.get(r.index()).copied().unwrap_or(false),
-    };
-    let mut early = vec![false; body.len()];
-    let mut calls = Vec::new();
-    let mut lanes = false;
-    for (k, op) in body.iter().enumerate() {
-        match op {
-            Op::Arith { dst, a, b, .. } => {
-                let e = is_known(&known, a) && is_known(&known, b);
-                early[k] = e;
-                *known.get_mut(dst.index())? = e;
-            }
-            Op::Mov { dst, src } => {
-                let e = is_known(&known, src);
-                early[k] = e;
-                *known.get_mut(dst.index())? = e;
-            }
-            Op::Load { dst, .. } => *known.get_mut(dst.index())? = false,
-            Op::Sys { call, args, ret } => {
-                if route.get(begin + 1 + k) != Some(&Route::Ring)
-                    || !matches!(call, Sys::Nop | Sys::Pread | Sys::Statx | Sys::Fstat)
-                    || call.spec().effect == Effect::Write
-                {
-                    return None;
-                }
-                for a in args {
-                    match a {
-                        Arg::Value(v) if !is_known(&known, v) => return None,
-                        Arg::Buf(r) => {
-                            lanes = true;
-                            if !is_known(&known, &r.start)
-                                || r.end.as_ref().is_some_and(|e| !is_known(&known, e))
-                            {
-                                return None;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                match ret {
-                    Ret::Reg(r) => *known.get_mut(r.index())? = false,
-                    Ret::None => {}
-                    Ret::Fd(_) => return None,
-                }
-                calls.push(begin + 1 + k);
-            }
-            _ => return None,
-        }
-    }
-    // Only what the calls need is computed before they are issued.
-    let last = calls.last().map_or(0, |&i| i - begin - 1);
-    for e in early.iter_mut().skip(last) {
-        *e = false;
-    }
-    (!calls.is_empty()).then_some(Template {
-        begin,
-        end,
-        early,
-        calls,
-        lanes,
-    })
 }
 
 /// Whether a range surely holds at least one byte (immediate bounds inside a non-empty
@@ -454,69 +235,10 @@ fn surely_non_empty(c: &Compound, r: &cosy_model::BufRange) -> bool {
     0 <= start && start < end && end <= size
 }
 
-/// The read loop ending with jump `j`, if it is one: `t: n = read(fd, buf)`, then only
-/// accumulations `acc = acc + n`, then `if n == len goto t bound N` (or `len == n`).
-fn read_loop(c: &Compound, j: usize, op: &Op) -> Option<(usize, Unroll)> {
-    let Op::Jump {
-        cond: Some(cond),
-        target,
-        bound: Some(_),
-    } = op
-    else {
-        return None;
-    };
-    let t = *target as usize;
-    if t >= j || cond.op != BinOp::Eq {
-        return None;
-    }
-    let Op::Sys {
-        call: Sys::Read,
-        args,
-        ret: Ret::Reg(n),
-    } = c.ops.get(t)?
-    else {
-        return None;
-    };
-    let (Some(Arg::Fd(FdRef::Slot(_))), Some(Arg::Buf(range))) = (args.first(), args.get(1)) else {
-        return None;
-    };
-    let mut written = vec![*n];
-    for op in c.ops.get(t + 1..j)? {
-        match op {
-            Op::Arith {
-                dst,
-                op: BinOp::Add,
-                a: Value::Reg(a),
-                b: Value::Reg(b),
-            } if a == dst && b == n && dst != n => written.push(*dst),
-            _ => return None,
-        }
-    }
-    let len = match (&cond.a, &cond.b) {
-        (Value::Reg(r), other) | (other, Value::Reg(r)) if r == n => *other,
-        _ => return None,
-    };
-    let reads_written = |v: &Value| matches!(v, Value::Reg(r) if written.contains(r));
-    if reads_written(&len)
-        || reads_written(&range.start)
-        || range.end.as_ref().is_some_and(reads_written)
-    {
-        return None;
-    }
-    Some((
-        t,
-        Unroll {
-            jump: j,
-            len,
-            ops_per_turn: (j - t + 1) as u64,
-        },
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cosy_model::{Builder, Policy, builder::cond};
+    use cosy_model::{BinOp, Builder, Policy, builder::cond};
 
     fn caps(probe: &Probe) -> Caps<'_> {
         Caps {
@@ -524,7 +246,6 @@ mod tests {
             registered: true,
             files: true,
             confined: false,
-            unroll: true,
         }
     }
 
@@ -576,11 +297,10 @@ mod tests {
             })
             .unwrap();
         assert_eq!(rp.route[getdents], Route::Direct);
-        let maps: Vec<usize> = p.maps().map(|m| m.begin).collect();
-        assert!(rp.concurrent[maps[0]]);
+        let maps: Vec<bool> = p.maps().map(|m| m.concurrent).collect();
         // Reads of f's position from every iteration: in order.
-        assert!(!rp.concurrent[maps[1]]);
-        assert_eq!(rp.unroll.len(), 1);
+        assert_eq!(maps, [true, false]);
+        assert!(rp.any_concurrent);
         let none = RingPlan::new(&c, &p, &caps(&probe), &|_, _| false);
         assert!(!none.any_ring && none.fixed.iter().all(|f| !f));
     }

@@ -419,7 +419,6 @@ pub fn executors() -> Vec<(&'static str, cosy_exec::RunOptions)> {
                 window: 3,
                 direct_descriptors: false,
                 register_buffers: false,
-                unroll: false,
                 reuse: false,
                 ..RingOptions::default()
             }),
