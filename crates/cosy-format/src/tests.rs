@@ -823,7 +823,6 @@ fn valid_compounds_pass_the_flags_programs_pass() {
             libc::O_CREAT,
             libc::O_TRUNC,
             libc::O_APPEND,
-            libc::O_EXCL,
             libc::O_RDWR,
             libc::O_DIRECTORY,
             libc::O_NOFOLLOW,
@@ -844,10 +843,10 @@ fn valid_compounds_pass_the_flags_programs_pass() {
             "{open:?} never mode 0o644"
         );
     }
-    // A mode only where the open creates (openat2 refuses one elsewhere); O_WRONLY (see
-    // testing::ENV_GEN_FLAGS) only when asked for.
+    // A mode only where the open creates (openat2 refuses one elsewhere); O_WRONLY and O_EXCL
+    // (see testing::ENV_GEN_FLAGS) only when asked for.
     let all = std::env::var_os(crate::testing::ENV_GEN_FLAGS).is_some_and(|v| v == "all");
-    let mut wronly = false;
+    let (mut wronly, mut excl) = (false, false);
     for (call, f) in &calls {
         if !matches!(call, Sys::Openat | Sys::Openat2) {
             continue;
@@ -863,10 +862,15 @@ fn valid_compounds_pass_the_flags_programs_pass() {
             );
         }
         wronly |= flags & i64::from(libc::O_ACCMODE) == i64::from(libc::O_WRONLY);
+        excl |= flags & i64::from(libc::O_EXCL) != 0;
     }
     assert_eq!(
         wronly, all,
         "O_WRONLY generated: {wronly}, COSY_GEN_FLAGS=all: {all}"
+    );
+    assert_eq!(
+        excl, all,
+        "O_EXCL generated: {excl}, COSY_GEN_FLAGS=all: {all}"
     );
     for f in [libc::AT_SYMLINK_NOFOLLOW, libc::AT_EMPTY_PATH] {
         assert!(has(Sys::Statx, "flags", &bit(f)), "statx never gets {f:#x}");

@@ -60,8 +60,8 @@ pub fn compound() -> impl Strategy<Value = Compound> {
 ///   step by a positive immediate, calls go to the built-ins with the operands they take.
 ///
 /// System calls get the flags programs pass: opens that read, write (`O_RDWR`; also
-/// `O_WRONLY` under [`ENV_GEN_FLAGS`]`=all`), append, truncate, create (exclusively or not,
-/// with a mode) or want a directory; `AT_SYMLINK_NOFOLLOW` and
+/// `O_WRONLY` under [`ENV_GEN_FLAGS`]`=all`), append, truncate, create (with a mode; also
+/// exclusively, `O_EXCL`, under [`ENV_GEN_FLAGS`]`=all`) or want a directory; `AT_SYMLINK_NOFOLLOW` and
 /// `AT_EMPTY_PATH` for `statx`, `AT_REMOVEDIR` for `unlinkat`, `RENAME_NOREPLACE`,
 /// `RENAME_EXCHANGE` and `RENAME_WHITEOUT` for `renameat2`, modes for `mkdirat`, `lseek`'s
 /// whences, openat2's `RESOLVE_*`.
@@ -156,11 +156,12 @@ const VALID_PATHS: &[&[u8]] = &[
 ///   request runs), and the kernel then cancels every request linked with it, earlier ones of
 ///   the chain included; the ring executor links such an open with other calls, which then
 ///   fail with ECANCELED where plain calls succeed;
-/// - `O_WRONLY` opens (without it, opens that write are `O_RDWR`): reading one fails with
-///   EBADF, and a run that stops at a call failing right after an open into a direct
-///   descriptor leaves that descriptor open on the ring (no close, in the trace or the ring).
-///   The same happens with a read-only open and a write, or a read of a directory, but those
-///   are rarer.
+/// - `O_WRONLY` opens (without it, opens that write are `O_RDWR`) and `O_EXCL`: a run that
+///   stops at a call failing right after an open into a direct descriptor (a read of an
+///   `O_WRONLY` descriptor, EBADF), or at an open failing into a slot that holds a descriptor
+///   (an `O_EXCL` open again in a loop, EEXIST), leaves that descriptor open on the ring: no
+///   close, in the trace or the ring. The same happens without these flags (a write to a
+///   read-only descriptor, a read of a directory, a reopen of a missing file), but rarely.
 pub const ENV_GEN_FLAGS: &str = "COSY_GEN_FLAGS";
 
 /// Whether [`ENV_GEN_FLAGS`] is `all` (read once).

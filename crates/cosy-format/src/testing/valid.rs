@@ -240,7 +240,8 @@ impl Gen<'_> {
     /// place, appending, truncating), creating (`O_CREAT`, maybe `O_EXCL`, truncating or
     /// appending; or an unnamed `O_TMPFILE` in a directory) with a mode, and a directory
     /// opened for writing (which fails). `O_CLOEXEC` or not throughout.
-    /// Under `COSY_GEN_FLAGS=all` writing opens are `O_WRONLY` or `O_RDWR`, else `O_RDWR`.
+    /// Under `COSY_GEN_FLAGS=all` writing opens are `O_WRONLY` or `O_RDWR` (else `O_RDWR`), and
+    /// creating ones may be `O_EXCL`.
     fn open_flags(&mut self) -> (i64, i64) {
         let cloexec = if self.t.chance(50) {
             flag(&["O_CLOEXEC"])
@@ -269,7 +270,8 @@ impl Gen<'_> {
                 if self.t.chance(10) {
                     (write | flag(&["O_TMPFILE"]), mode)
                 } else {
-                    let excl = if self.t.chance(30) {
+                    // O_EXCL only under COSY_GEN_FLAGS=all (see super::ENV_GEN_FLAGS).
+                    let excl = if super::all_flags() && self.t.chance(30) {
                         flag(&["O_EXCL"])
                     } else {
                         0
