@@ -12,6 +12,9 @@
 //! (missing files, closed descriptors, loop bounds, fuel cut at every operation, range errors,
 //! paths escaping the root, failures inside concurrent maps, both error modes).
 //!
+//! `COSY_GEN_FLAGS=all` makes the generator also produce what the ring executor is known to
+//! get wrong (`cosy_format::testing::ENV_GEN_FLAGS` says what), for hunting those failures.
+//!
 //! Some compounds observe their environment (inode numbers, timestamps from `statx`,
 //! `getdents64` records): the direct executor runs such a case three times in three fixture
 //! copies, and only what those runs agree on is compared.

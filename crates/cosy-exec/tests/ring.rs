@@ -1,6 +1,7 @@
 //! What the ring executor promises beyond the outcome (which `differential.rs` compares):
 //! few io_uring_enter calls, fallbacks that say so, waits bounded by the time limit; and what
-//! `auto` chooses. Tests that need io_uring print `skipping: ...` and return without it.
+//! `auto` chooses. Tests that need io_uring print `skipping ...` and return without it (fail,
+//! under `COSY_REQUIRE_URING=1`: [`cosy_uring::skip_without_uring`]).
 
 mod common;
 
@@ -15,14 +16,7 @@ use cosy_uring::io_uring::opcode;
 use cosy_uring::{Calibration, Probe};
 
 fn uring_or_skip() -> bool {
-    let p = Probe::detect();
-    if !p.available() {
-        eprintln!(
-            "skipping: io_uring unavailable ({})",
-            p.reason().unwrap_or("?")
-        );
-    }
-    p.available()
+    !cosy_uring::skip_without_uring("this test")
 }
 
 fn ring(o: RingOptions) -> RunOptions {
@@ -248,6 +242,8 @@ fn cosy_no_uring_disables_the_ring() {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "cosy_no_uring_child", "--nocapture"])
         .env("COSY_NO_URING", "1")
+        // io_uring is off on purpose in the child: not a missing io_uring to fail on.
+        .env_remove(cosy_uring::ENV_REQUIRE_URING)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

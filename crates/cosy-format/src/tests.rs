@@ -769,3 +769,124 @@ fn keywords_are_names_where_unambiguous() {
         src.strip_prefix("fd fd\n").unwrap_or_default()
     );
 }
+
+/// Of every call of `c`: the call and its immediate flag and mode operands, by name.
+fn flag_operands(c: &Compound, out: &mut Vec<(Sys, Vec<(&'static str, i64)>)>) {
+    for op in &c.ops {
+        if let Op::Sys { call, args, .. } = op {
+            let flags = call
+                .spec()
+                .args
+                .iter()
+                .zip(args)
+                .filter_map(|(spec, arg)| match (spec.kind, arg) {
+                    (cosy_model::ArgKind::Flags(_), Arg::Value(Value::Imm(v))) => {
+                        Some((spec.name, *v))
+                    }
+                    _ => None,
+                })
+                .collect();
+            out.push((*call, flags));
+        }
+    }
+}
+
+#[test]
+fn valid_compounds_pass_the_flags_programs_pass() {
+    // Tapes from a fixed linear congruential sequence: the same compounds on every run.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut calls = Vec::new();
+    for _ in 0..3000 {
+        let tape: Vec<u64> = (0..400)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                x >> 11
+            })
+            .collect();
+        flag_operands(
+            &crate::testing::valid_compound_from_choices(&tape),
+            &mut calls,
+        );
+    }
+    let operand =
+        |flags: &[(&str, i64)], name: &str| flags.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let has = |call: Sys, name: &str, pred: &dyn Fn(i64) -> bool| {
+        calls
+            .iter()
+            .any(|(c, f)| *c == call && operand(f, name).is_some_and(pred))
+    };
+    let bit = |f: libc::c_int| move |v: i64| v & i64::from(f) == i64::from(f);
+    for open in [Sys::Openat, Sys::Openat2] {
+        for f in [
+            libc::O_CREAT,
+            libc::O_TRUNC,
+            libc::O_APPEND,
+            libc::O_RDWR,
+            libc::O_DIRECTORY,
+            libc::O_NOFOLLOW,
+            libc::O_TMPFILE,
+            libc::O_CLOEXEC,
+        ] {
+            assert!(
+                has(open, "flags", &bit(f)),
+                "{open:?} never gets flag {f:#o}"
+            );
+        }
+        assert!(
+            has(open, "flags", &|v| v == 0),
+            "{open:?} never plain O_RDONLY"
+        );
+        assert!(
+            has(open, "mode", &|m| m == 0o644),
+            "{open:?} never mode 0o644"
+        );
+    }
+    // A mode only where the open creates (openat2 refuses one elsewhere); O_WRONLY and O_EXCL
+    // (see testing::ENV_GEN_FLAGS) only when asked for.
+    let all = std::env::var_os(crate::testing::ENV_GEN_FLAGS).is_some_and(|v| v == "all");
+    let (mut wronly, mut excl) = (false, false);
+    for (call, f) in &calls {
+        if !matches!(call, Sys::Openat | Sys::Openat2) {
+            continue;
+        }
+        let (flags, mode) = (operand(f, "flags"), operand(f, "mode"));
+        let Some(flags) = flags else { continue };
+        let creating = flags & i64::from(libc::O_CREAT) != 0 || bit(libc::O_TMPFILE)(flags);
+        if !creating {
+            assert_eq!(
+                mode,
+                Some(0),
+                "{call:?} flags {flags:#o} without O_CREAT has a mode"
+            );
+        }
+        wronly |= flags & i64::from(libc::O_ACCMODE) == i64::from(libc::O_WRONLY);
+        excl |= flags & i64::from(libc::O_EXCL) != 0;
+    }
+    assert_eq!(
+        wronly, all,
+        "O_WRONLY generated: {wronly}, COSY_GEN_FLAGS=all: {all}"
+    );
+    assert_eq!(
+        excl, all,
+        "O_EXCL generated: {excl}, COSY_GEN_FLAGS=all: {all}"
+    );
+    for f in [libc::AT_SYMLINK_NOFOLLOW, libc::AT_EMPTY_PATH] {
+        assert!(has(Sys::Statx, "flags", &bit(f)), "statx never gets {f:#x}");
+    }
+    assert!(has(Sys::Unlinkat, "flags", &bit(libc::AT_REMOVEDIR)));
+    for f in [
+        libc::RENAME_NOREPLACE,
+        libc::RENAME_EXCHANGE,
+        libc::RENAME_WHITEOUT,
+    ] {
+        let f = i64::from(f);
+        assert!(
+            has(Sys::Renameat2, "flags", &|v| v == f),
+            "renameat2 never {f}"
+        );
+    }
+    assert!(has(Sys::Mkdirat, "mode", &|m| m == 0o755));
+    assert!(has(Sys::Lseek, "whence", &|w| w == i64::from(libc::SEEK_END)));
+}

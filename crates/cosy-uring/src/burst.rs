@@ -225,8 +225,7 @@ mod tests {
 
     #[test]
     fn by_hand_runs_across_chunks() {
-        if !Probe::detect().available() {
-            eprintln!("skipping: io_uring unavailable");
+        if crate::skip_without_uring("by_hand_runs_across_chunks") {
             return;
         }
         let n = BURST_RING_ENTRIES as usize + 7;

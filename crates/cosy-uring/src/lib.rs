@@ -7,6 +7,8 @@
 //! - [`Probe`]: is io_uring usable (io_uring_setup(2) may fail with `ENOSYS`, or `EPERM` under
 //!   seccomp or `kernel.io_uring_disabled`), and which opcodes does the kernel support
 //!   (`IORING_REGISTER_PROBE`, io_uring_register(2))? `COSY_NO_URING=1` forces "unavailable".
+//!   Tests that need io_uring ask [`skip_without_uring`]: it skips them, saying so, where
+//!   io_uring is unavailable, and fails them instead under `COSY_REQUIRE_URING=1`.
 //! - [`Ring`]: an io_uring instance (io_uring_setup(2)) with an optional SQPOLL thread, a sparse
 //!   registered file table for direct descriptors, and a *region* ([`IoBuf`]) that it owns
 //!   and optionally registers as a fixed buffer. Operations ([`Op`]) name buffers as ranges of
@@ -25,15 +27,14 @@
 //! than the buffer), which would break a soft link and cancel the close.
 //!
 //! ```
-//! use cosy_uring::{IoBuf, Link, Op, OpenTarget, Probe, Ring, Target};
+//! use cosy_uring::{IoBuf, Link, Op, OpenTarget, Ring, Target};
 //! use std::os::unix::ffi::OsStrExt;
 //!
 //! let dir = tempfile::tempdir()?;
 //! let path = dir.path().join("hello");
 //! std::fs::write(&path, b"hello, ring")?;
 //!
-//! if !Probe::detect().available() {
-//!     eprintln!("skipping: {}", Probe::detect().reason().unwrap_or("no io_uring"));
+//! if cosy_uring::skip_without_uring("the crate's example") {
 //!     return Ok(());
 //! }
 //! let mut ring = Ring::builder().entries(8).files(4).region(IoBuf::zeroed(4096)).build()?;
@@ -71,7 +72,10 @@ pub mod ring;
 pub use buf::{IOBUF_ALIGN, IoBuf};
 pub use calibrate::{Calibration, cache_path};
 pub use error::{Error, Result};
-pub use probe::{ENV_NO_URING, Features, Probe, opcode_name};
+pub use probe::{
+    ENV_NO_URING, ENV_REQUIRE_URING, Features, Probe, opcode_name, skip_without_uring,
+    uring_required,
+};
 pub use ring::{
     Completion, Link, Op, OpenTarget, Ring, RingBuilder, RingStats, STATX_SIZE, Target,
     parse_statx, result_error,

@@ -16,6 +16,41 @@ use io_uring::{IoUring, opcode};
 /// The environment variable that disables io_uring for cosy: set to anything but `""` or `"0"`.
 pub const ENV_NO_URING: &str = "COSY_NO_URING";
 
+/// The environment variable that makes tests which need io_uring fail, instead of skipping,
+/// when it is unavailable: set to `1` where io_uring is known to work (.ci/run does), so that a
+/// regression in setting up rings cannot pass as "skipped".
+pub const ENV_REQUIRE_URING: &str = "COSY_REQUIRE_URING";
+
+/// Whether [`ENV_REQUIRE_URING`] is `1`.
+pub fn uring_required() -> bool {
+    std::env::var_os(ENV_REQUIRE_URING).is_some_and(|v| v == "1")
+}
+
+/// For a test (or example) that needs io_uring: `false` when io_uring is available
+/// ([`Probe::detect`]); when it is not, prints `skipping WHAT: io_uring unavailable (why)` and
+/// returns `true`, or, with [`ENV_REQUIRE_URING`]`=1`, panics, so that the test fails.
+///
+/// ```
+/// if cosy_uring::skip_without_uring("this example") {
+///     return;
+/// }
+/// let ring = cosy_uring::Ring::new(8).expect("io_uring is available");
+/// ```
+#[track_caller]
+pub fn skip_without_uring(what: &str) -> bool {
+    let probe = Probe::detect();
+    if probe.available() {
+        return false;
+    }
+    let why = probe.reason().unwrap_or("no reason given");
+    assert!(
+        !uring_required(),
+        "{what} needs io_uring, which is unavailable ({why}), and {ENV_REQUIRE_URING}=1 requires it"
+    );
+    eprintln!("skipping {what}: io_uring unavailable ({why})");
+    true
+}
+
 /// What the running kernel offers of io_uring.
 ///
 /// Cheap to clone (a bit set and an optional reason).

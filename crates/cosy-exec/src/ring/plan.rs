@@ -251,11 +251,10 @@ mod tests {
 
     #[test]
     fn routes_slots_maps_and_loops() {
-        let probe = Probe::kernel().clone();
-        if !probe.available() {
-            eprintln!("skipping: io_uring unavailable");
+        if cosy_uring::skip_without_uring("routes_slots_maps_and_loops") {
             return;
         }
+        let probe = Probe::kernel().clone();
         let mut b = Builder::new();
         let dir = b.path("/");
         let buf = b.buffer("buf", 64);

@@ -365,9 +365,22 @@ pub fn reopen_and_leave_open(path: &[u8], n: usize) -> Compound {
 /// ring executor as configured by default, with SQPOLL, with io_uring turned off (every call
 /// falls back), with a kernel probe lacking some opcodes (per-operation fallback), with its
 /// optimisations off and a tiny ring and window, and `auto`.
+///
+/// Without io_uring the ring executors fall back to plain calls and the comparison still holds,
+/// so this does not skip; under `COSY_REQUIRE_URING=1` it fails instead, because then the ring
+/// would be compared with nothing but the fallback.
 pub fn executors() -> Vec<(&'static str, cosy_exec::RunOptions)> {
     use cosy_exec::{Backend, RingOptions, RunOptions};
     use cosy_uring::io_uring::opcode;
+    let probe = cosy_uring::Probe::detect();
+    if !probe.available() {
+        let why = probe.reason().unwrap_or("no reason given");
+        assert!(
+            !cosy_uring::uring_required(),
+            "io_uring is unavailable ({why}) and COSY_REQUIRE_URING=1 requires it"
+        );
+        eprintln!("io_uring unavailable ({why}): the ring executors run their fallbacks");
+    }
     let ring = |ring: RingOptions| RunOptions {
         backend: Backend::Ring,
         ring,

