@@ -573,7 +573,7 @@ impl Check<'_> {
                 (ArgKind::DirFd, Arg::Fd(FdRef::Cwd)) => Ok(()),
                 (ArgKind::DirFd, Arg::Fd(FdRef::Slot(x))) => self.slot(*x),
                 (ArgKind::NewFd, Arg::Fd(FdRef::Slot(x))) => self.slot(*x),
-                (ArgKind::Path, Arg::Path(p)) => self.path(p),
+                (ArgKind::Path | ArgKind::Str, Arg::Path(p)) => self.path(p),
                 (ArgKind::BufIn | ArgKind::BufOut, Arg::Buf(r)) => self.range(r),
                 (ArgKind::Int | ArgKind::Flags(_), Arg::Value(v)) => self.value(v),
                 _ => Err(format!(

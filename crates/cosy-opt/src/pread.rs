@@ -103,7 +103,17 @@ fn position_use(op: &Op, s: FdSlot) -> Position {
         | Sys::Renameat2
         | Sys::Nop
         | Sys::Getpid
-        | Sys::Getppid => {}
+        | Sys::Getppid
+        | Sys::Linkat
+        | Sys::Symlinkat
+        | Sys::Readlinkat
+        | Sys::Fchmodat
+        | Sys::Fchownat
+        | Sys::Utimensat
+        | Sys::Fgetxattr
+        | Sys::Fsetxattr
+        | Sys::Flistxattr
+        | Sys::Faccessat2 => {}
         // A new pipe end in the slot; conservatively an observation.
         Sys::Pipe2 => observe(on(0) || on(1)),
     }

@@ -9,10 +9,12 @@
 //!
 //! A map qualifies ([`Maps::new`]) when its body
 //!
-//! - makes no call with `Effect::Write`, and opens nothing with `O_CREAT`, `O_TRUNC` or
-//!   `O_TMPFILE` (its flags are constants): it changes no file;
-//! - moves the position only of descriptors it opened itself (`read`, `getdents64`, `lseek`
-//!   on a map-local slot): a shared position would depend on the order;
+//! - makes no call that may write ([`cosy_model::may_write`]: no call with `Effect::Write`,
+//!   no open with `O_CREAT`, `O_TRUNC` or `O_TMPFILE` or flags that are not constants): it
+//!   changes no file;
+//! - moves the position only of descriptors it opened itself (the rows with `position`:
+//!   `read`, `getdents64`, `lseek` on a map-local slot), and closes only those: a shared
+//!   position would depend on the order;
 //! - calls only built-in functions (a user function may keep state between calls);
 //! - is not inside a map already running on threads, and the run is not traced.
 //!
@@ -36,7 +38,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cosy_model::{Arg, BUILTINS, Compound, FdRef, Op, Sys, Value};
+use cosy_model::{Arg, BUILTINS, Compound, FdRef, Op, Sys};
 
 use super::{Frame, Issuer, Items, LANE, Machine};
 use crate::Parallel;
@@ -124,21 +126,13 @@ fn body_calls(c: &Compound, plan: &Plan, info: &MapInfo) -> Option<usize> {
                     let weight = NESTED_ITEMS.saturating_pow(depth.min(4) as u32);
                     calls = calls.saturating_add(weight);
                 }
-                match call {
-                    Sys::Openat | Sys::Openat2 => {
-                        let changes =
-                            libc::O_CREAT | libc::O_TRUNC | (libc::O_TMPFILE & !libc::O_DIRECTORY);
-                        match args.get(2) {
-                            Some(Arg::Value(Value::Imm(f))) if f & i64::from(changes) == 0 => {}
-                            _ => return None,
-                        }
-                    }
-                    Sys::Read | Sys::Getdents64 | Sys::Lseek | Sys::Close
-                        if !local(args.first()) =>
-                    {
-                        return None;
-                    }
-                    _ => {}
+                if cosy_model::may_write(*call, args) {
+                    return None;
+                }
+                // A descriptor whose position (or existence) the threads would share.
+                let shared = call.spec().position || *call == Sys::Close;
+                if shared && !local(args.first()) {
+                    return None;
                 }
             }
             Op::Call { func, .. } if !BUILTINS.contains(&func.as_str()) => return None,

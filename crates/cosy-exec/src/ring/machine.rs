@@ -14,7 +14,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use cosy_model::{
-    Arg, ArgKind, BufId, Compound, ErrorMode, FdRef, FdSlot, Op, PathRef, Reg, Ret, Sys, Value,
+    Arg, ArgKind, BufId, Compound, ErrorMode, FdRef, FdSlot, Op, PathRef, Reg, Ret, Sys, UringOp,
+    Value,
 };
 use cosy_uring::{Completion, IoBuf, Link, OpenTarget, Ring, Target};
 
@@ -1504,13 +1505,14 @@ impl<'a> Machine<'a> {
             return Step::Block;
         }
         // io_uring breaks a link when a call fails, except after the calls it completes with
-        // their error without failing the request (`unbroken`): in stop mode a call with side
+        // their error without failing the request (the table's `breaks_link`): in stop mode a
+        // call with side
         // effects waits for those to retire, or it would run where `direct` stops before it.
         if self.mode == ErrorMode::Stop
             && has_side_effects(call, opnds)
             && t.q[..t.qlen]
                 .iter()
-                .any(|e| e.state != QState::Done && e.may_fail && unbroken(&e.rop))
+                .any(|e| e.state != QState::Done && e.may_fail && !e.orig.spec().breaks_link)
         {
             return Step::Block;
         }
@@ -1580,8 +1582,7 @@ impl<'a> Machine<'a> {
                 } else if call == Sys::Openat {
                     // As confine.rs: openat's int flags, its mode only when creating.
                     let flags = u64::from(int(2) as u32) | cloexec as u64;
-                    let creating = flags & libc::O_CREAT as u64 != 0
-                        || flags & libc::O_TMPFILE as u64 == libc::O_TMPFILE as u64;
+                    let creating = cosy_model::flags::open_uses_mode(flags as i64);
                     ROp::Openat2 {
                         dirfd,
                         flags,
@@ -1742,7 +1743,17 @@ impl<'a> Machine<'a> {
             | Sys::Getdents64
             | Sys::CopyFileRange
             | Sys::Sendfile
-            | Sys::Pipe2 => {
+            | Sys::Pipe2
+            | Sys::Linkat
+            | Sys::Symlinkat
+            | Sys::Readlinkat
+            | Sys::Fchmodat
+            | Sys::Fchownat
+            | Sys::Utimensat
+            | Sys::Fgetxattr
+            | Sys::Fsetxattr
+            | Sys::Flistxattr
+            | Sys::Faccessat2 => {
                 return self.direct_call(t, ti, pc, call, args, ret, opnds);
             }
         };
@@ -2960,34 +2971,32 @@ impl<'a> Machine<'a> {
     }
 }
 
-/// Whether the kernel completes a failure of `rop` without failing the request, so that a
-/// soft link after it is not broken (fsync, ftruncate, statx and the directory calls run their
-/// system call and only record its result).
-fn unbroken(rop: &ROp) -> bool {
-    matches!(
-        rop,
-        ROp::Fsync(..)
-            | ROp::Ftruncate(..)
-            | ROp::Statx { .. }
-            | ROp::Mkdirat { .. }
-            | ROp::Unlinkat { .. }
-            | ROp::Renameat { .. }
-    )
+/// Whether `call` with operands `opnds` changes something a later failure cannot undo
+/// ([`cosy_model::SysSpec::may_write_with`], the operands' values known).
+fn has_side_effects(call: Sys, opnds: &[Opnd]) -> bool {
+    call.spec().may_write_with(|i| match opnds.get(i) {
+        Some(Opnd::Int(v)) => Some(*v),
+        _ => None,
+    })
 }
 
-/// Whether `call` with operands `opnds` changes something a later failure cannot undo: a call
-/// with a write effect, or an open that may create or truncate a file.
-fn has_side_effects(call: Sys, opnds: &[Opnd]) -> bool {
-    if call.spec().effect == cosy_model::Effect::Write {
-        return true;
-    }
-    match (call, opnds.get(2)) {
-        (Sys::Openat | Sys::Openat2, Some(Opnd::Int(flags))) => {
-            let creating = i64::from(libc::O_CREAT | libc::O_TRUNC);
-            let tmpfile = i64::from(libc::O_TMPFILE);
-            flags & creating != 0 || flags & tmpfile == tmpfile
-        }
-        _ => false,
+/// Whether this executor builds requests for `op` (the others' calls are issued directly).
+pub(crate) fn builds(op: UringOp) -> bool {
+    match op {
+        UringOp::Nop
+        | UringOp::OpenAt
+        | UringOp::OpenAt2
+        | UringOp::Close
+        | UringOp::Read
+        | UringOp::Write
+        | UringOp::Statx
+        | UringOp::MkDirAt
+        | UringOp::UnlinkAt
+        | UringOp::RenameAt
+        | UringOp::Fsync
+        | UringOp::Ftruncate
+        | UringOp::Splice => true,
+        UringOp::LinkAt | UringOp::SymlinkAt | UringOp::FGetXattr | UringOp::FSetXattr => false,
     }
 }
 

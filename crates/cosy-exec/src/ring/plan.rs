@@ -3,12 +3,14 @@
 //! concurrently, and which loops it unrolls.
 
 use cosy_model::{
-    Arg, ArgKind, BinOp, Compound, Effect, FdRef, FdSlot, Op, Ret, RingSupport, Sys, Value,
+    Arg, BinOp, Compound, Confine, CostClass, Effect, FdRef, FdSlot, Op, Ret, Sys, UringOp, Value,
 };
 use cosy_uring::Probe;
 use cosy_uring::io_uring::opcode;
 
 use crate::plan::Plan;
+use crate::ring::machine;
+use crate::uring_ops;
 
 /// Where a call goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,46 +90,39 @@ pub(crate) struct Caps<'a> {
     pub unroll: bool,
 }
 
-/// The opcode a call goes to the ring as (`None`: io_uring has none).
+/// The opcode a call goes to the ring as (`None`: io_uring has none): the row's
+/// [`UringOp`], with the registered-buffer forms of reads and writes when the region is
+/// registered, and openat as openat2 under a root (it carries the resolve flags).
 pub(crate) fn opcode_of(call: Sys, caps: &Caps<'_>) -> Option<u8> {
-    Some(match call {
-        Sys::Nop => opcode::Nop::CODE,
-        Sys::Openat if caps.confined => opcode::OpenAt2::CODE,
-        Sys::Openat => opcode::OpenAt::CODE,
-        Sys::Openat2 => opcode::OpenAt2::CODE,
-        Sys::Close => opcode::Close::CODE,
-        Sys::Read | Sys::Pread if caps.registered => opcode::ReadFixed::CODE,
-        Sys::Read | Sys::Pread => opcode::Read::CODE,
-        Sys::Write | Sys::Pwrite if caps.registered => opcode::WriteFixed::CODE,
-        Sys::Write | Sys::Pwrite => opcode::Write::CODE,
-        Sys::Statx | Sys::Fstat => opcode::Statx::CODE,
-        Sys::Mkdirat => opcode::MkDirAt::CODE,
-        Sys::Unlinkat => opcode::UnlinkAt::CODE,
-        Sys::Renameat2 => opcode::RenameAt::CODE,
-        Sys::Fsync | Sys::Fdatasync => opcode::Fsync::CODE,
-        Sys::Ftruncate => opcode::Ftruncate::CODE,
-        Sys::Splice => opcode::Splice::CODE,
-        Sys::Getpid
-        | Sys::Getppid
-        | Sys::Lseek
-        | Sys::Getdents64
-        | Sys::CopyFileRange
-        | Sys::Sendfile
-        | Sys::Pipe2 => return None,
+    let op = call.spec().uring?;
+    Some(match op {
+        UringOp::OpenAt if caps.confined => opcode::OpenAt2::CODE,
+        UringOp::Read if caps.registered => opcode::ReadFixed::CODE,
+        UringOp::Write if caps.registered => opcode::WriteFixed::CODE,
+        _ => uring_ops::opcode(op),
     })
 }
 
-/// Whether the ring can carry `call` at all here (an opcode the kernel knows; under a root,
-/// only opens can be confined on the ring — statx and the directory calls take the direct
-/// confinement path).
+/// Whether the ring can carry `call` at all here: an opcode the kernel knows and the ring
+/// executor builds; under a root, only opens can be confined on the ring (the other
+/// confinement kinds take the direct confinement path).
 pub(crate) fn ring_capable(call: Sys, caps: &Caps<'_>) -> bool {
     let Some(probe) = caps.probe else {
         return false;
     };
-    if caps.confined && call.spec().takes_path() && !matches!(call, Sys::Openat | Sys::Openat2) {
+    let spec = call.spec();
+    let confinable = match spec.confine {
+        Confine::NoPath | Confine::Open => true,
+        Confine::Object
+        | Confine::Parent
+        | Confine::TwoParents
+        | Confine::Link
+        | Confine::Symlink => false,
+    };
+    if caps.confined && !confinable {
         return false;
     }
-    if call.spec().ring == RingSupport::None {
+    if spec.cost == CostClass::Syscall || !spec.uring.is_some_and(machine::builds) {
         return false;
     }
     // splice always has a pipe (a descriptor of the process) on one side, and io_uring checks
@@ -137,48 +132,6 @@ pub(crate) fn ring_capable(call: Sys, caps: &Caps<'_>) -> bool {
         return false;
     }
     opcode_of(call, caps).is_some_and(|code| probe.supports(code))
-}
-
-/// Calls whose descriptor operand can be a direct descriptor.
-fn takes_fixed(call: Sys) -> bool {
-    matches!(
-        call,
-        Sys::Read
-            | Sys::Pread
-            | Sys::Write
-            | Sys::Pwrite
-            | Sys::Close
-            | Sys::Fsync
-            | Sys::Fdatasync
-            | Sys::Ftruncate
-            | Sys::Splice
-    )
-}
-
-/// Calls that use (and move) the file position of their descriptor operand.
-fn uses_position(call: Sys) -> bool {
-    matches!(
-        call,
-        Sys::Read
-            | Sys::Write
-            | Sys::Getdents64
-            | Sys::Lseek
-            | Sys::CopyFileRange
-            | Sys::Splice
-            | Sys::Sendfile
-    )
-}
-
-/// Whether an open may create or truncate a file (a side effect).
-fn open_may_write(call: Sys, args: &[Arg]) -> bool {
-    let flags = match (call, args.get(2)) {
-        (Sys::Openat | Sys::Openat2, Some(Arg::Value(Value::Imm(f)))) => *f,
-        (Sys::Openat | Sys::Openat2, _) => return true,
-        _ => return false,
-    };
-    let creating = i64::from(libc::O_CREAT | libc::O_TRUNC);
-    let tmpfile = i64::from(libc::O_TMPFILE);
-    flags & creating != 0 || flags & tmpfile == tmpfile
 }
 
 impl RingPlan {
@@ -255,12 +208,9 @@ impl RingPlan {
                             Some(Arg::Buf(r)) => !surely_non_empty(c, r),
                             _ => true,
                         };
-                    for (a, spec) in args.iter().zip(call.spec().args) {
+                    for (k, a) in args.iter().enumerate() {
                         if let Arg::Fd(FdRef::Slot(s)) = a {
-                            let ok = ring
-                                && spec.kind == ArgKind::Fd
-                                && takes_fixed(*call)
-                                && !maybe_empty;
+                            let ok = ring && call.spec().may_be_fixed(k) && !maybe_empty;
                             if !ok {
                                 not(s, &mut fixed);
                             }
@@ -295,10 +245,10 @@ impl RingPlan {
                 match op {
                     Op::Sys { call, args, .. } => {
                         ring_ops |= route[info.begin + 1 + k] == Route::Ring;
-                        if call.spec().effect == Effect::Write || open_may_write(*call, args) {
+                        if cosy_model::may_write(*call, args) {
                             ok = false;
                         }
-                        if uses_position(*call)
+                        if call.spec().position
                             && let Some(Arg::Fd(f)) = args.first()
                             && !own(f)
                         {

@@ -174,6 +174,7 @@ impl Gen<'_> {
         let spec = call.spec();
         let mut args = Vec::with_capacity(spec.args.len());
         let mut new_fds = Vec::new();
+        let min_buf = u32::try_from(spec.min_buf).unwrap_or(u32::MAX);
         for a in spec.args {
             args.push(match a.kind {
                 ArgKind::Fd if call == Sys::Close => Arg::Fd(FdRef::Slot(self.open_fd(st, true)?)),
@@ -190,21 +191,14 @@ impl Gen<'_> {
                     new_fds.push(s);
                     Arg::Fd(FdRef::Slot(s))
                 }
-                ArgKind::Path => Arg::Path(match st.bound_paths.len() {
+                ArgKind::Path | ArgKind::Str => Arg::Path(match st.bound_paths.len() {
                     n if n > 0 && self.t.chance(50) => {
                         PathRef::Var(st.bound_paths[self.t.below(n)])
                     }
                     _ => PathRef::Data(self.data_id()),
                 }),
-                ArgKind::BufIn => Arg::Buf(self.valid_range(st, 0, false)?),
-                ArgKind::BufOut => {
-                    let min = if matches!(call, Sys::Statx | Sys::Fstat) {
-                        flags::STATX_BYTES as u32
-                    } else {
-                        0
-                    };
-                    Arg::Buf(self.valid_range(st, min, true)?)
-                }
+                ArgKind::BufIn => Arg::Buf(self.valid_range(st, min_buf, false)?),
+                ArgKind::BufOut => Arg::Buf(self.valid_range(st, min_buf, true)?),
                 ArgKind::Int => Arg::Value(self.valid_value(st)),
                 ArgKind::Flags(_) => Arg::Value(Value::Imm(match call {
                     Sys::Openat | Sys::Openat2 | Sys::Pipe2 if a.name == "flags" => {
