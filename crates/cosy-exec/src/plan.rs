@@ -49,9 +49,9 @@ impl Plan {
     /// Checks `c` against what the executor relies on and computes the map facts. The error
     /// says which operation is malformed.
     pub fn new(c: &Compound, policy: &Policy, funcs: &Functions) -> Result<Plan, String> {
-        let mut allowed = [false; 32];
+        let mut allowed = [false; Sys::COUNT];
         for call in &policy.allowed {
-            if let Some(x) = allowed.get_mut(usize::from(call.spec().code)) {
+            if let Some(x) = allowed.get_mut(call.index()) {
                 *x = true;
             }
         }
@@ -318,7 +318,7 @@ struct Check<'a> {
     c: &'a Compound,
     policy: &'a Policy,
     /// The calls the policy allows, by code.
-    allowed: [bool; 32],
+    allowed: [bool; Sys::COUNT],
 }
 
 type Res = Result<(), String>;
@@ -549,12 +549,7 @@ impl Check<'_> {
 
     fn sys(&self, call: Sys, args: &[Arg], ret: &Ret) -> Res {
         let spec = call.spec();
-        if !self
-            .allowed
-            .get(usize::from(spec.code))
-            .copied()
-            .unwrap_or(false)
-        {
+        if !self.allowed.get(call.index()).copied().unwrap_or(false) {
             return Err(format!("{} is not allowed by the policy", spec.name));
         }
         if args.len() != spec.args.len() {
