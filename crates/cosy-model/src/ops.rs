@@ -1,10 +1,33 @@
 //! The operation table: every system call a compound can make, declared once.
 //!
-//! Each row gives the call's name (its text mnemonic), its code in the binary format, its
-//! operands with their kinds, the kind of its result, whether it changes the file system, how
-//! io_uring can carry it, and its man page. The formats (text and binary), the verifier and the
-//! executors are all driven by this table: adding a call is adding a row here and one match arm
-//! in each executor's `issue` function, which the compiler then demands.
+//! Each row of `sys_table!` gives, for one call:
+//!
+//! | column | type | read by |
+//! |---|---|---|
+//! | name, code | `&str`, `u8` | the text and binary formats ([`Sys::from_name`], [`Sys::from_code`]) |
+//! | operands | [`ArgKind`]s | formats, verifier, builder, executors' operand resolution |
+//! | `ret` | [`RetKind`] | verifier, formats, builder |
+//! | `effect` | [`Effect`] | [`may_write`], policies, optimizer, maps on threads |
+//! | `uring` | `Option<`[`UringOp`]`>` | ring executor's plan (`cosy-exec` `ring/plan.rs`; opcode numbers in `uring_ops.rs`) |
+//! | `cost` | [`CostClass`] | the `auto` executor's cost model, the ring's routing |
+//! | `fixed` | operand indices | which descriptors may be direct descriptors on the ring |
+//! | `position` | `bool` | maps on threads and on the ring, the `pread` rewrite |
+//! | `breaks_link` | `bool` | the ring executor's stop-mode ordering (checked against the kernel by a test) |
+//! | `confine` | [`Confine`] | the policy root (`cosy-exec` `confine.rs`, an exhaustive match) |
+//! | `min_buf` | `usize` | verifier ([`SysSpec::min_buf`]), executors' range checks |
+//! | `man` | `&str` | documentation |
+//!
+//! Adding a call touches, besides this row: its issuing function and the arm of `issue` in
+//! `cosy-exec/src/sys.rs`; an arm in the ring executor's request builder
+//! (`cosy-exec/src/ring/machine.rs`, routing it to a plain call until it builds the
+//! request) and in the test of opcodes (`cosy-exec/src/uring_ops.rs`) — the compiler points
+//! to all three; optionally a [`Builder`](crate::Builder) method; and tests. Its
+//! confinement is the row's `confine` column: a path-taking row marked `NoPath` fails this
+//! module's tests, and a new [`Confine`] kind does not compile until `confine.rs` implements
+//! it. A new [`UringOp`] also needs its opcode number (`uring_ops::opcode`) and whether the
+//! ring executor builds it (`machine::builds`), both exhaustive matches. The test that walks
+//! [`Sys::ALL`] for ways out of a policy root (`cosy-exec/tests/confine.rs`) derives its
+//! attempts from the row.
 
 use crate::flags::FlagSet;
 
@@ -640,7 +663,7 @@ mod tests {
         };
         let rd = Value::Imm(i64::from(libc::O_RDONLY));
         let creat = Value::Imm(i64::from(libc::O_WRONLY | libc::O_CREAT));
-        assert!(!may_write(Sys::Openat, &open(rd.clone())));
+        assert!(!may_write(Sys::Openat, &open(rd)));
         assert!(may_write(Sys::Openat, &open(creat)));
         assert!(may_write(Sys::Openat, &open(Value::Reg(crate::Reg(0)))));
         assert!(may_write(Sys::Write, &[]));

@@ -1053,7 +1053,7 @@ impl<'a> Machine<'a> {
                 op: op as u32,
                 buffer: self.buffer_name(r.buf),
                 detail: format!(
-                    "{} writes {min} bytes, but the range [{start}..{}] has {}",
+                    "{} needs {min} bytes, but the range [{start}..{}] has {}",
                     call.map_or("the call", Sys::name),
                     start.saturating_add(span.len() as i64),
                     span.len()
