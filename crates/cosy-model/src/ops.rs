@@ -474,7 +474,8 @@ sys_table! {
         breaks_link: true, confine: Parent, min_buf: 0, man: "readlinkat(2)",
     }
     /// fchmodat2(2) (fchmodat(2) with a flags operand: `AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`;
-    /// issued as fchmodat(2) when the flags are 0).
+    /// issued as fchmodat(2) when the flags are 0; under a policy root always as fchmodat2,
+    /// Linux 6.6 or later, since the call is made with `AT_EMPTY_PATH`).
     Fchmodat = 27, "fchmodat",
         (dirfd: DirFd, path: Path, mode: ArgKind::Flags(F::Mode), flags: ArgKind::Flags(F::At)) -> Value {
         effect: Write, uring: None, cost: Syscall, fixed: [], position: false,

@@ -200,10 +200,8 @@ impl Gen<'_> {
                 ArgKind::BufIn => Arg::Buf(self.valid_range(st, min_buf, false)?),
                 ArgKind::BufOut => Arg::Buf(self.valid_range(st, min_buf, true)?),
                 ArgKind::Int => Arg::Value(self.valid_value(st)),
-                ArgKind::Flags(_) => Arg::Value(Value::Imm(match call {
-                    Sys::Openat | Sys::Openat2 | Sys::Pipe2 if a.name == "flags" => {
-                        flags::constant("O_CLOEXEC").unwrap_or(0)
-                    }
+                ArgKind::Flags(set) => Arg::Value(Value::Imm(match set {
+                    flags::FlagSet::Open => flags::constant("O_CLOEXEC").unwrap_or(0),
                     _ => 0,
                 })),
             });
