@@ -25,7 +25,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use cosy_model::{Compound, Op, RingSupport, Sys, Value};
+use cosy_model::{Compound, CostClass, Op, Sys, UringOp, Value};
 use cosy_uring::Calibration;
 use cosy_verify::Verified;
 
@@ -170,18 +170,15 @@ impl Costs {
         }
     }
 
-    /// A call issued directly.
+    /// A call issued directly: a data transfer costs what a pread was measured to, a path
+    /// walk (or a statx) what a statx was, anything else a trivial system call.
     fn direct(&self, call: Sys) -> f64 {
-        match call {
-            Sys::Nop => 0.0,
-            Sys::Read | Sys::Pread | Sys::Write | Sys::Pwrite | Sys::Splice => self.pread_direct,
-            Sys::Openat
-            | Sys::Openat2
-            | Sys::Statx
-            | Sys::Fstat
-            | Sys::Mkdirat
-            | Sys::Unlinkat
-            | Sys::Renameat2 => self.statx_direct,
+        let spec = call.spec();
+        match spec.uring {
+            Some(UringOp::Nop) => 0.0,
+            Some(UringOp::Read | UringOp::Write | UringOp::Splice) => self.pread_direct,
+            Some(UringOp::Statx) => self.statx_direct,
+            _ if spec.takes_path() => self.statx_direct,
             _ => self.syscall,
         }
     }
@@ -191,15 +188,16 @@ impl Costs {
         let batch = batch.max(1.0);
         // The calibration measured reads in batches of 64 and statx in batches of 16.
         let share = |measured: f64| (self.enter / batch - self.enter / measured).max(0.0);
-        match call.spec().ring {
-            RingSupport::None => f64::INFINITY,
-            RingSupport::Worker => self.statx_ring + share(16.0),
-            RingSupport::Inline => match call {
-                Sys::Read | Sys::Pread | Sys::Write | Sys::Pwrite | Sys::Splice => {
+        let spec = call.spec();
+        match spec.cost {
+            CostClass::Syscall => f64::INFINITY,
+            CostClass::Worker => self.statx_ring + share(16.0),
+            CostClass::Inline => match spec.uring {
+                Some(UringOp::Read | UringOp::Write | UringOp::Splice) => {
                     self.pread_ring + share(64.0)
                 }
                 // The path walk, without the transition.
-                Sys::Openat | Sys::Openat2 => {
+                _ if spec.takes_path() => {
                     (self.statx_direct - self.syscall).max(0.0) + self.ring_op + self.enter / batch
                 }
                 _ => self.ring_op + self.enter / batch,

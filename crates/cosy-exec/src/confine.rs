@@ -7,11 +7,29 @@
 //! - an absolute path lexically inside the root is made relative to it (`/srv/x` with root
 //!   `/srv` is `x`; the root is compared both as given, made absolute, and canonicalised);
 //!   any other absolute path fails with `EXDEV` without a system call;
-//! - `openat` and `openat2` become `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`;
-//! - `statx` opens the path `O_PATH` (with `O_NOFOLLOW` for `AT_SYMLINK_NOFOLLOW`) the same
-//!   way, then calls `statx(fd, "", AT_EMPTY_PATH)`;
-//! - `mkdirat`, `unlinkat` and `renameat2` open the parent directory the same way and act on
-//!   the last component, which must not be `.` or `..` (else `EXDEV`).
+//! - then each call as its row's [`Confine`] says (matched here without a wildcard, so a row
+//!   with a path cannot be added without deciding how it is confined):
+//!   - [`Confine::Open`] (`openat`, `openat2`): `openat2` with
+//!     `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS` ([`CONFINE`]);
+//!   - [`Confine::Object`] (`statx`, `fchmodat`, `fchownat`, `utimensat`, `faccessat2`): the
+//!     path is opened `O_PATH` that way (with `O_NOFOLLOW` for `AT_SYMLINK_NOFOLLOW`), then the
+//!     call is made on that descriptor with an empty path and `AT_EMPTY_PATH`
+//!     (`statx(fd, "", AT_EMPTY_PATH, …)`); an empty path with `AT_EMPTY_PATH` acts on the
+//!     directory descriptor itself (the root for `cwd`);
+//!   - [`Confine::Parent`] (`mkdirat`, `unlinkat`, `readlinkat`): the parent directory is
+//!     opened that way and the call acts on the last component, which must not be `.` or
+//!     `..` (else `EXDEV`); the kernel does not follow a last component these calls name;
+//!   - [`Confine::TwoParents`] (`renameat2`): both paths so;
+//!   - [`Confine::Link`] (`linkat`): both paths so; with `AT_SYMLINK_FOLLOW` the old path is
+//!     opened `O_PATH` beneath the root (following links inside it) and linked from that
+//!     descriptor (`AT_EMPTY_PATH`, or `/proc/self/fd/N` with `AT_SYMLINK_FOLLOW` where
+//!     `AT_EMPTY_PATH` needs `CAP_DAC_READ_SEARCH`);
+//!   - [`Confine::Symlink`] (`symlinkat`): the link path as a parent; the target, which the
+//!     kernel stores without resolving it, must be relative with no `..` component, else
+//!     `EXDEV` without a system call: no link made under the root points out of it by its
+//!     spelling (one that passes through another link is resolved, beneath the root, when a
+//!     compound uses it);
+//!   - [`Confine::NoPath`]: issued as it is.
 //!
 //! Every helper call is reported to the [`Recorder`] (it counts as a system call), and its
 //! error is the operation's error.
@@ -22,13 +40,13 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use cosy_model::Sys;
 use cosy_model::flags::{RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
+use cosy_model::{ArgKind, Confine, FlagSet, Sys};
 use rustix::fs::{Mode, OFlags};
 use syscalls::Errno;
 
 use crate::outcome::Recorder;
-use crate::sys::{self, AT_FDCWD, ResolvedArgs};
+use crate::sys::{self, AT_FDCWD, Resolved, ResolvedArgs};
 
 /// The resolve flags every confined open gets.
 pub const CONFINE: u64 = (RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) as u64;
@@ -122,23 +140,26 @@ impl Root {
 }
 
 /// The `(flags, mode, resolve)` of the confined `openat2` an `openat` or `openat2` with
-/// operands `a` becomes (`O_CLOEXEC` added, `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`).
+/// operands `a` becomes (`O_CLOEXEC` added, `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`): the
+/// direct path and the ring's `IORING_OP_OPENAT2` both open this way.
 pub(crate) fn open_how(call: Sys, a: &ResolvedArgs) -> Result<(u64, u64, u64), Errno> {
-    if call == Sys::Openat2 {
-        let flags = a.int(2)? as u64 | libc::O_CLOEXEC as u64;
-        return Ok((flags, a.int(3)? as u64, a.int(4)? as u64 | CONFINE));
-    }
-    // openat truncates flags to an int and ignores the mode unless creating; openat2 refuses
-    // both, so pass what openat would have used.
-    let flags = u64::from(a.int(2)? as u32) | libc::O_CLOEXEC as u64;
-    let creating = flags & libc::O_CREAT as u64 != 0
-        || flags & libc::O_TMPFILE as u64 == libc::O_TMPFILE as u64;
-    let mode = if creating {
-        a.int(3)? as u64 & 0o7777
-    } else {
-        0
-    };
-    Ok((flags, mode, CONFINE))
+    Ok(match call.spec().arg_of(ArgKind::Flags(FlagSet::Resolve)) {
+        Some(ri) => {
+            let flags = a.int(2)? as u64 | libc::O_CLOEXEC as u64;
+            (flags, a.int(3)? as u64, a.int(ri)? as u64 | CONFINE)
+        }
+        None => {
+            // openat truncates flags to an int and ignores the mode unless creating; openat2
+            // refuses both, so pass what openat would have used.
+            let flags = u64::from(a.int(2)? as u32) | libc::O_CLOEXEC as u64;
+            let mode = if cosy_model::flags::open_uses_mode(flags as i64) {
+                a.int(3)? as u64 & 0o7777
+            } else {
+                0
+            };
+            (flags, mode, CONFINE)
+        }
+    })
 }
 
 /// Removes `.` components and applies `..` lexically (for the root's own path only).
@@ -198,90 +219,167 @@ impl Cx<'_> {
         a: &mut ResolvedArgs,
         arena: &mut [u8],
     ) -> Result<i64, Errno> {
-        match call {
-            Sys::Openat | Sys::Openat2 => {
-                let (d, p) = self.map(call, a.fd(0)?, a.path(1)?)?;
-                let how = open_how(call, a)?;
-                let r = sys::openat2(d, &p, how.0, how.1, how.2);
-                self.rec(Sys::Openat2, d, r)
-            }
-            Sys::Statx => {
-                let (dirfd, path, flags, mask, buf) =
-                    (a.fd(0)?, a.path(1)?, a.int(2)?, a.int(3)?, a.buf(4)?);
-                let empty_ok = flags & i64::from(libc::AT_EMPTY_PATH) != 0;
-                if path.is_empty() && empty_ok {
-                    // The directory descriptor itself (the root for `cwd`): inside by
-                    // construction.
-                    let d = if dirfd == AT_FDCWD {
-                        self.root.fd()
-                    } else {
-                        dirfd
-                    };
-                    let r = sys::statx(d, c"", flags, mask, arena, buf);
-                    return self.rec(Sys::Statx, d, r);
-                }
-                let (d, p) = self.map(call, dirfd, path)?;
-                let nofollow = flags & i64::from(libc::AT_SYMLINK_NOFOLLOW) != 0;
-                let oflags =
-                    libc::O_PATH as u64 | if nofollow { libc::O_NOFOLLOW as u64 } else { 0 };
-                let fd = self.open_beneath(d, &p, oflags)?;
-                let sflags = (flags & !i64::from(libc::AT_SYMLINK_NOFOLLOW))
-                    | i64::from(libc::AT_EMPTY_PATH);
-                let r = sys::statx(fd as i32, c"", sflags, mask, arena, buf);
-                let r = self.rec(Sys::Statx, fd as i32, r);
-                self.close(fd);
-                r
-            }
-            Sys::Mkdirat => {
-                let mode = a.int(2)?;
-                self.in_parent(call, a.fd(0)?, a.path(1)?, |d, last| {
-                    sys::mkdirat(d, last, mode)
-                })
-            }
-            Sys::Unlinkat => {
-                let flags = a.int(2)?;
-                self.in_parent(call, a.fd(0)?, a.path(1)?, |d, last| {
-                    sys::unlinkat(d, last, flags)
-                })
-            }
-            Sys::Renameat2 => {
-                let (od, op, nd, np, flags) =
-                    (a.fd(0)?, a.path(1)?, a.fd(2)?, a.path(3)?, a.int(4)?);
-                let old = self.parent(call, od, op)?;
-                let new = match self.parent(call, nd, np) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        self.release(&old);
-                        return Err(e);
-                    }
-                };
-                let r = sys::renameat2(old.dirfd, &old.last, new.dirfd, &new.last, flags);
-                let r = self.rec(Sys::Renameat2, old.dirfd, r);
-                self.release(&new);
-                self.release(&old);
-                r
-            }
-            // Calls without a path are not confined.
-            _ => {
+        let spec = call.spec();
+        match spec.confine {
+            Confine::NoPath => {
                 let r = sys::issue(call, a, arena);
                 self.rec(call, a.first_fd(), r)
+            }
+            Confine::Open => self.open(call, a),
+            Confine::Object => {
+                let fi = spec
+                    .arg_of(ArgKind::Flags(FlagSet::At))
+                    .ok_or(Errno::EINVAL)?;
+                self.object(call, a, arena, fi)
+            }
+            Confine::Parent => {
+                let p = self.parent(call, a.fd(0)?, a.path(1)?)?;
+                let mut b = a.clone();
+                b.items[0] = Resolved::Fd(p.dirfd);
+                b.items[1] = Resolved::Path(p.last.clone());
+                let r = sys::issue(call, &mut b, arena);
+                let r = self.rec(call, p.dirfd, r);
+                self.release(&p);
+                r
+            }
+            Confine::TwoParents => self.two_parents(call, a, arena),
+            Confine::Link => {
+                let fi = spec
+                    .arg_of(ArgKind::Flags(FlagSet::At))
+                    .ok_or(Errno::EINVAL)?;
+                if a.int(fi)? & i64::from(libc::AT_SYMLINK_FOLLOW) == 0 {
+                    self.two_parents(call, a, arena)
+                } else {
+                    self.link_followed(call, a, fi)
+                }
+            }
+            Confine::Symlink => {
+                let target = a.path(0)?;
+                if !target_stays_inside(target.to_bytes()) {
+                    self.rec
+                        .call(self.op, call, a.fd(1)?, -i64::from(libc::EXDEV), false);
+                    return Err(Errno::EXDEV);
+                }
+                let p = self.parent(call, a.fd(1)?, a.path(2)?)?;
+                let mut b = a.clone();
+                b.items[1] = Resolved::Fd(p.dirfd);
+                b.items[2] = Resolved::Path(p.last.clone());
+                let r = sys::issue(call, &mut b, arena);
+                let r = self.rec(call, p.dirfd, r);
+                self.release(&p);
+                r
             }
         }
     }
 
-    /// Resolves the parent of `path` beneath the root and runs `f` on (parent fd, last
-    /// component), recording it as `call`.
-    fn in_parent(
+    /// openat or openat2 (the row with a resolve operand) as openat2 beneath the root.
+    fn open(&mut self, call: Sys, a: &ResolvedArgs) -> Result<i64, Errno> {
+        let (d, p) = self.map(call, a.fd(0)?, a.path(1)?)?;
+        let (flags, mode, resolve) = open_how(call, a)?;
+        let r = sys::openat2(d, &p, flags, mode, resolve);
+        self.rec(Sys::Openat2, d, r)
+    }
+
+    /// [`Confine::Object`]: the object opened `O_PATH` beneath the root, then the call on it
+    /// with an empty path and `AT_EMPTY_PATH` in its flags (operand `fi`).
+    fn object(
         &mut self,
         call: Sys,
-        dirfd: i32,
-        path: &CStr,
-        f: impl FnOnce(i32, &CStr) -> Result<i64, Errno>,
+        a: &ResolvedArgs,
+        arena: &mut [u8],
+        fi: usize,
     ) -> Result<i64, Errno> {
-        let p = self.parent(call, dirfd, path)?;
-        let r = f(p.dirfd, &p.last);
-        let r = self.rec(call, p.dirfd, r);
-        self.release(&p);
+        let (dirfd, path, flags) = (a.fd(0)?, a.path(1)?, a.int(fi)?);
+        let mut b = a.clone();
+        if path.is_empty() && flags & i64::from(libc::AT_EMPTY_PATH) != 0 {
+            // The directory descriptor itself (the root for `cwd`): inside by construction.
+            let d = if dirfd == AT_FDCWD {
+                self.root.fd()
+            } else {
+                dirfd
+            };
+            b.items[0] = Resolved::Fd(d);
+            let r = sys::issue(call, &mut b, arena);
+            return self.rec(call, d, r);
+        }
+        let (d, p) = self.map(call, dirfd, path)?;
+        let nofollow = flags & i64::from(libc::AT_SYMLINK_NOFOLLOW) != 0;
+        let oflags = libc::O_PATH as u64 | if nofollow { libc::O_NOFOLLOW as u64 } else { 0 };
+        let fd = self.open_beneath(d, &p, oflags)?;
+        b.items[0] = Resolved::Fd(fd as i32);
+        b.items[1] = Resolved::Path(CString::default());
+        b.items[fi] = Resolved::Int(
+            (flags & !i64::from(libc::AT_SYMLINK_NOFOLLOW)) | i64::from(libc::AT_EMPTY_PATH),
+        );
+        let r = sys::issue(call, &mut b, arena);
+        let r = self.rec(call, fd as i32, r);
+        self.close(fd);
+        r
+    }
+
+    /// [`Confine::TwoParents`]: operands (0, 1) and (2, 3) each as a parent and a last
+    /// component.
+    fn two_parents(&mut self, call: Sys, a: &ResolvedArgs, arena: &mut [u8]) -> Result<i64, Errno> {
+        let old = self.parent(call, a.fd(0)?, a.path(1)?)?;
+        let new = match self.parent(call, a.fd(2)?, a.path(3)?) {
+            Ok(n) => n,
+            Err(e) => {
+                self.release(&old);
+                return Err(e);
+            }
+        };
+        let mut b = a.clone();
+        b.items[0] = Resolved::Fd(old.dirfd);
+        b.items[1] = Resolved::Path(old.last.clone());
+        b.items[2] = Resolved::Fd(new.dirfd);
+        b.items[3] = Resolved::Path(new.last.clone());
+        let r = sys::issue(call, &mut b, arena);
+        let r = self.rec(call, old.dirfd, r);
+        self.release(&new);
+        self.release(&old);
+        r
+    }
+
+    /// linkat with `AT_SYMLINK_FOLLOW` (flags operand `fi`): the old path opened `O_PATH`
+    /// beneath the root (following symbolic links, all inside), the new one as a parent, then
+    /// a link from the descriptor: `linkat(fd, "", …, AT_EMPTY_PATH)`, or, where that needs a
+    /// capability the process lacks (`ENOENT`), `linkat(AT_FDCWD, "/proc/self/fd/N", …,
+    /// AT_SYMLINK_FOLLOW)`, the unprivileged form of the man page.
+    fn link_followed(&mut self, call: Sys, a: &ResolvedArgs, fi: usize) -> Result<i64, Errno> {
+        let (dirfd, path, flags) = (a.fd(0)?, a.path(1)?, a.int(fi)?);
+        let (fd, opened) = if path.is_empty() && flags & i64::from(libc::AT_EMPTY_PATH) != 0 {
+            let d = if dirfd == AT_FDCWD {
+                self.root.fd()
+            } else {
+                dirfd
+            };
+            (d, false)
+        } else {
+            let (d, p) = self.map(call, dirfd, path)?;
+            (self.open_beneath(d, &p, libc::O_PATH as u64)? as i32, true)
+        };
+        let new = match self.parent(call, a.fd(2)?, a.path(3)?) {
+            Ok(n) => n,
+            Err(e) => {
+                if opened {
+                    self.close(i64::from(fd));
+                }
+                return Err(e);
+            }
+        };
+        let empty = i64::from(libc::AT_EMPTY_PATH);
+        let r = sys::linkat(fd, c"", new.dirfd, &new.last, empty);
+        let mut r = self.rec(call, fd, r);
+        if r == Err(Errno::ENOENT) {
+            let proc = CString::new(format!("/proc/self/fd/{fd}")).map_err(|_| Errno::EINVAL)?;
+            let follow = i64::from(libc::AT_SYMLINK_FOLLOW);
+            let again = sys::linkat(AT_FDCWD, &proc, new.dirfd, &new.last, follow);
+            r = self.rec(call, fd, again);
+        }
+        self.release(&new);
+        if opened {
+            self.close(i64::from(fd));
+        }
         r
     }
 
@@ -340,6 +438,13 @@ struct Parent {
     opened: bool,
 }
 
+/// Whether a symbolic link's target, resolved from the link's directory inside the root, stays
+/// inside it by its spelling: relative, with no `..` component. (Symbolic links it passes
+/// through are resolved when used, beneath the root.)
+fn target_stays_inside(target: &[u8]) -> bool {
+    !target.starts_with(b"/") && !target.split(|&b| b == b'/').any(|c| c == b"..")
+}
+
 fn trim_end_slashes(mut b: &[u8]) -> &[u8] {
     while let [rest @ .., b'/'] = b {
         b = rest;
@@ -385,6 +490,17 @@ mod tests {
         other.extend_from_slice(b"-other/x");
         let c = CString::new(other).unwrap();
         assert_eq!(root.map(AT_FDCWD, &c), Err(Errno::EXDEV));
+    }
+
+    #[test]
+    fn symlink_targets_inside_the_root() {
+        assert!(target_stays_inside(b"a"));
+        assert!(target_stays_inside(b"a/b/./c"));
+        assert!(target_stays_inside(b"..a/b.."));
+        assert!(!target_stays_inside(b"/etc/passwd"));
+        assert!(!target_stays_inside(b".."));
+        assert!(!target_stays_inside(b"a/../../x"));
+        assert!(!target_stays_inside(b"a/.."));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use cosy_model::Sys;
+use cosy_model::{Confine, Sys};
 use cosy_uring::IoBuf;
 use cosy_verify::Verified;
 
@@ -46,7 +46,9 @@ impl DirectIssuer {
             return 0;
         }
         match root {
-            Some(root) if call.spec().takes_path() => root.issue(op, call, args, mem, rec),
+            Some(root) if call.spec().confine != Confine::NoPath => {
+                root.issue(op, call, args, mem, rec)
+            }
             _ => {
                 let r = sys::to_ret(sys::issue(call, args, mem));
                 rec.call(op, call, args.first_fd(), r, true);

@@ -70,6 +70,7 @@ pub mod outcome;
 pub mod plan;
 pub mod ring;
 pub mod sys;
+pub mod uring_ops;
 
 use std::fmt;
 use std::str::FromStr;

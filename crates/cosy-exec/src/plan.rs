@@ -29,7 +29,7 @@ pub struct MapInfo {
     /// Whether the body makes calls with `Effect::Write`.
     pub writes: bool,
     /// Whether the iterations may run at once: the body (nested maps included) changes no
-    /// file ([`may_write`]), moves the position only of descriptors the iteration opened,
+    /// file ([`cosy_model::may_write`]), moves the position only of descriptors the iteration opened,
     /// closes only those, and calls only built-in functions (a user function may keep state
     /// between calls). The one rule for every executor ([`crate::interp::maps`]).
     pub concurrent: bool,
@@ -54,9 +54,9 @@ impl Plan {
     /// Checks `c` against what the executor relies on and computes the map facts. The error
     /// says which operation is malformed.
     pub fn new(c: &Compound, policy: &Policy, funcs: &Functions) -> Result<Plan, String> {
-        let mut allowed = [false; 32];
+        let mut allowed = [false; Sys::COUNT];
         for call in &policy.allowed {
-            if let Some(x) = allowed.get_mut(usize::from(call.spec().code)) {
+            if let Some(x) = allowed.get_mut(call.index()) {
                 *x = true;
             }
         }
@@ -310,8 +310,8 @@ fn map_info(c: &Compound, begin: usize, end: usize, defined: &[bool]) -> MapInfo
     let own = |a: Option<&Arg>| matches!(a, Some(Arg::Fd(FdRef::Slot(s))) if fd_slots.contains(s));
     let concurrent = body.iter().all(|op| match op {
         Op::Sys { call, args, .. } => {
-            !may_write(*call, args)
-                && !((moves_position(*call) || *call == Sys::Close) && !own(args.first()))
+            !cosy_model::may_write(*call, args)
+                && !((call.spec().position || *call == Sys::Close) && !own(args.first()))
         }
         Op::Call { func, .. } => cosy_model::BUILTINS.contains(&func.as_str()),
         _ => true,
@@ -329,46 +329,11 @@ fn map_info(c: &Compound, begin: usize, end: usize, defined: &[bool]) -> MapInfo
     }
 }
 
-/// Whether `call` with `args` may change the file system: a call with `Effect::Write`, or an
-/// open that may create or truncate (its flags not a constant count as such).
-pub(crate) fn may_write(call: Sys, args: &[Arg]) -> bool {
-    if call.spec().effect == cosy_model::Effect::Write {
-        return true;
-    }
-    if !matches!(call, Sys::Openat | Sys::Openat2) {
-        return false;
-    }
-    match args.get(2) {
-        Some(Arg::Value(Value::Imm(f))) => open_changes(*f),
-        _ => true,
-    }
-}
-
-/// Whether an open with `flags` may create or truncate a file.
-pub(crate) fn open_changes(flags: i64) -> bool {
-    let changes = libc::O_CREAT | libc::O_TRUNC | (libc::O_TMPFILE & !libc::O_DIRECTORY);
-    flags & i64::from(changes) != 0
-}
-
-/// Whether `call` uses and moves the file position of its descriptor operand.
-pub(crate) fn moves_position(call: Sys) -> bool {
-    matches!(
-        call,
-        Sys::Read
-            | Sys::Write
-            | Sys::Getdents64
-            | Sys::Lseek
-            | Sys::CopyFileRange
-            | Sys::Splice
-            | Sys::Sendfile
-    )
-}
-
 struct Check<'a> {
     c: &'a Compound,
     policy: &'a Policy,
     /// The calls the policy allows, by code.
-    allowed: [bool; 32],
+    allowed: [bool; Sys::COUNT],
 }
 
 type Res = Result<(), String>;
@@ -599,12 +564,7 @@ impl Check<'_> {
 
     fn sys(&self, call: Sys, args: &[Arg], ret: &Ret) -> Res {
         let spec = call.spec();
-        if !self
-            .allowed
-            .get(usize::from(spec.code))
-            .copied()
-            .unwrap_or(false)
-        {
+        if !self.allowed.get(call.index()).copied().unwrap_or(false) {
             return Err(format!("{} is not allowed by the policy", spec.name));
         }
         if args.len() != spec.args.len() {
@@ -623,7 +583,7 @@ impl Check<'_> {
                 (ArgKind::DirFd, Arg::Fd(FdRef::Cwd)) => Ok(()),
                 (ArgKind::DirFd, Arg::Fd(FdRef::Slot(x))) => self.slot(*x),
                 (ArgKind::NewFd, Arg::Fd(FdRef::Slot(x))) => self.slot(*x),
-                (ArgKind::Path, Arg::Path(p)) => self.path(p),
+                (ArgKind::Path | ArgKind::Str, Arg::Path(p)) => self.path(p),
                 (ArgKind::BufIn | ArgKind::BufOut, Arg::Buf(r)) => self.range(r),
                 (ArgKind::Int | ArgKind::Flags(_), Arg::Value(v)) => self.value(v),
                 _ => Err(format!(

@@ -20,7 +20,10 @@ use syscalls::{Errno, Sysno, syscall};
 use crate::arena::{self, Span};
 
 /// Size of `struct statx`, which statx(2) always writes whole.
-pub const STATX_SIZE: usize = 256;
+pub const STATX_SIZE: usize = cosy_model::flags::STATX_BYTES;
+
+/// Size of the `struct timespec[2]` utimensat(2) reads.
+pub const TIMES_SIZE: usize = cosy_model::flags::TIMES_BYTES;
 
 /// `AT_FDCWD`.
 pub const AT_FDCWD: i32 = libc::AT_FDCWD;
@@ -115,12 +118,10 @@ impl ResolvedArgs {
     }
 }
 
-/// Smallest buffer range a call accepts (statx writes a whole `struct statx`).
+/// Smallest buffer range a call accepts (the row's [`min_buf`](cosy_model::SysSpec::min_buf):
+/// statx writes a whole `struct statx`, utimensat reads a whole `struct timespec[2]`).
 pub fn min_buf_len(call: Sys) -> usize {
-    match call {
-        Sys::Statx | Sys::Fstat => STATX_SIZE,
-        _ => 0,
-    }
+    call.spec().min_buf
 }
 
 /// A call's result as the semantics carry it: the value, or `-errno`.
@@ -308,6 +309,26 @@ pub(crate) fn issue(call: Sys, a: &mut ResolvedArgs, mem: &mut [u8]) -> Result<i
             a.set_new_fd(1, fds[1]);
             Ok(r)
         }
+        // linkat(2)
+        Sys::Linkat => linkat(a.fd(0)?, a.path(1)?, a.fd(2)?, a.path(3)?, a.int(4)?),
+        // symlinkat(2)
+        Sys::Symlinkat => symlinkat(a.path(0)?, a.fd(1)?, a.path(2)?),
+        // readlinkat(2)
+        Sys::Readlinkat => readlinkat(a.fd(0)?, a.path(1)?, mem, a.buf(2)?),
+        // fchmodat2(2), fchmodat(2) for flags 0
+        Sys::Fchmodat => fchmodat(a.fd(0)?, a.path(1)?, a.int(2)?, a.int(3)?),
+        // fchownat(2)
+        Sys::Fchownat => fchownat(a.fd(0)?, a.path(1)?, a.int(2)?, a.int(3)?, a.int(4)?),
+        // utimensat(2)
+        Sys::Utimensat => utimensat(a.fd(0)?, a.path(1)?, mem, a.buf(2)?, a.int(3)?),
+        // fgetxattr(2)
+        Sys::Fgetxattr => fgetxattr(a.fd(0)?, a.path(1)?, mem, a.buf(2)?),
+        // fsetxattr(2)
+        Sys::Fsetxattr => fsetxattr(a.fd(0)?, a.path(1)?, mem, a.buf(2)?, a.int(3)?),
+        // flistxattr(2)
+        Sys::Flistxattr => flistxattr(a.fd(0)?, mem, a.buf(1)?),
+        // faccessat2(2)
+        Sys::Faccessat2 => faccessat2(a.fd(0)?, a.path(1)?, a.int(2)?, a.int(3)?),
     }
 }
 
@@ -420,6 +441,146 @@ pub(crate) fn renameat2(
             flags
         )
     })
+}
+
+/// linkat(2): `newpath` (relative to `newdirfd`) becomes a name of `oldpath`.
+pub(crate) fn linkat(
+    olddirfd: i32,
+    oldpath: &CStr,
+    newdirfd: i32,
+    newpath: &CStr,
+    flags: i64,
+) -> Result<i64, Errno> {
+    // SAFETY: both paths are NUL-terminated and outlive the call.
+    ok(unsafe {
+        syscall!(
+            Sysno::linkat,
+            olddirfd,
+            oldpath.as_ptr(),
+            newdirfd,
+            newpath.as_ptr(),
+            flags
+        )
+    })
+}
+
+/// symlinkat(2): a symbolic link `linkpath` (relative to `newdirfd`) holding `target`.
+pub(crate) fn symlinkat(target: &CStr, newdirfd: i32, linkpath: &CStr) -> Result<i64, Errno> {
+    // SAFETY: both strings are NUL-terminated and outlive the call.
+    ok(unsafe {
+        syscall!(
+            Sysno::symlinkat,
+            target.as_ptr(),
+            newdirfd,
+            linkpath.as_ptr()
+        )
+    })
+}
+
+/// readlinkat(2): the target of the symbolic link `path` into `buf` of `mem` (not
+/// NUL-terminated); returns the bytes written.
+pub(crate) fn readlinkat(dirfd: i32, path: &CStr, mem: &mut [u8], buf: Span) -> Result<i64, Errno> {
+    let (p, n) = raw_mut(mem, buf);
+    // SAFETY: `path` is NUL-terminated; `p..p+n` is a bounds-checked range of the arena,
+    // exclusively borrowed for the call; the kernel writes at most `n` bytes there.
+    ok(unsafe { syscall!(Sysno::readlinkat, dirfd, path.as_ptr(), p, n) })
+}
+
+/// fchmodat2(2) with `flags` (`AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`); fchmodat(2), which has
+/// no flags, when `flags` is 0 (kernels before 6.6 lack fchmodat2).
+pub(crate) fn fchmodat(dirfd: i32, path: &CStr, mode: i64, flags: i64) -> Result<i64, Errno> {
+    if flags == 0 {
+        // SAFETY: `path` is NUL-terminated and outlives the call.
+        return ok(unsafe { syscall!(Sysno::fchmodat, dirfd, path.as_ptr(), mode) });
+    }
+    // SAFETY: as above.
+    ok(unsafe { syscall!(Sysno::fchmodat2, dirfd, path.as_ptr(), mode, flags) })
+}
+
+/// fchownat(2); an owner or group of -1 (as `uid_t`, `gid_t`) is left unchanged.
+pub(crate) fn fchownat(
+    dirfd: i32,
+    path: &CStr,
+    owner: i64,
+    group: i64,
+    flags: i64,
+) -> Result<i64, Errno> {
+    // The kernel's uid_t and gid_t are 32 bits: -1 is 0xffff_ffff.
+    let (uid, gid) = (owner as u32, group as u32);
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    ok(unsafe { syscall!(Sysno::fchownat, dirfd, path.as_ptr(), uid, gid, flags) })
+}
+
+/// utimensat(2) with the `struct timespec[2]` at the start of `times` in `mem` (which must
+/// hold [`TIMES_SIZE`] bytes, else `EINVAL` and nothing is issued).
+pub(crate) fn utimensat(
+    dirfd: i32,
+    path: &CStr,
+    mem: &[u8],
+    times: Span,
+    flags: i64,
+) -> Result<i64, Errno> {
+    let b = arena::bytes(mem, times);
+    let Some(b) = b.get(..TIMES_SIZE) else {
+        return Err(Errno::EINVAL);
+    };
+    // The arena is bytes: copy into an aligned `struct timespec[2]`.
+    let field = |i: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        i64::from_ne_bytes(x)
+    };
+    let ts = [
+        libc::timespec {
+            tv_sec: field(0),
+            tv_nsec: field(1),
+        },
+        libc::timespec {
+            tv_sec: field(2),
+            tv_nsec: field(3),
+        },
+    ];
+    // SAFETY: `path` is NUL-terminated and `ts` a local `struct timespec[2]`, both outliving
+    // the call.
+    ok(unsafe { syscall!(Sysno::utimensat, dirfd, path.as_ptr(), ts.as_ptr(), flags) })
+}
+
+/// fgetxattr(2): the value of attribute `name` of `fd` into `buf` of `mem`; returns its
+/// length (with an empty range, the length only).
+pub(crate) fn fgetxattr(fd: i32, name: &CStr, mem: &mut [u8], buf: Span) -> Result<i64, Errno> {
+    let (p, n) = raw_mut(mem, buf);
+    // SAFETY: `name` is NUL-terminated; `p..p+n` is a bounds-checked range of the arena,
+    // exclusively borrowed for the call; the kernel writes at most `n` bytes there.
+    ok(unsafe { syscall!(Sysno::fgetxattr, fd, name.as_ptr(), p, n) })
+}
+
+/// fsetxattr(2): attribute `name` of `fd` set to the bytes of `buf` in `mem`.
+pub(crate) fn fsetxattr(
+    fd: i32,
+    name: &CStr,
+    mem: &[u8],
+    buf: Span,
+    flags: i64,
+) -> Result<i64, Errno> {
+    let (p, n) = raw(mem, buf);
+    // SAFETY: `name` is NUL-terminated; `p..p+n` is a bounds-checked range of the arena the
+    // kernel only reads.
+    ok(unsafe { syscall!(Sysno::fsetxattr, fd, name.as_ptr(), p, n, flags) })
+}
+
+/// flistxattr(2): the NUL-terminated attribute names of `fd` into `buf` of `mem`; returns
+/// their total length (with an empty range, the length only).
+pub(crate) fn flistxattr(fd: i32, mem: &mut [u8], buf: Span) -> Result<i64, Errno> {
+    let (p, n) = raw_mut(mem, buf);
+    // SAFETY: `p..p+n` is a bounds-checked range of the arena, exclusively borrowed for the
+    // call; the kernel writes at most `n` bytes there.
+    ok(unsafe { syscall!(Sysno::flistxattr, fd, p, n) })
+}
+
+/// faccessat2(2): checks `mode` (`F_OK`, or bits of `R_OK | W_OK | X_OK`) on `path`.
+pub(crate) fn faccessat2(dirfd: i32, path: &CStr, mode: i64, flags: i64) -> Result<i64, Errno> {
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    ok(unsafe { syscall!(Sysno::faccessat2, dirfd, path.as_ptr(), mode, flags) })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use cosy_exec::{Error, Outcome, RunOptions};
-use cosy_model::{Builder, Compound, FdRef, Policy, Sys, Width, flags};
+use cosy_model::{Arg, Builder, Compound, FdRef, Policy, Sys, Width, flags};
 
 struct Tree {
     _outer: tempfile::TempDir,
@@ -302,5 +302,249 @@ fn directory_changes_stay_beneath_the_root() {
         );
         assert!(t.root.join("escape").symlink_metadata().is_err());
         assert!(t.outer.join("secret.txt").exists());
+    });
+}
+
+/// Everything under `outer` except `root`, as text: kinds, contents, link targets, modes,
+/// owners, link counts, sizes, modification times.
+fn outside_world(outer: &Path, root: &Path) -> std::collections::BTreeMap<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![outer.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p == root {
+                continue;
+            }
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let what = if m.is_symlink() {
+                format!("link {:?}", std::fs::read_link(&p).unwrap())
+            } else if m.is_dir() {
+                stack.push(p.clone());
+                "dir".to_string()
+            } else {
+                format!("file {:?}", std::fs::read(&p).unwrap())
+            };
+            let meta = format!(
+                "{what} mode {:o} owner {}:{} nlink {} size {} mtime {}.{}",
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                m.nlink(),
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec()
+            );
+            out.insert(p, meta);
+        }
+    }
+    out
+}
+
+/// A root with ways out: `outdir` (an absolute link to a directory outside), `up` (a relative
+/// link to it, through `..`), `outfile` (an absolute link to a file outside); outside, a
+/// directory `outside` with a file `x` and a file `x` beside the root.
+fn escape_tree() -> Tree {
+    let outer = tempfile::tempdir().unwrap();
+    let o = outer.path().to_path_buf();
+    let root = o.join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("in.txt"), b"inside").unwrap();
+    std::fs::create_dir_all(o.join("outside/sub")).unwrap();
+    std::fs::write(o.join("outside/x"), b"secret").unwrap();
+    std::fs::write(o.join("x"), b"beside").unwrap();
+    let link = |target: &Path, name: &str| std::os::unix::fs::symlink(target, root.join(name));
+    link(&o.join("outside"), "outdir").unwrap();
+    link(Path::new("../outside"), "up").unwrap();
+    link(&o.join("outside/x"), "outfile").unwrap();
+    Tree {
+        _outer: outer,
+        outer: o,
+        root,
+    }
+}
+
+/// The spellings of a way out: each must fail with `EXDEV` (`strict`), or, for a last
+/// component that is a link pointing out, at least leave the outside as it was (calls that do
+/// not follow it act on the link, inside).
+fn escapes(t: &Tree) -> Vec<(Vec<u8>, bool)> {
+    let mut abs = bytes(&t.outer.join("outside/x"));
+    let beside = bytes(&t.outer.join("x"));
+    let strict = [
+        b"../outside/x".to_vec(),
+        b"../x".to_vec(),
+        std::mem::take(&mut abs),
+        beside,
+        b"outdir/x".to_vec(),
+        b"up/x".to_vec(),
+        b"sub/../../x".to_vec(),
+        b"..".to_vec(),
+    ];
+    let mut out: Vec<(Vec<u8>, bool)> = strict.into_iter().map(|p| (p, true)).collect();
+    out.push((b"outfile".to_vec(), false));
+    out
+}
+
+/// The operands of `call` for one attempt: `bad` at operand `at`, the other operands
+/// harmless but with a visible effect if the call escaped (create and truncate, mode 0o777,
+/// owner 65534, times 0, write access). Derived from the row's operand kinds and
+/// confinement kind only, so that every path-taking row, present or future, is tried.
+fn escape_args(c: &mut Builder, call: Sys, at: usize, bad: &[u8], at_flags: i64) -> Vec<Arg> {
+    use cosy_model::{ArgKind, Confine, FlagSet, Value};
+    let spec = call.spec();
+    let mut paths_seen = 0;
+    let mut args = Vec::new();
+    for (k, a) in spec.args.iter().enumerate() {
+        // An existing file for a path a call reads or moves, a new name for one it creates.
+        let benign_path = |n: usize| match (spec.confine, n) {
+            (Confine::Symlink, _) | (_, 1..) => "new-name",
+            _ => "in.txt",
+        };
+        args.push(match a.kind {
+            ArgKind::DirFd => Arg::Fd(FdRef::Cwd),
+            ArgKind::Path => {
+                let p = if k == at {
+                    c.path(bad)
+                } else {
+                    c.path(benign_path(paths_seen))
+                };
+                paths_seen += 1;
+                Arg::Path(p)
+            }
+            ArgKind::Str => match spec.confine {
+                // A link's target is where the link will point.
+                Confine::Symlink => Arg::Path(if k == at {
+                    c.path(bad)
+                } else {
+                    c.path("in.txt")
+                }),
+                Confine::NoPath
+                | Confine::Open
+                | Confine::Object
+                | Confine::Parent
+                | Confine::TwoParents
+                | Confine::Link => Arg::Path(c.path("user.cosy")),
+            },
+            ArgKind::BufIn | ArgKind::BufOut => {
+                let b = c.buffer("buf", spec.min_buf.max(64) as u32);
+                Arg::Buf(b.into())
+            }
+            ArgKind::Int => Arg::Value(Value::Imm(65534)),
+            ArgKind::Flags(set) => Arg::Value(Value::Imm(match set {
+                FlagSet::Open => (libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) as i64,
+                FlagSet::Mode => 0o777,
+                FlagSet::At => at_flags,
+                FlagSet::StatxMask => libc::STATX_BASIC_STATS as i64,
+                FlagSet::Access => libc::W_OK as i64,
+                FlagSet::Resolve
+                | FlagSet::Whence
+                | FlagSet::Rename
+                | FlagSet::Splice
+                | FlagSet::Xattr => 0,
+            })),
+            ArgKind::Fd | ArgKind::NewFd => panic!(
+                "{call:?} takes a path and a descriptor operand `{}`: give this test a \
+                 descriptor for it",
+                a.name
+            ),
+        });
+    }
+    args
+}
+
+#[test]
+fn no_path_taking_row_reaches_outside_the_root() {
+    use cosy_model::{ArgKind, Confine, FlagSet, Ret};
+    each_executor(|| {
+        let mut tried = Vec::new();
+        for &call in Sys::ALL {
+            let spec = call.spec();
+            if spec.confine == Confine::NoPath {
+                assert!(
+                    !spec.takes_path(),
+                    "{call:?} takes a path but is not confined"
+                );
+                continue;
+            }
+            // The operands a way out can be spelled in: the paths, and a link's target.
+            let targets: Vec<usize> = spec
+                .args
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| {
+                    a.kind == ArgKind::Path
+                        || (a.kind == ArgKind::Str && spec.confine == Confine::Symlink)
+                })
+                .map(|(k, _)| k)
+                .collect();
+            let at_flags: &[i64] = if spec
+                .args
+                .iter()
+                .any(|a| a.kind == ArgKind::Flags(FlagSet::At))
+            {
+                &[
+                    0,
+                    libc::AT_SYMLINK_NOFOLLOW as i64,
+                    libc::AT_SYMLINK_FOLLOW as i64,
+                ]
+            } else {
+                &[0]
+            };
+            for &at in &targets {
+                for &flags in at_flags {
+                    let n = escapes(&escape_tree()).len();
+                    for i in 0..n {
+                        let t = escape_tree();
+                        let (bad, strict) = escapes(&t).swap_remove(i);
+                        let before = outside_world(&t.outer, &t.root);
+                        let mut c = Builder::new();
+                        let args = escape_args(&mut c, call, at, &bad, flags);
+                        if let Ret::Fd(s) = c.sys(call, args) {
+                            c.close(FdRef::Slot(s));
+                        }
+                        let out = run_in(&t, c.finish());
+                        let what = format!(
+                            "{call:?} with operand {at} = {:?}, flags {flags:#x}",
+                            String::from_utf8_lossy(&bad)
+                        );
+                        // A link's target is refused by its spelling (absolute, or with a `..`
+                        // component); one through a link inside the root is only a string
+                        // until it is resolved, beneath the root.
+                        let spelled_out =
+                            bad.starts_with(b"/") || bad.split(|&b| b == b'/').any(|c| c == b"..");
+                        let strict = if spec.args[at].kind == ArgKind::Str {
+                            spelled_out
+                        } else {
+                            strict
+                        };
+                        if strict {
+                            assert!(
+                                matches!(
+                                    out.error,
+                                    Some(Error::Call {
+                                        errno: libc::EXDEV,
+                                        ..
+                                    })
+                                ),
+                                "{what}: {:?}",
+                                out.error
+                            );
+                        }
+                        assert_eq!(
+                            outside_world(&t.outer, &t.root),
+                            before,
+                            "{what} changed the outside"
+                        );
+                        tried.push(call);
+                    }
+                }
+            }
+        }
+        for &call in Sys::ALL {
+            if call.spec().takes_path() {
+                assert!(tried.contains(&call), "{call:?}: no way out tried");
+            }
+        }
     });
 }

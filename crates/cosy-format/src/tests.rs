@@ -890,3 +890,58 @@ fn valid_compounds_pass_the_flags_programs_pass() {
     assert!(has(Sys::Mkdirat, "mode", &|m| m == 0o755));
     assert!(has(Sys::Lseek, "whence", &|w| w == i64::from(libc::SEEK_END)));
 }
+
+#[test]
+fn the_file_tool_calls_print_and_parse_back() {
+    let src = "\
+buffer b 64
+buffer times 32
+f = openat cwd \"a\" O_RDWR 0o0
+r1 = linkat cwd \"a\" cwd \"b\" AT_SYMLINK_FOLLOW
+r2 = symlinkat \"a\" cwd \"s\"
+r3 = readlinkat cwd \"s\" b
+r4 = fchmodat cwd \"a\" 0o640 AT_SYMLINK_NOFOLLOW
+r5 = fchownat cwd \"a\" 65534 -1 AT_SYMLINK_NOFOLLOW|AT_EMPTY_PATH
+r6 = utimensat cwd \"a\" times 0
+r7 = fgetxattr f \"user.x\" b[0..0]
+r8 = fsetxattr f \"user.x\" b[0..r7] XATTR_CREATE
+r9 = flistxattr f b
+r10 = faccessat2 cwd \"a\" R_OK|W_OK AT_SYMLINK_NOFOLLOW
+r11 = faccessat2 cwd \"a\" 0 0
+close f
+";
+    let c = parse_ok(src);
+    assert_eq!(text::print(&c), src);
+    assert_eq!(binary::decode(&binary::encode(&c)), Ok(c.clone()));
+    let calls: Vec<Sys> = c
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Sys { call, .. } => Some(*call),
+            _ => None,
+        })
+        .collect();
+    assert!(calls.contains(&Sys::Utimensat) && calls.contains(&Sys::Faccessat2));
+}
+
+#[test]
+fn the_generators_make_every_call_of_the_table() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let mut seen = std::collections::BTreeSet::new();
+    for strategy in [compound().boxed(), valid_compound().boxed()] {
+        for _ in 0..2000 {
+            let c = strategy.new_tree(&mut runner).unwrap().current();
+            for op in &c.ops {
+                if let Op::Sys { call, .. } = op {
+                    seen.insert(*call);
+                }
+            }
+        }
+        for call in Sys::ALL {
+            assert!(seen.contains(call), "{call:?} never generated");
+        }
+        seen.clear();
+    }
+}

@@ -529,6 +529,147 @@ impl Builder {
         (FdRef::Slot(r), FdRef::Slot(w))
     }
 
+    /// linkat(2): `new` becomes another name of `old` (`AT_SYMLINK_FOLLOW` in `flags` links
+    /// what a symbolic link `old` points to instead of the link).
+    pub fn linkat(
+        &mut self,
+        olddir: FdRef,
+        old: PathRef,
+        newdir: FdRef,
+        new: PathRef,
+        flags: i64,
+    ) -> Reg {
+        self.sys_value(
+            Sys::Linkat,
+            vec![
+                Arg::Fd(olddir),
+                Arg::Path(old),
+                Arg::Fd(newdir),
+                Arg::Path(new),
+                Arg::Value(flags.into()),
+            ],
+        )
+    }
+
+    /// symlinkat(2): a symbolic link `link` holding `target` (a string the kernel does not
+    /// resolve; under a policy root it must be relative without `..`).
+    pub fn symlinkat(&mut self, target: PathRef, dir: FdRef, link: PathRef) -> Reg {
+        self.sys_value(
+            Sys::Symlinkat,
+            vec![Arg::Path(target), Arg::Fd(dir), Arg::Path(link)],
+        )
+    }
+
+    /// readlinkat(2): the target of the symbolic link `path` into `buf`; returns its length.
+    pub fn readlinkat(&mut self, dir: FdRef, path: PathRef, buf: impl Into<BufRange>) -> Reg {
+        self.sys_value(
+            Sys::Readlinkat,
+            vec![Arg::Fd(dir), Arg::Path(path), Arg::Buf(buf.into())],
+        )
+    }
+
+    /// fchmodat2(2) (fchmodat(2) when `flags` is 0).
+    pub fn fchmodat(&mut self, dir: FdRef, path: PathRef, mode: i64, flags: i64) -> Reg {
+        self.sys_value(
+            Sys::Fchmodat,
+            vec![
+                Arg::Fd(dir),
+                Arg::Path(path),
+                Arg::Value(mode.into()),
+                Arg::Value(flags.into()),
+            ],
+        )
+    }
+
+    /// fchownat(2); an owner or group of -1 is left unchanged.
+    pub fn fchownat(
+        &mut self,
+        dir: FdRef,
+        path: PathRef,
+        owner: impl Into<Value>,
+        group: impl Into<Value>,
+        flags: i64,
+    ) -> Reg {
+        self.sys_value(
+            Sys::Fchownat,
+            vec![
+                Arg::Fd(dir),
+                Arg::Path(path),
+                Arg::Value(owner.into()),
+                Arg::Value(group.into()),
+                Arg::Value(flags.into()),
+            ],
+        )
+    }
+
+    /// utimensat(2) with the `struct timespec[2]` in `times` (at least
+    /// [`TIMES_BYTES`](crate::flags::TIMES_BYTES) bytes; `UTIME_NOW` and `UTIME_OMIT` in a
+    /// `tv_nsec` as in the man page).
+    pub fn utimensat(
+        &mut self,
+        dir: FdRef,
+        path: PathRef,
+        times: impl Into<BufRange>,
+        flags: i64,
+    ) -> Reg {
+        self.sys_value(
+            Sys::Utimensat,
+            vec![
+                Arg::Fd(dir),
+                Arg::Path(path),
+                Arg::Buf(times.into()),
+                Arg::Value(flags.into()),
+            ],
+        )
+    }
+
+    /// fgetxattr(2): the value of attribute `name` into `value`; returns its length.
+    pub fn fgetxattr(&mut self, fd: FdRef, name: PathRef, value: impl Into<BufRange>) -> Reg {
+        self.sys_value(
+            Sys::Fgetxattr,
+            vec![Arg::Fd(fd), Arg::Path(name), Arg::Buf(value.into())],
+        )
+    }
+
+    /// fsetxattr(2): attribute `name` set to the bytes of `value` (`XATTR_CREATE`,
+    /// `XATTR_REPLACE` or 0 in `flags`).
+    pub fn fsetxattr(
+        &mut self,
+        fd: FdRef,
+        name: PathRef,
+        value: impl Into<BufRange>,
+        flags: i64,
+    ) -> Reg {
+        self.sys_value(
+            Sys::Fsetxattr,
+            vec![
+                Arg::Fd(fd),
+                Arg::Path(name),
+                Arg::Buf(value.into()),
+                Arg::Value(flags.into()),
+            ],
+        )
+    }
+
+    /// flistxattr(2): the attribute names (each NUL-terminated) into `list`; returns their
+    /// total length.
+    pub fn flistxattr(&mut self, fd: FdRef, list: impl Into<BufRange>) -> Reg {
+        self.sys_value(Sys::Flistxattr, vec![Arg::Fd(fd), Arg::Buf(list.into())])
+    }
+
+    /// faccessat2(2): checks `mode` (`F_OK`, or `R_OK | W_OK | X_OK` bits) on `path`.
+    pub fn faccessat2(&mut self, dir: FdRef, path: PathRef, mode: i64, flags: i64) -> Reg {
+        self.sys_value(
+            Sys::Faccessat2,
+            vec![
+                Arg::Fd(dir),
+                Arg::Path(path),
+                Arg::Value(mode.into()),
+                Arg::Value(flags.into()),
+            ],
+        )
+    }
+
     /// `a OP b` into a fresh register.
     pub fn arith(&mut self, op: BinOp, a: impl Into<Value>, b: impl Into<Value>) -> Reg {
         let dst = self.reg("t");
@@ -708,7 +849,13 @@ impl Builder {
 /// the text format reserves).
 fn result_name(call: Sys) -> &'static str {
     match call {
-        Sys::Read | Sys::Pread | Sys::Write | Sys::Pwrite => "n",
+        Sys::Read
+        | Sys::Pread
+        | Sys::Write
+        | Sys::Pwrite
+        | Sys::Readlinkat
+        | Sys::Fgetxattr
+        | Sys::Flistxattr => "n",
         Sys::CopyFileRange | Sys::Splice | Sys::Sendfile => "copied",
         Sys::Getdents64 => "len",
         Sys::Getpid | Sys::Getppid => "pid",

@@ -20,6 +20,10 @@ pub enum FlagSet {
     Rename,
     /// `SPLICE_F_*` flags.
     Splice,
+    /// `XATTR_CREATE` / `XATTR_REPLACE` of fsetxattr(2).
+    Xattr,
+    /// Access modes of faccessat2(2): `F_OK` (0) or bits of `R_OK`, `W_OK`, `X_OK`.
+    Access,
 }
 
 /// `RESOLVE_NO_XDEV` (openat2(2)).
@@ -111,6 +115,18 @@ const SPLICE: &[(&str, i64)] = &[
     ("SPLICE_F_MORE", libc::SPLICE_F_MORE as i64),
 ];
 
+const XATTR: &[(&str, i64)] = &[
+    ("XATTR_CREATE", libc::XATTR_CREATE as i64),
+    ("XATTR_REPLACE", libc::XATTR_REPLACE as i64),
+];
+
+const ACCESS: &[(&str, i64)] = &[
+    ("R_OK", libc::R_OK as i64),
+    ("W_OK", libc::W_OK as i64),
+    ("X_OK", libc::X_OK as i64),
+    ("F_OK", libc::F_OK as i64),
+];
+
 /// Other named constants usable as immediates in the text format.
 const OTHER: &[(&str, i64)] = &[
     ("DT_UNKNOWN", libc::DT_UNKNOWN as i64),
@@ -129,10 +145,31 @@ const OTHER: &[(&str, i64)] = &[
     ("STATX_NLINK_OFFSET", STATX_NLINK_OFFSET as i64),
     ("STATX_MTIME_OFFSET", STATX_MTIME_OFFSET as i64),
     ("STATX_BYTES", STATX_BYTES as i64),
+    ("TIMES_BYTES", TIMES_BYTES as i64),
+    ("UTIME_NOW", libc::UTIME_NOW),
+    ("UTIME_OMIT", libc::UTIME_OMIT),
 ];
 
 /// Size of `struct statx`: a statx buffer must be at least this large.
 pub const STATX_BYTES: usize = 256;
+/// Size of the `struct timespec[2]` utimensat(2) reads (access time, then modification
+/// time; `tv_sec` and `tv_nsec` as i64 each): a times buffer must be at least this large.
+pub const TIMES_BYTES: usize = 32;
+
+/// Whether open flags make an open change the file system: `O_CREAT`, `O_TRUNC` or
+/// `O_TMPFILE` (the rule of [`crate::ops::may_write`] for opens).
+pub fn open_may_write(flags: i64) -> bool {
+    let tmpfile = i64::from(libc::O_TMPFILE);
+    flags & i64::from(libc::O_CREAT | libc::O_TRUNC) != 0 || flags & tmpfile == tmpfile
+}
+
+/// Whether an open with these flags uses its mode operand (`O_CREAT` or `O_TMPFILE`); the
+/// kernel ignores the mode otherwise.
+pub fn open_uses_mode(flags: i64) -> bool {
+    let tmpfile = i64::from(libc::O_TMPFILE);
+    flags & i64::from(libc::O_CREAT) != 0 || flags & tmpfile == tmpfile
+}
+
 /// Offset of `stx_size` (u64) in `struct statx`.
 pub const STATX_SIZE_OFFSET: usize = 40;
 /// Offset of `stx_mode` (u16).
@@ -157,6 +194,8 @@ impl FlagSet {
             FlagSet::Whence => WHENCE,
             FlagSet::Rename => RENAME,
             FlagSet::Splice => SPLICE,
+            FlagSet::Xattr => XATTR,
+            FlagSet::Access => ACCESS,
         }
     }
 
@@ -206,11 +245,13 @@ impl FlagSet {
 
 /// The value of a named constant (any flag of any set, `DT_*`, `STATX_*_OFFSET`).
 pub fn constant(name: &str) -> Option<i64> {
-    [OPEN, AT, RESOLVE, STATX, WHENCE, RENAME, SPLICE, OTHER]
-        .iter()
-        .flat_map(|t| t.iter())
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| *v)
+    [
+        OPEN, AT, RESOLVE, STATX, WHENCE, RENAME, SPLICE, XATTR, ACCESS, OTHER,
+    ]
+    .iter()
+    .flat_map(|t| t.iter())
+    .find(|(n, _)| *n == name)
+    .map(|(_, v)| *v)
 }
 
 #[cfg(test)]
@@ -227,6 +268,8 @@ mod tests {
             FlagSet::Whence,
             FlagSet::Rename,
             FlagSet::Splice,
+            FlagSet::Xattr,
+            FlagSet::Access,
             FlagSet::Mode,
         ];
         for set in sets {
@@ -269,5 +312,27 @@ mod tests {
         let v = (libc::O_RDONLY | libc::O_DIRECTORY) as i64;
         assert_eq!(FlagSet::Open.format(v), "O_RDONLY|O_DIRECTORY");
         assert_eq!(FlagSet::Mode.format(0o644), "0o644");
+    }
+
+    #[test]
+    fn access_modes_and_xattr_flags_print_by_name() {
+        assert_eq!(FlagSet::Access.format(0), "0");
+        assert_eq!(constant("F_OK"), Some(0));
+        let rw = i64::from(libc::R_OK | libc::W_OK);
+        assert_eq!(FlagSet::Access.format(rw), "R_OK|W_OK");
+        let create = i64::from(libc::XATTR_CREATE);
+        assert_eq!(FlagSet::Xattr.format(create), "XATTR_CREATE");
+    }
+
+    #[test]
+    fn creating_and_truncating_opens_may_write() {
+        let o = |f: i32| i64::from(f);
+        assert!(!open_may_write(o(libc::O_RDONLY | libc::O_DIRECTORY)));
+        assert!(!open_may_write(o(libc::O_WRONLY | libc::O_APPEND)));
+        assert!(open_may_write(o(libc::O_WRONLY | libc::O_CREAT)));
+        assert!(open_may_write(o(libc::O_WRONLY | libc::O_TRUNC)));
+        assert!(open_may_write(o(libc::O_RDWR | libc::O_TMPFILE)));
+        assert!(open_uses_mode(o(libc::O_TMPFILE | libc::O_RDWR)));
+        assert!(!open_uses_mode(o(libc::O_TRUNC | libc::O_WRONLY)));
     }
 }

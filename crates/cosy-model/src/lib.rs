@@ -38,5 +38,8 @@ pub mod policy;
 pub use builder::{Builder, Dirent};
 pub use compound::*;
 pub use flags::FlagSet;
-pub use ops::{ArgKind, ArgSpec, BUILTINS, Effect, RetKind, RingSupport, Sys, SysSpec};
+pub use ops::{
+    ArgKind, ArgSpec, BUILTINS, Confine, CostClass, Effect, RetKind, Sys, SysSpec, UringOp,
+    may_write,
+};
 pub use policy::Policy;

@@ -78,7 +78,12 @@ fn harmless_call(call: Sys) -> bool {
         && spec.args.iter().all(|a| {
             !matches!(
                 a.kind,
-                ArgKind::BufOut | ArgKind::NewFd | ArgKind::Fd | ArgKind::DirFd | ArgKind::Path
+                ArgKind::BufOut
+                    | ArgKind::NewFd
+                    | ArgKind::Fd
+                    | ArgKind::DirFd
+                    | ArgKind::Path
+                    | ArgKind::Str
             )
         })
 }

@@ -67,7 +67,6 @@ fn position_use(op: &Op, s: FdSlot) -> Position {
         }
     };
     match call {
-        Sys::Read | Sys::Write | Sys::Getdents64 => observe(on(0)),
         Sys::Lseek => {
             if on(0) {
                 if imm_of(args.get(2)) == Some(i64::from(libc::SEEK_SET)) {
@@ -81,6 +80,7 @@ fn position_use(op: &Op, s: FdSlot) -> Position {
                 return Position::Resets;
             }
         }
+        // The offsets say whether the positions are used.
         Sys::CopyFileRange | Sys::Splice => {
             observe(on(0) && offset_observes(args, 1));
             observe(on(2) && offset_observes(args, 3));
@@ -89,23 +89,10 @@ fn position_use(op: &Op, s: FdSlot) -> Position {
             observe(on(0));
             observe(on(1) && offset_observes(args, 2));
         }
-        Sys::Pread
-        | Sys::Pwrite
-        | Sys::Fstat
-        | Sys::Fsync
-        | Sys::Fdatasync
-        | Sys::Ftruncate
-        | Sys::Openat
-        | Sys::Openat2
-        | Sys::Statx
-        | Sys::Mkdirat
-        | Sys::Unlinkat
-        | Sys::Renameat2
-        | Sys::Nop
-        | Sys::Getpid
-        | Sys::Getppid => {}
         // A new pipe end in the slot; conservatively an observation.
         Sys::Pipe2 => observe(on(0) || on(1)),
+        // Otherwise the table's `position` column: the first descriptor's position.
+        _ => observe(call.spec().position && on(0)),
     }
     if result == Position::Neutral && *ret == Ret::Fd(s) {
         // A new open into the slot closes the old descriptor first.

@@ -415,7 +415,7 @@ fn garbage_op(kind: u8, x: [u16; 4]) -> Op {
                 1 => FdRef::Std((k % 3) as u8),
                 _ => FdRef::Slot(FdSlot(k % 6)),
             }),
-            K::Path => Arg::Path(if k.is_multiple_of(2) {
+            K::Path | K::Str => Arg::Path(if k.is_multiple_of(2) {
                 PathRef::Data(DataId(k % 9))
             } else {
                 PathRef::Var(PathVar(k % 4))

@@ -67,6 +67,10 @@ pub enum Error {
         /// Size of the registered table.
         slots: u32,
     },
+    /// A measurement ([`failure_breaks_link`](crate::links::failure_breaks_link)) could not
+    /// be set up, or the kernel answered what it cannot.
+    #[error("measurement failed: {0}")]
+    Measure(String),
     /// A path containing a NUL byte.
     #[error("path contains a NUL byte")]
     Path,

@@ -17,6 +17,7 @@
 //!   (`IOSQE_IO_LINK`, `IOSQE_IO_HARDLINK`), counts io_uring_enter(2) calls, and waits for every
 //!   operation in flight before it drops.
 //! - [`calibrate`]: what a system call, a ring round trip, a NOP, statx and pread cost here.
+//! - [`links`]: which failing requests break a soft link, measured on the running kernel.
 //! - [`burst`]: the baselines of the "burst" benchmark (plain loops of system calls, and
 //!   hand-written loops on the `io-uring` crate).
 //!
@@ -66,6 +67,7 @@ pub mod buf;
 pub mod burst;
 pub mod calibrate;
 pub mod error;
+pub mod links;
 pub mod probe;
 pub mod ring;
 

@@ -217,6 +217,10 @@ pub fn opcode_name(op: u8) -> &'static str {
         (opcode::UnlinkAt::CODE, "unlinkat"),
         (opcode::MkDirAt::CODE, "mkdirat"),
         (opcode::Ftruncate::CODE, "ftruncate"),
+        (opcode::SymlinkAt::CODE, "symlinkat"),
+        (opcode::LinkAt::CODE, "linkat"),
+        (opcode::FGetXattr::CODE, "fgetxattr"),
+        (opcode::FSetXattr::CODE, "fsetxattr"),
     ];
     NAMES
         .iter()

@@ -62,9 +62,11 @@
 //!   is the size; with one bound in a register, the other is still checked).
 //! - [`Rule::AccessRange`]: a `load`/`store` with an immediate offset has
 //!   `0 <= off` and `off + width <= size`; any `load`/`store` needs `width <= size`.
-//! - [`Rule::StatxBuffer`]: the buffer of `statx` and `fstat` can hold a `struct statx`
-//!   ([`STATX_BYTES`](cosy_model::flags::STATX_BYTES), 256 bytes) as far as its immediate bounds
-//!   and its buffer's size tell.
+//! - [`Rule::CallBufferSize`]: every buffer operand of a call holds at least the row's
+//!   [`min_buf`](cosy_model::SysSpec::min_buf) bytes (a `struct statx` of
+//!   [`STATX_BYTES`](cosy_model::flags::STATX_BYTES) for `statx` and `fstat`, a
+//!   `struct timespec[2]` of [`TIMES_BYTES`](cosy_model::flags::TIMES_BYTES) for `utimensat`)
+//!   as far as its immediate bounds and its buffer's size tell.
 //!
 //! ## Dataflow
 //!

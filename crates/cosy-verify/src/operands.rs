@@ -34,7 +34,7 @@ fn fits(kind: ArgKind, arg: &Arg) -> bool {
         ArgKind::Fd => matches!(arg, Arg::Fd(FdRef::Std(_) | FdRef::Slot(_))),
         ArgKind::DirFd => matches!(arg, Arg::Fd(FdRef::Cwd | FdRef::Slot(_))),
         ArgKind::NewFd => matches!(arg, Arg::Fd(FdRef::Slot(_))),
-        ArgKind::Path => matches!(arg, Arg::Path(_)),
+        ArgKind::Path | ArgKind::Str => matches!(arg, Arg::Path(_)),
         ArgKind::BufIn | ArgKind::BufOut => matches!(arg, Arg::Buf(_)),
         ArgKind::Int | ArgKind::Flags(_) => matches!(arg, Arg::Value(_)),
     }
@@ -46,6 +46,7 @@ fn expected(kind: ArgKind) -> &'static str {
         ArgKind::DirFd => "a directory descriptor (an fd slot or `cwd`)",
         ArgKind::NewFd => "an fd slot",
         ArgKind::Path => "a path",
+        ArgKind::Str => "a string (a data constant or a path variable)",
         ArgKind::BufIn | ArgKind::BufOut => "a buffer range",
         ArgKind::Int | ArgKind::Flags(_) => "an integer",
     }

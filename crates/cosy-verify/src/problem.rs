@@ -41,8 +41,12 @@ pub enum Rule {
     BufferRange,
     /// A `load` or `store` that cannot fit in its buffer.
     AccessRange,
-    /// A `statx`/`fstat` buffer smaller than `struct statx` (256 bytes).
-    StatxBuffer,
+    /// A buffer operand smaller than its call's minimum ([`SysSpec::min_buf`]: a
+    /// `struct statx` of 256 bytes for `statx`/`fstat`, a `struct timespec[2]` of 32 bytes for
+    /// `utimensat`).
+    ///
+    /// [`SysSpec::min_buf`]: cosy_model::SysSpec::min_buf
+    CallBufferSize,
 
     // Dataflow.
     /// A register read on a path where it may not have been written.
@@ -107,7 +111,7 @@ impl Rule {
         Rule::StdStreams,
         Rule::BufferRange,
         Rule::AccessRange,
-        Rule::StatxBuffer,
+        Rule::CallBufferSize,
         Rule::ReadBeforeWrite,
         Rule::FdBeforeOpen,
         Rule::JumpTarget,

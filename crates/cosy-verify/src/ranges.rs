@@ -1,9 +1,8 @@
 //! Arena bounds known before the run: buffer ranges and `load`/`store` offsets with immediate
-//! values, and the size of `statx` buffers. Bounds held in registers are the executor's to
+//! values, and the minimum sizes of call buffers (`statx`, `utimensat`). Bounds held in registers are the executor's to
 //! check, before every operation that uses them.
 
-use cosy_model::flags::STATX_BYTES;
-use cosy_model::{Arg, ArgKind, BufId, BufRange, MapSource, Op, Sys, Value, Width};
+use cosy_model::{Arg, BufId, BufRange, MapSource, Op, Value, Width};
 
 use crate::ctx::Ctx;
 use crate::problem::Rule;
@@ -13,13 +12,11 @@ pub(crate) fn check(cx: &mut Ctx<'_>) {
         match op {
             Op::Sys { call, args, .. } => {
                 let spec = call.spec();
-                let statx = matches!(call, Sys::Statx | Sys::Fstat);
-                for (k, arg) in args.iter().enumerate() {
+                for arg in args {
                     if let Arg::Buf(r) = arg {
                         let ok = range(cx, i, r);
-                        let out = spec.args.get(k).map(|a| a.kind) == Some(ArgKind::BufOut);
-                        if ok && statx && out {
-                            statx_buffer(cx, i, spec.name, r);
+                        if ok && spec.min_buf > 0 {
+                            min_size(cx, i, spec.name, spec.min_buf, r);
                         }
                     }
                 }
@@ -85,9 +82,9 @@ fn range(cx: &mut Ctx<'_>, i: usize, r: &BufRange) -> bool {
     true
 }
 
-fn statx_buffer(cx: &mut Ctx<'_>, i: usize, call: &str, r: &BufRange) {
+fn min_size(cx: &mut Ctx<'_>, i: usize, call: &str, need: usize, r: &BufRange) {
     let Some(b) = cx.buffer(r.buf) else { return };
-    let need = STATX_BYTES as i64;
+    let need = need as i64;
     let size = i64::from(b.size);
     let end = match &r.end {
         None => Some(size),
@@ -103,10 +100,10 @@ fn statx_buffer(cx: &mut Ctx<'_>, i: usize, call: &str, r: &BufRange) {
     if let Some(len) = len.filter(|l| *l < need) {
         cx.at(
             i,
-            Rule::StatxBuffer,
+            Rule::CallBufferSize,
             format!(
-                "`{call}` writes a {need}-byte struct statx, but its range of {} holds at most \
-                 {len} bytes",
+                "`{call}` needs a range of at least {need} bytes, but its range of {} holds at \
+                 most {len} bytes",
                 cx.buf(r.buf)
             ),
         );

@@ -91,6 +91,7 @@ rule_tests!(
     buffer_range_one_immediate_bound,
     access_range,
     statx_buffer,
+    times_buffer,
     read_before_write,
     read_before_write_after_map,
     read_before_write_output,
@@ -320,7 +321,15 @@ fn statx_buffer() -> Case {
     let mut c = Builder::new();
     let small = c.buffer("small", 100);
     c.fstat(std(0), small);
-    case(c.finish(), Rule::StatxBuffer, Some(0))
+    case(c.finish(), Rule::CallBufferSize, Some(0))
+}
+
+fn times_buffer() -> Case {
+    let mut c = Builder::new();
+    let small = c.buffer("times", 16);
+    let p = c.path("f");
+    c.utimensat(FdRef::Cwd, p, small, 0);
+    case(c.finish(), Rule::CallBufferSize, Some(0))
 }
 
 // Dataflow.

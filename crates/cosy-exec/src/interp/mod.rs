@@ -428,7 +428,7 @@ impl Lane {
                 op: op as u32,
                 buffer: buffer_name(cx.c, r.buf),
                 detail: format!(
-                    "{} writes {min} bytes, but the range [{start}..{}] has {}",
+                    "{} needs {min} bytes, but the range [{start}..{}] has {}",
                     call.map_or("the call", Sys::name),
                     start.saturating_add(span.len() as i64),
                     span.len()

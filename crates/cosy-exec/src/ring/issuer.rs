@@ -20,7 +20,7 @@
 
 use std::time::Instant;
 
-use cosy_model::{ArgKind, Compound, Sys};
+use cosy_model::{ArgKind, Compound, Sys, UringOp};
 use cosy_uring::{IoBuf, Link, Op as RingOp, OpenTarget, Ring, Target};
 
 use super::plan::{RingPlan, Route};
@@ -613,6 +613,29 @@ impl RingIssuer<'_> {
     }
 }
 
+/// Whether this issuer builds requests of `op` (the others go the plain way).
+pub(crate) fn builds(op: UringOp) -> bool {
+    match op {
+        UringOp::Nop
+        | UringOp::OpenAt
+        | UringOp::OpenAt2
+        | UringOp::Close
+        | UringOp::Read
+        | UringOp::Write
+        | UringOp::Statx
+        | UringOp::MkDirAt
+        | UringOp::UnlinkAt
+        | UringOp::RenameAt
+        | UringOp::Fsync
+        | UringOp::Ftruncate => true,
+        UringOp::Splice
+        | UringOp::LinkAt
+        | UringOp::SymlinkAt
+        | UringOp::FGetXattr
+        | UringOp::FSetXattr => false,
+    }
+}
+
 /// Whether io_uring would refuse `call` with `args` while preparing it — which fails every
 /// request linked with it, the earlier ones too: such calls go the plain way. Preparation
 /// copies the paths (an empty one is `ENOENT`, one of `PATH_MAX` bytes or more
@@ -629,10 +652,7 @@ fn refused_at_preparation(call: Sys, args: &ResolvedArgs) -> bool {
         || (call == Sys::Unlinkat && int(args, 2) & !i64::from(libc::AT_REMOVEDIR) != 0)
 }
 
-/// Whether `call` with resolved operands may change a file (the plan's rule, on the values).
+/// Whether `call` with resolved operands may change a file (the table's rule, on the values).
 fn changes_files(call: Sys, args: &ResolvedArgs) -> bool {
-    match call {
-        Sys::Openat | Sys::Openat2 => crate::plan::open_changes(int(args, 2)),
-        _ => call.spec().effect == cosy_model::Effect::Write,
-    }
+    call.spec().may_write_with(|i| args.int(i).ok())
 }

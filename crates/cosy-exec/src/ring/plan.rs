@@ -1,11 +1,12 @@
 //! What the ring executor decides before a run: the route of every call (the ring or a plain
 //! system call) and which fd slots hold direct descriptors.
 
-use cosy_model::{Arg, ArgKind, Compound, FdRef, FdSlot, Op, Ret, RingSupport, Sys, Value};
+use cosy_model::{Arg, Compound, Confine, CostClass, FdRef, FdSlot, Op, Ret, Sys, UringOp, Value};
 use cosy_uring::Probe;
 use cosy_uring::io_uring::opcode;
 
 use crate::plan::Plan;
+use crate::uring_ops;
 
 /// Where a call goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,46 +46,39 @@ pub(crate) struct Caps<'a> {
     pub confined: bool,
 }
 
-/// The opcode a call goes to the ring as (`None`: io_uring has none).
+/// The opcode a call goes to the ring as (`None`: io_uring has none): the row's
+/// [`UringOp`], with the registered-buffer forms of reads and writes when the region is
+/// registered, and openat as openat2 under a root (it carries the resolve flags).
 pub(crate) fn opcode_of(call: Sys, caps: &Caps<'_>) -> Option<u8> {
-    Some(match call {
-        Sys::Nop => opcode::Nop::CODE,
-        Sys::Openat if caps.confined => opcode::OpenAt2::CODE,
-        Sys::Openat => opcode::OpenAt::CODE,
-        Sys::Openat2 => opcode::OpenAt2::CODE,
-        Sys::Close => opcode::Close::CODE,
-        Sys::Read | Sys::Pread if caps.registered => opcode::ReadFixed::CODE,
-        Sys::Read | Sys::Pread => opcode::Read::CODE,
-        Sys::Write | Sys::Pwrite if caps.registered => opcode::WriteFixed::CODE,
-        Sys::Write | Sys::Pwrite => opcode::Write::CODE,
-        Sys::Statx | Sys::Fstat => opcode::Statx::CODE,
-        Sys::Mkdirat => opcode::MkDirAt::CODE,
-        Sys::Unlinkat => opcode::UnlinkAt::CODE,
-        Sys::Renameat2 => opcode::RenameAt::CODE,
-        Sys::Fsync | Sys::Fdatasync => opcode::Fsync::CODE,
-        Sys::Ftruncate => opcode::Ftruncate::CODE,
-        Sys::Splice => opcode::Splice::CODE,
-        Sys::Getpid
-        | Sys::Getppid
-        | Sys::Lseek
-        | Sys::Getdents64
-        | Sys::CopyFileRange
-        | Sys::Sendfile
-        | Sys::Pipe2 => return None,
+    let op = call.spec().uring?;
+    Some(match op {
+        UringOp::OpenAt if caps.confined => opcode::OpenAt2::CODE,
+        UringOp::Read if caps.registered => opcode::ReadFixed::CODE,
+        UringOp::Write if caps.registered => opcode::WriteFixed::CODE,
+        _ => uring_ops::opcode(op),
     })
 }
 
-/// Whether the ring can carry `call` at all here (an opcode the kernel knows; under a root,
-/// only opens can be confined on the ring — statx and the directory calls take the direct
-/// confinement path).
+/// Whether the ring can carry `call` at all here: an opcode the kernel knows and the ring
+/// executor builds; under a root, only opens can be confined on the ring (the other
+/// confinement kinds take the direct confinement path).
 pub(crate) fn ring_capable(call: Sys, caps: &Caps<'_>) -> bool {
     let Some(probe) = caps.probe else {
         return false;
     };
-    if caps.confined && call.spec().takes_path() && !matches!(call, Sys::Openat | Sys::Openat2) {
+    let spec = call.spec();
+    let confinable = match spec.confine {
+        Confine::NoPath | Confine::Open => true,
+        Confine::Object
+        | Confine::Parent
+        | Confine::TwoParents
+        | Confine::Link
+        | Confine::Symlink => false,
+    };
+    if caps.confined && !confinable {
         return false;
     }
-    if call.spec().ring == RingSupport::None {
+    if spec.cost == CostClass::Syscall || !spec.uring.is_some_and(super::issuer::builds) {
         return false;
     }
     // splice always has a pipe (a descriptor of the process) on one side, and io_uring checks
@@ -94,22 +88,6 @@ pub(crate) fn ring_capable(call: Sys, caps: &Caps<'_>) -> bool {
         return false;
     }
     opcode_of(call, caps).is_some_and(|code| probe.supports(code))
-}
-
-/// Calls whose descriptor operand can be a direct descriptor.
-fn takes_fixed(call: Sys) -> bool {
-    matches!(
-        call,
-        Sys::Read
-            | Sys::Pread
-            | Sys::Write
-            | Sys::Pwrite
-            | Sys::Close
-            | Sys::Fsync
-            | Sys::Fdatasync
-            | Sys::Ftruncate
-            | Sys::Splice
-    )
 }
 
 impl RingPlan {
@@ -163,12 +141,9 @@ impl RingPlan {
                             Some(Arg::Buf(r)) => !surely_non_empty(c, r),
                             _ => true,
                         };
-                    for (a, spec) in args.iter().zip(call.spec().args) {
+                    for (k, a) in args.iter().enumerate() {
                         if let Arg::Fd(FdRef::Slot(s)) = a {
-                            let ok = ring
-                                && spec.kind == ArgKind::Fd
-                                && takes_fixed(*call)
-                                && !maybe_empty;
+                            let ok = ring && call.spec().may_be_fixed(k) && !maybe_empty;
                             if !ok {
                                 not(s, &mut fixed);
                             }
@@ -251,10 +226,11 @@ mod tests {
 
     #[test]
     fn routes_slots_maps_and_loops() {
-        if cosy_uring::skip_without_uring("routes_slots_maps_and_loops") {
+        let probe = Probe::kernel().clone();
+        if !probe.available() {
+            eprintln!("skipping: io_uring unavailable");
             return;
         }
-        let probe = Probe::kernel().clone();
         let mut b = Builder::new();
         let dir = b.path("/");
         let buf = b.buffer("buf", 64);

@@ -306,7 +306,7 @@ impl Tables {
     fn untagged(&self, r: &mut Reader<'_>, kind: ArgKind) -> Result<Arg, DecodeError> {
         Ok(match kind {
             ArgKind::Fd | ArgKind::DirFd | ArgKind::NewFd => Arg::Fd(self.fd(r)?),
-            ArgKind::Path => Arg::Path(self.path(r)?),
+            ArgKind::Path | ArgKind::Str => Arg::Path(self.path(r)?),
             ArgKind::BufIn | ArgKind::BufOut => Arg::Buf(self.range(r)?),
             ArgKind::Int | ArgKind::Flags(_) => Arg::Value(self.value(r)?),
         })

@@ -96,7 +96,7 @@ pub(crate) fn conforms(call: Sys, args: &[Arg], ret: Ret) -> bool {
             matches!(
                 (s.kind, a),
                 (ArgKind::Fd | ArgKind::DirFd | ArgKind::NewFd, Arg::Fd(_))
-                    | (ArgKind::Path, Arg::Path(_))
+                    | (ArgKind::Path | ArgKind::Str, Arg::Path(_))
                     | (ArgKind::BufIn | ArgKind::BufOut, Arg::Buf(_))
                     | (ArgKind::Int | ArgKind::Flags(_), Arg::Value(_))
             )

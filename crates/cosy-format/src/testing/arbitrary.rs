@@ -60,7 +60,7 @@ impl Gen<'_> {
     pub(super) fn operand(&mut self, kind: ArgKind) -> Arg {
         match kind {
             ArgKind::Fd | ArgKind::DirFd | ArgKind::NewFd => Arg::Fd(self.fd_ref(kind)),
-            ArgKind::Path => Arg::Path(if self.t.chance(30) {
+            ArgKind::Path | ArgKind::Str => Arg::Path(if self.t.chance(30) {
                 PathRef::Var(self.path_var())
             } else {
                 PathRef::Data(self.data_id())

@@ -292,6 +292,7 @@ impl Gen<'_> {
         let mut new_fds = Vec::new();
         // An open's flags and mode are chosen together (a mode only for creating opens).
         let mut open = None;
+        let min_buf = u32::try_from(spec.min_buf).unwrap_or(u32::MAX);
         for a in spec.args {
             args.push(match a.kind {
                 ArgKind::Fd if call == Sys::Close => Arg::Fd(FdRef::Slot(self.open_fd(st, true)?)),
@@ -308,21 +309,14 @@ impl Gen<'_> {
                     new_fds.push(s);
                     Arg::Fd(FdRef::Slot(s))
                 }
-                ArgKind::Path => Arg::Path(match st.bound_paths.len() {
+                ArgKind::Path | ArgKind::Str => Arg::Path(match st.bound_paths.len() {
                     n if n > 0 && self.t.chance(50) => {
                         PathRef::Var(st.bound_paths[self.t.below(n)])
                     }
                     _ => PathRef::Data(self.data_id()),
                 }),
-                ArgKind::BufIn => Arg::Buf(self.valid_range(st, 0, false)?),
-                ArgKind::BufOut => {
-                    let min = if matches!(call, Sys::Statx | Sys::Fstat) {
-                        flags::STATX_BYTES as u32
-                    } else {
-                        0
-                    };
-                    Arg::Buf(self.valid_range(st, min, true)?)
-                }
+                ArgKind::BufIn => Arg::Buf(self.valid_range(st, min_buf, false)?),
+                ArgKind::BufOut => Arg::Buf(self.valid_range(st, min_buf, true)?),
                 ArgKind::Int => Arg::Value(self.valid_value(st)),
                 ArgKind::Flags(_) => {
                     Arg::Value(Value::Imm(self.valid_flags(call, a.name, &mut open)))

@@ -326,7 +326,7 @@ impl Printer<'_> {
     fn operand(&mut self, kind: ArgKind, a: &Arg) {
         match (kind, a) {
             (ArgKind::Fd | ArgKind::DirFd | ArgKind::NewFd, Arg::Fd(f)) => self.fd(*f),
-            (ArgKind::Path, Arg::Path(p)) => self.path(*p),
+            (ArgKind::Path | ArgKind::Str, Arg::Path(p)) => self.path(*p),
             (ArgKind::BufIn | ArgKind::BufOut, Arg::Buf(r)) => self.range(r),
             (ArgKind::Int, Arg::Value(v)) => self.value(*v),
             (ArgKind::Flags(set), Arg::Value(Value::Imm(i))) => self.flags(set, *i),

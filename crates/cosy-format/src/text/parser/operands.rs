@@ -138,7 +138,7 @@ impl Parser {
     ) -> Result<Arg, ParseError> {
         Ok(match kind {
             ArgKind::Fd | ArgKind::DirFd | ArgKind::NewFd => Arg::Fd(self.fd_ref(cur)?),
-            ArgKind::Path => Arg::Path(self.path_ref(cur)?),
+            ArgKind::Path | ArgKind::Str => Arg::Path(self.path_ref(cur)?),
             ArgKind::BufIn | ArgKind::BufOut => Arg::Buf(self.buf_range(cur)?),
             ArgKind::Int | ArgKind::Flags(_) => {
                 if cur.is_punct(Punct::Pipe) {
