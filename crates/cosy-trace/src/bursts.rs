@@ -4,13 +4,18 @@
 //! `gap` after the previous one returned: the program does little between them, so their
 //! transitions are what a compound saves.
 //!
-//! A **sequence** is a string of calls (up to [`Config::max_len`]) that recurs inside bursts.
+//! A **sequence** is a string of calls (up to [`Config::max_len`]) that recurs inside bursts;
+//! a call repeated back to back (a read loop, a newfstatat per directory entry) is one place
+//! of it.
 //! Sequences are chosen greedily: the one whose occurrences would save the most transitions
 //! first, its occurrences then taken out, and so on. Occurrences that follow each other
 //! without a gap form a *run*, which one compound with a loop or a map covers: a run of `k`
 //! occurrences of `n` calls saves `k·n − 1` transitions. Only primitive strings are
 //! candidates (`read read` is a run of `read`, not a sequence of its own), so a sequence is
-//! the body of the loop, not two turns of it.
+//! the body of the loop, not two turns of it. Rotations of a string are the same loop cut
+//! elsewhere (user work between a read and the close splits bursts there): a sequence is
+//! shown from its most self-contained rotation (`openat read close` rather than
+//! `close openat read`), whichever rotation its occurrences were counted in.
 
 use std::collections::HashMap;
 
@@ -49,6 +54,9 @@ pub struct Sequence {
     pub calls: Vec<String>,
     /// Their numbers.
     pub nrs: Vec<u32>,
+    /// How many times each call is made per occurrence, on average (a call repeated back to
+    /// back, as a read loop, is one place of the sequence).
+    pub per_turn: Vec<f64>,
     /// Occurrences (not overlapping).
     pub count: u64,
     /// Runs of back-to-back occurrences.
@@ -63,11 +71,30 @@ pub struct Sequence {
     pub transitions_saved: u64,
     /// The call most often just before a run, if any.
     pub after: Option<String>,
-    /// Whether most runs start shortly after a getdents64 (the calls probably go through a
-    /// directory's entries).
+    /// Whether most runs come after a getdents64 of their thread (the calls probably go
+    /// through a directory's entries).
     pub after_listing: bool,
     /// Estimated saving on this machine, in nanoseconds (see [`estimate_ns`]).
     pub saving_ns: f64,
+}
+
+impl Sequence {
+    /// The calls joined by arrows, a repeated call with its mean count per occurrence:
+    /// `openat → read (×2.0) → close`.
+    pub fn describe(&self) -> String {
+        self.calls
+            .iter()
+            .zip(&self.per_turn)
+            .map(|(c, &k)| {
+                if k > 1.05 {
+                    format!("{c} (×{k:.1})")
+                } else {
+                    c.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" → ")
+    }
 }
 
 /// The bursts of a trace and their sequences.
@@ -100,15 +127,14 @@ struct Key {
 }
 
 impl Key {
-    fn of(calls: &[Call]) -> Key {
+    fn of(calls: impl Iterator<Item = u32>) -> Key {
         let mut nrs = [0u16; 8];
+        let mut len = 0;
         for (n, c) in nrs.iter_mut().zip(calls) {
-            *n = c.nr as u16;
+            *n = c as u16;
+            len += 1;
         }
-        Key {
-            len: calls.len() as u8,
-            nrs,
-        }
+        Key { len, nrs }
     }
 
     /// Descriptors the string closes without having opened them, plus those it opens and
@@ -134,6 +160,15 @@ impl Key {
         stray + depth
     }
 
+    /// The least of the string's rotations: the same for all of them.
+    fn canonical(&self) -> Key {
+        let n = self.len as usize;
+        (0..n)
+            .map(|r| Key::of((0..n).map(|i| self.nrs[(i + r) % n] as u32)))
+            .min()
+            .unwrap_or(*self)
+    }
+
     fn slice(&self) -> &[u16] {
         &self.nrs[..self.len as usize]
     }
@@ -148,6 +183,9 @@ impl Key {
 
 /// The occurrences (burst, start) of a string found so far, and where the last one ends.
 type Found = (Vec<(usize, usize)>, (usize, usize));
+
+/// A string, the transitions its occurrences would save, and the occurrences.
+type Candidate = (u64, Key, Vec<(usize, usize)>);
 
 /// One burst: `thread[start..end]`.
 #[derive(Clone, Copy)]
@@ -215,22 +253,40 @@ pub fn find(trace: &Trace, config: &Config, calibration: &Calibration) -> Bursts
         sequences: Vec::new(),
     };
 
+    // Each burst as symbols: a call, or several of the same call back to back (a read loop,
+    // a newfstatat per entry), as (first call's index in the thread, calls).
+    let symbols: Vec<Vec<(usize, usize)>> = spans
+        .iter()
+        .map(|span| {
+            let thread = threads[span.thread];
+            let mut syms: Vec<(usize, usize)> = Vec::new();
+            for i in span.start..span.end {
+                match syms.last_mut() {
+                    Some((at, k)) if thread[*at].nr == thread[i].nr => *k += 1,
+                    _ => syms.push((i, 1)),
+                }
+            }
+            syms
+        })
+        .collect();
+    let thread_of = |b: usize| threads[spans[b].thread];
+
     let max_len = config.max_len.clamp(1, 8);
-    let mut covered: Vec<Vec<bool>> = spans.iter().map(|s| vec![false; s.end - s.start]).collect();
+    let mut covered: Vec<Vec<bool>> = symbols.iter().map(|s| vec![false; s.len()]).collect();
     for _ in 0..config.sequences {
         // Occurrences (burst, start) of every primitive string, not overlapping.
         let mut found: HashMap<Key, Found> = HashMap::new();
         for len in 1..=max_len {
-            for (b, span) in spans.iter().enumerate() {
-                let calls = burst(span);
-                if calls.len() < len {
+            for (b, syms) in symbols.iter().enumerate() {
+                if syms.len() < len {
                     continue;
                 }
-                for s in 0..=calls.len() - len {
+                let thread = thread_of(b);
+                for s in 0..=syms.len() - len {
                     if covered[b][s..s + len].iter().any(|&c| c) {
                         continue;
                     }
-                    let key = Key::of(&calls[s..s + len]);
+                    let key = Key::of(syms[s..s + len].iter().map(|&(at, _)| thread[at].nr));
                     if !key.primitive() {
                         continue;
                     }
@@ -244,17 +300,43 @@ pub fn find(trace: &Trace, config: &Config, calibration: &Calibration) -> Bursts
                 }
             }
         }
-        let best = found
-            .into_iter()
-            .map(|(key, (occ, _))| (saved(key.len as usize, &occ), key, occ))
-            .filter(|(saved, _, _)| *saved > 0)
-            .max_by(|a, b| {
-                a.0.cmp(&b.0)
+        // Rotations of a string are the same loop cut elsewhere (`close openat read` and
+        // `openat read close`): a class is worth its best member, and is represented by its
+        // most self-contained member that saves at least half as much.
+        let mut classes: HashMap<Key, Vec<Candidate>> = HashMap::new();
+        for (key, (occ, _)) in found {
+            let saved = saved(&symbols, key.len as usize, &occ);
+            if saved > 0 {
+                classes
+                    .entry(key.canonical())
+                    .or_default()
+                    .push((saved, key, occ));
+            }
+        }
+        let best = classes
+            .into_values()
+            .map(|mut members| {
+                let top = members.iter().map(|m| m.0).max().unwrap_or(0);
+                members.retain(|m| 2 * m.0 >= top);
+                members.sort_by(|a, b| {
+                    a.1.unbalanced()
+                        .cmp(&b.1.unbalanced())
+                        .then_with(|| b.0.cmp(&a.0))
+                        .then_with(|| a.2.first().cmp(&b.2.first()))
+                        .then_with(|| a.1.cmp(&b.1))
+                });
+                let rep = members.swap_remove(0);
+                (top, rep)
+            })
+            .max_by(|(a_top, a), (b_top, b)| {
+                a_top
+                    .cmp(b_top)
                     .then_with(|| b.1.unbalanced().cmp(&a.1.unbalanced()))
                     .then_with(|| b.1.len.cmp(&a.1.len))
                     .then_with(|| b.2.first().cmp(&a.2.first()))
                     .then_with(|| b.1.cmp(&a.1))
-            });
+            })
+            .map(|(_, rep)| rep);
         let Some((transitions_saved, key, occ)) = best else {
             break;
         };
@@ -265,38 +347,54 @@ pub fn find(trace: &Trace, config: &Config, calibration: &Calibration) -> Bursts
         let runs = runs(len, &occ);
         let mut before: HashMap<u32, u64> = HashMap::new();
         let mut listing = 0;
+        let getdents = syscalls::Sysno::getdents64.id() as u32;
         for &(b, s, _) in &runs {
-            let span = spans[b];
-            let at = span.start + s;
-            let thread = threads[span.thread];
+            let at = symbols[b][s].0;
+            let thread = thread_of(b);
             if at > 0 {
                 *before.entry(thread[at - 1].nr).or_default() += 1;
             }
-            let getdents = syscalls::Sysno::getdents64.id() as u32;
-            if thread[at.saturating_sub(8)..at]
-                .iter()
-                .any(|c| c.nr == getdents)
-            {
+            if thread[..at].iter().any(|c| c.nr == getdents) {
                 listing += 1;
             }
         }
-        let occurrence = |&(b, s): &(usize, usize)| &burst(&spans[b])[s..s + len];
+        // The calls of an occurrence.
+        let calls_of = |&(b, s): &(usize, usize)| {
+            let syms = &symbols[b][s..s + len];
+            let (first, (last, k)) = (syms[0].0, syms[len - 1]);
+            &thread_of(b)[first..last + k]
+        };
+        let mut per_turn = vec![0.0; len];
+        for &(b, s) in &occ {
+            for (p, &(_, k)) in per_turn.iter_mut().zip(&symbols[b][s..s + len]) {
+                *p += k as f64;
+            }
+        }
+        per_turn.iter_mut().for_each(|p| *p /= occ.len() as f64);
+        // Shown from its most self-contained rotation, wherever the bursts cut the loop.
+        let turn = (0..len)
+            .min_by_key(|&r| Key::of((0..len).map(|i| key.nrs[(i + r) % len] as u32)).unbalanced())
+            .unwrap_or(0);
+        let mut nrs: Vec<u32> = key.slice().iter().map(|&n| n as u32).collect();
+        nrs.rotate_left(turn);
+        per_turn.rotate_left(turn);
         let mut seq = Sequence {
-            calls: key.slice().iter().map(|&n| name(n as u32)).collect(),
-            nrs: key.slice().iter().map(|&n| n as u32).collect(),
+            calls: nrs.iter().map(|&n| name(n)).collect(),
+            nrs,
+            per_turn,
             count: occ.len() as u64,
             runs: runs.len() as u64,
             longest_run: runs.iter().map(|r| r.2 as u64).max().unwrap_or(0),
             time_ns: occ
                 .iter()
                 .map(|o| {
-                    let c = occurrence(o);
-                    c[len - 1].exit_ns.saturating_sub(c[0].enter_ns)
+                    let c = calls_of(o);
+                    c[c.len() - 1].exit_ns.saturating_sub(c[0].enter_ns)
                 })
                 .sum(),
             kernel_ns: occ
                 .iter()
-                .flat_map(|o| occurrence(o).iter().map(|c| c.duration_ns()))
+                .flat_map(|o| calls_of(o).iter().map(|c| c.duration_ns()))
                 .sum(),
             transitions_saved,
             after: before
@@ -324,11 +422,15 @@ fn runs(len: usize, occ: &[(usize, usize)]) -> Vec<(usize, usize, usize)> {
     runs
 }
 
-/// Transitions saved by one compound per run of back-to-back occurrences.
-fn saved(len: usize, occ: &[(usize, usize)]) -> u64 {
+/// Transitions saved by one compound per run of back-to-back occurrences: the run's calls
+/// but one.
+fn saved(symbols: &[Vec<(usize, usize)>], len: usize, occ: &[(usize, usize)]) -> u64 {
     runs(len, occ)
         .iter()
-        .map(|&(_, _, k)| (k * len - 1) as u64)
+        .map(|&(b, s, k)| {
+            let calls: usize = symbols[b][s..s + k * len].iter().map(|&(_, n)| n).sum();
+            (calls - 1) as u64
+        })
         .sum()
 }
 
@@ -365,13 +467,14 @@ pub fn estimate_ns(seq: &Sequence, cal: &Calibration) -> f64 {
     let per_occurrence: f64 = seq
         .calls
         .iter()
-        .map(|c| {
+        .zip(&seq.per_turn)
+        .map(|(c, k)| {
             let saved = if worker_call(c) {
                 cal.statx_direct_ns - cal.statx_ring_ns
             } else {
                 cal.syscall_ns - cal.ring_nop_ns
             };
-            saved.max(0.0)
+            saved.max(0.0) * k
         })
         .sum();
     let v = per_occurrence * seq.count as f64 - cal.ring_enter_ns * seq.runs as f64;
@@ -434,7 +537,8 @@ mod tests {
         let b = find(&t, &Config::default(), &calibration());
         assert_eq!((b.count, b.calls, b.longest), (2, 26, 13));
         let top = &b.sequences[0];
-        assert_eq!(top.calls, ["openat", "read", "read", "close"]);
+        assert_eq!(top.calls, ["openat", "read", "close"]);
+        assert_eq!(top.per_turn, [1.0, 2.0, 1.0]);
         assert_eq!((top.count, top.runs, top.longest_run), (6, 2, 3));
         assert_eq!(top.transitions_saved, 2 * (3 * 4 - 1));
         assert_eq!(top.after.as_deref(), Some("getdents64"));
@@ -446,16 +550,18 @@ mod tests {
     }
 
     #[test]
-    fn a_call_per_entry_is_a_sequence_of_one() {
-        let mut calls = vec![(GETDENTS, 0)];
+    fn a_call_per_entry_is_one_place_of_the_sequence() {
+        let mut calls = vec![(OPEN, 0), (GETDENTS, 100_000)];
         calls.extend([(STAT, 500); 10]);
         let b = find(&trace(&calls), &Config::default(), &calibration());
-        assert_eq!(b.sequences[0].calls, ["newfstatat"]);
-        assert_eq!((b.sequences[0].count, b.sequences[0].runs), (10, 1));
-        assert_eq!(b.sequences[0].transitions_saved, 9);
-        // statx on the ring costs more than plain here: it stays a call, the round trip is
-        // lost.
-        assert_eq!(b.sequences[0].saving_ns, -300.0);
+        let top = &b.sequences[0];
+        assert_eq!(top.calls, ["getdents64", "newfstatat"]);
+        assert_eq!(top.per_turn, [1.0, 10.0]);
+        assert_eq!((top.count, top.runs), (1, 1));
+        assert_eq!(top.transitions_saved, 10);
+        // statx on the ring costs more than plain here: it stays a call; getdents64 saves
+        // 150 ns, less than the round trip.
+        assert_eq!(top.saving_ns, 150.0 - 300.0);
     }
 
     #[test]
@@ -468,6 +574,19 @@ mod tests {
         }
         let b = find(&trace(&calls), &Config::default(), &calibration());
         assert_eq!(b.sequences[0].calls, ["openat", "read", "close"]);
+    }
+
+    #[test]
+    fn a_loop_cut_by_user_work_is_reported_whole() {
+        // open/read, then 10 µs of user work, then close: the bursts are `close openat read`
+        // and the loop's body is still `openat read close`.
+        let mut calls = vec![(GETDENTS, 0)];
+        for _ in 0..6 {
+            calls.extend([(OPEN, 100), (READ, 100), (CLOSE, 10_000)]);
+        }
+        let b = find(&trace(&calls), &Config::default(), &calibration());
+        assert_eq!(b.sequences[0].calls, ["openat", "read", "close"]);
+        assert_eq!(b.sequences[0].count, 5);
     }
 
     #[test]

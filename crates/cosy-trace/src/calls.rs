@@ -69,7 +69,8 @@ impl Collector {
     /// mechanism reports it at the exit (perf does, ptrace does not).
     pub fn exit(&mut self, tid: u32, nr: Option<u32>, ret: i64, t: u64) {
         let call = match self.open.remove(&tid) {
-            Some((entered, enter_ns)) if nr.is_none_or(|n| n == entered) => Call {
+            // rt_sigreturn(2) restores the registers, its number with them: its exit says -1.
+            Some((entered, enter_ns)) if nr.is_none_or(|n| n == entered || n == u32::MAX) => Call {
                 tid,
                 nr: entered,
                 enter_ns,
@@ -133,8 +134,12 @@ mod tests {
         let mut c = Collector::new();
         c.exit(1, Some(0), 3, 5);
         c.exit(1, Some(syscalls::Sysno::execve.id() as u32), 0, 6);
+        // rt_sigreturn: the exit's number is that of the restored registers (-1).
+        c.enter(1, 15, 7);
+        c.exit(1, Some(u32::MAX), 0, 8);
         let (calls, _) = c.finish();
-        assert_eq!(calls.len(), 1);
+        assert_eq!(calls.len(), 2);
+        assert_eq!(name(calls[1].nr), "rt_sigreturn");
         assert!(is_exec(calls[0].nr));
         assert_eq!(name(calls[0].nr), "execve");
     }

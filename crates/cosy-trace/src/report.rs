@@ -42,8 +42,8 @@ pub struct Costs {
 /// A skeleton for one sequence.
 #[derive(Clone, Debug, Serialize)]
 pub struct Suggestion {
-    /// The sequence's calls.
-    pub calls: Vec<String>,
+    /// The sequence ([`Sequence::describe`](bursts::Sequence::describe)).
+    pub calls: String,
     /// The compound, in cosy's text format.
     pub compound: String,
 }
@@ -82,7 +82,7 @@ impl Report {
             .iter()
             .take(config.suggest)
             .map(|s| Suggestion {
-                calls: s.calls.clone(),
+                calls: s.describe(),
                 compound: suggest::skeleton(s, &config.defaults),
             })
             .collect();
@@ -216,7 +216,7 @@ impl Report {
                 "{:>3}. {}\n     {} in {} (the longest {}){}, {} ({} in the kernel);\n     \
                  a compound per run saves {} transitions, estimated {} here",
                 i + 1,
-                q.calls.join(" → "),
+                q.describe(),
                 plural(q.count, "time"),
                 plural(q.runs, "run"),
                 q.longest_run,
@@ -244,7 +244,7 @@ impl Report {
             c.syscall_ns, c.ring_enter_ns, c.ring_op_ns, c.statx_direct_ns, c.statx_ring_ns
         );
         for (i, sug) in self.suggestions.iter().enumerate() {
-            let _ = writeln!(s, "\n# --- suggestion {}: {}", i + 1, sug.calls.join(" → "));
+            let _ = writeln!(s, "\n# --- suggestion {}: {}", i + 1, sug.calls);
             s.push_str(&sug.compound);
         }
         if let Some(code) = self.exit {

@@ -133,6 +133,7 @@ impl Body {
                 }
                 ("close", _) => "# close: of a descriptor the program opened elsewhere".into(),
                 ("getpid" | "getppid", _) => call.clone(),
+                ("getdents64", Some(fd)) => format!("n = getdents64 {fd} ents"),
                 (other @ ("read" | "pread64" | "lseek" | "fsync" | "fdatasync"), None) => {
                     format!("# {other}: of a descriptor the program opened elsewhere")
                 }
@@ -164,7 +165,7 @@ impl Body {
 /// The skeleton of a compound for `seq`, with inputs pointing at `defaults`.
 pub fn skeleton(seq: &Sequence, defaults: &Defaults) -> String {
     let mut s = String::new();
-    let arrow = seq.calls.join(" → ");
+    let arrow = seq.describe();
     let _ = writeln!(
         s,
         "# {arrow}: {} time{} in {} run{} (the longest {}), {:.3} ms;",
@@ -186,11 +187,16 @@ pub fn skeleton(seq: &Sequence, defaults: &Defaults) -> String {
         "# A skeleton from `cosy trace --suggest`: check the flags, the buffer sizes and what the"
     );
     let _ = writeln!(s, "# program does between the calls.");
-    let first_on_path = seq.calls.first().is_some_and(|c| on_path(c));
+    // A getdents64 then calls on its entries: the listing is the map's source.
+    let (calls, listing) = match seq.calls.as_slice() {
+        [first, second, ..] if first == "getdents64" && on_path(second) => (&seq.calls[1..], true),
+        calls => (calls, seq.after_listing),
+    };
+    let first_on_path = calls.first().is_some_and(|c| on_path(c));
     let indent =
         |lines: &[String]| -> String { lines.iter().map(|l| format!("    {l}\n")).collect() };
-    if first_on_path && seq.after_listing {
-        let body = Body::translate(&seq.calls, "d", "e", None);
+    if first_on_path && listing {
+        let body = Body::translate(calls, "d", "e", None);
         let _ = write!(
             s,
             "input path dir = {}\n\
@@ -215,7 +221,7 @@ pub fn skeleton(seq: &Sequence, defaults: &Defaults) -> String {
             indent(&body.lines),
         );
     } else if first_on_path {
-        let body = Body::translate(&seq.calls, "cwd", "p", None);
+        let body = Body::translate(calls, "cwd", "p", None);
         let _ = write!(
             s,
             "input path file = {}\n\
@@ -230,11 +236,12 @@ pub fn skeleton(seq: &Sequence, defaults: &Defaults) -> String {
             indent(&body.lines),
         );
     } else {
-        let body = Body::translate(&seq.calls, "cwd", "$file", Some("g"));
+        let body = Body::translate(calls, "cwd", "$file", Some("g"));
         let turns = seq.longest_run.max(1);
         let _ = write!(
             s,
             "input path file = {}\n\
+             buffer ents 65536\n\
              buffer data 65536\n\
              buffer st 256\n\
              g = openat cwd $file O_RDONLY 0\n\
