@@ -120,11 +120,46 @@ pub struct Bursts {
 }
 
 /// Up to 8 call numbers, as a hash key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
     len: u8,
     nrs: [u16; 8],
 }
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let word = |part: &[u16]| {
+            part.iter()
+                .enumerate()
+                .fold(0u64, |w, (i, &n)| w | (n as u64) << (16 * i))
+        };
+        h.write_u64(word(&self.nrs[..4]));
+        h.write_u64(word(&self.nrs[4..]) ^ (self.len as u64) << 59);
+    }
+}
+
+/// A multiply-and-rotate hasher for [`Key`]s: the search hashes every string of every burst,
+/// and SipHash made most of its time.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(23) ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type KeyMap<V> = HashMap<Key, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 impl Key {
     fn of(calls: impl Iterator<Item = u32>) -> Key {
@@ -275,7 +310,7 @@ pub fn find(trace: &Trace, config: &Config, calibration: &Calibration) -> Bursts
     let mut covered: Vec<Vec<bool>> = symbols.iter().map(|s| vec![false; s.len()]).collect();
     for _ in 0..config.sequences {
         // Occurrences (burst, start) of every primitive string, not overlapping.
-        let mut found: HashMap<Key, Found> = HashMap::new();
+        let mut found: KeyMap<Found> = KeyMap::default();
         for len in 1..=max_len {
             for (b, syms) in symbols.iter().enumerate() {
                 if syms.len() < len {
@@ -303,7 +338,7 @@ pub fn find(trace: &Trace, config: &Config, calibration: &Calibration) -> Bursts
         // Rotations of a string are the same loop cut elsewhere (`close openat read` and
         // `openat read close`): a class is worth its best member, and is represented by its
         // most self-contained member that saves at least half as much.
-        let mut classes: HashMap<Key, Vec<Candidate>> = HashMap::new();
+        let mut classes: KeyMap<Vec<Candidate>> = KeyMap::default();
         for (key, (occ, _)) in found {
             let saved = saved(&symbols, key.len as usize, &occ);
             if saved > 0 {
