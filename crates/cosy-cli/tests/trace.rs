@@ -409,6 +409,40 @@ fn wait_for(child: &mut std::process::Child, limit: Duration) -> Option<std::pro
     None
 }
 
+/// Waits (at most 10 s) until `ready()`.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether process `pid` has a child running `comm` (that child has exec'd).
+fn has_child_running(pid: u32, comm: &str) -> bool {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .any(|c| std::fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|n| n.trim() == comm))
+}
+
+/// Whether `tracer` traces `program`: ptrace makes it the tracer in /proc/PID/status; perf
+/// opens a pidfd once every event is open.
+fn tracing(tracer: u32, program: u32, mechanism: &str) -> bool {
+    if mechanism == "--ptrace" {
+        return std::fs::read_to_string(format!("/proc/{program}/status"))
+            .is_ok_and(|s| s.lines().any(|l| l == format!("TracerPid:\t{tracer}")));
+    }
+    std::fs::read_dir(format!("/proc/{tracer}/fd")).is_ok_and(|fds| {
+        fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .any(|link| link.to_string_lossy().contains("pidfd"))
+    })
+}
+
 fn interrupt(pid: u32) {
     let status = Command::new("kill")
         .args(["-INT", &pid.to_string()])
@@ -428,7 +462,10 @@ fn an_interrupt_ends_a_started_program() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("cosy trace");
-        std::thread::sleep(Duration::from_millis(500));
+        let id = tracer.id();
+        wait_until("sleep under the tracer", || {
+            has_child_running(id, "sleep") || tracer.try_wait().is_ok_and(|s| s.is_some())
+        });
         interrupt(tracer.id());
         let status = wait_for(&mut tracer, Duration::from_secs(10))
             .unwrap_or_else(|| panic!("{mechanism}: the tracer did not end after SIGINT"));
@@ -462,7 +499,12 @@ fn an_interrupt_detaches_from_an_attached_program_and_leaves_it_running() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("cosy trace");
-        std::thread::sleep(Duration::from_millis(700));
+        let (id, traced) = (tracer.id(), program.id());
+        wait_until("the tracer to attach", || {
+            tracing(id, traced, mechanism) || tracer.try_wait().is_ok_and(|s| s.is_some())
+        });
+        // Long enough for the shell to wait for a few of its children.
+        std::thread::sleep(Duration::from_millis(300));
         interrupt(tracer.id());
         let status = wait_for(&mut tracer, Duration::from_secs(10));
         let still_running = program.try_wait().expect("try_wait").is_none();

@@ -116,7 +116,7 @@ fn detach_all(tasks: &HashSet<i32>) {
 /// Traces with ptrace; `notes` receives what the reader should know.
 pub fn trace(options: &Options, notes: &mut Vec<String>) -> Result<Trace> {
     let mut tasks = HashSet::new();
-    let (pid, started) = match &options.target {
+    let (pid, started, spawned) = match &options.target {
         Target::Command(argv) => {
             let c = child::spawn(argv, Start::TraceMe)?;
             let mut status = 0;
@@ -142,7 +142,7 @@ pub fn trace(options: &Options, notes: &mut Vec<String>) -> Result<Trace> {
             }
             tasks.insert(c.pid);
             resume(c.pid, 0);
-            (c.pid, true)
+            (c.pid, true, Some(c))
         }
         Target::Pid(pid) => {
             if !child::exists(*pid) {
@@ -179,7 +179,7 @@ pub fn trace(options: &Options, notes: &mut Vec<String>) -> Result<Trace> {
                     }
                 }
             }
-            (*pid, false)
+            (*pid, false, None)
         }
     };
 
@@ -261,6 +261,10 @@ pub fn trace(options: &Options, notes: &mut Vec<String>) -> Result<Trace> {
     let wall_ns = child::monotonic_ns().saturating_sub(t0);
     if started && exit.is_none() {
         exit = Some(child::wait_exit(pid)?);
+    }
+    // The child reports a failed execve(2) on its pipe (closed unread by a successful one).
+    if let (Some(c), Target::Command(argv)) = (&spawned, &options.target) {
+        c.check_exec(&argv[0])?;
     }
     Ok(Trace::new(
         Mechanism::Ptrace,
