@@ -421,15 +421,19 @@ pub fn trace(options: &Options, notes: &mut Vec<String>) -> Result<Trace> {
             ring.drain(&mut |r| parse(r, (enter_id, exit_id), samples, lost));
         }
     };
+    // A ring whose event's task has ended reports POLLHUP for good: it is still drained, but
+    // no longer polled (it would make poll return at once, forever).
+    let mut hung = vec![false; rings.len()];
     loop {
         let mut fds = vec![rustix::event::PollFd::new(
             &pidfd,
             rustix::event::PollFlags::IN,
         )];
+        let polled_rings: Vec<usize> = (0..rings.len()).filter(|&i| !hung[i]).collect();
         fds.extend(
-            rings
+            polled_rings
                 .iter()
-                .map(|r| rustix::event::PollFd::new(&r.fd, rustix::event::PollFlags::IN)),
+                .map(|&i| rustix::event::PollFd::new(&rings[i].fd, rustix::event::PollFlags::IN)),
         );
         let timeout = rustix::time::Timespec {
             tv_sec: 0,
@@ -437,6 +441,14 @@ pub fn trace(options: &Options, notes: &mut Vec<String>) -> Result<Trace> {
         };
         let polled = rustix::event::poll(&mut fds, Some(&timeout));
         let done = !fds[0].revents().is_empty();
+        for (fd, &i) in fds[1..].iter().zip(&polled_rings) {
+            if fd
+                .revents()
+                .intersects(rustix::event::PollFlags::HUP | rustix::event::PollFlags::ERR)
+            {
+                hung[i] = true;
+            }
+        }
         drop(fds);
         match polled {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
