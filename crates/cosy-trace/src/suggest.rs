@@ -114,7 +114,11 @@ impl Body {
                     b.open.push(name.clone());
                     format!("{name} = openat {dir} {path} O_RDONLY 0")
                 }
-                ("newfstatat" | "fstat" | "statx", Some(fd)) => format!("fstat {fd} st"),
+                // On a descriptor the sequence opened: glibc's fstat.
+                ("newfstatat" | "statx", Some(fd)) if !b.open.is_empty() => {
+                    format!("fstat {fd} st")
+                }
+                ("fstat", Some(fd)) => format!("fstat {fd} st"),
                 ("newfstatat" | "fstat" | "statx" | "stat" | "lstat", _) => {
                     format!("statx {dir} {path} AT_SYMLINK_NOFOLLOW STATX_SIZE st")
                 }
@@ -176,11 +180,15 @@ pub fn skeleton(seq: &Sequence, defaults: &Defaults) -> String {
         seq.longest_run,
         seq.time_ns as f64 / 1e6
     );
+    let saving = if seq.saving_ns > 0.0 {
+        format!("estimated {:.3} ms here", seq.saving_ns / 1e6)
+    } else {
+        "no saving estimated here".into()
+    };
     let _ = writeln!(
         s,
-        "# a compound per run saves {} transitions (estimated {:.3} ms here).",
+        "# a compound per run saves {} transitions ({saving}).",
         seq.transitions_saved,
-        seq.saving_ns / 1e6
     );
     let _ = writeln!(
         s,
@@ -188,9 +196,23 @@ pub fn skeleton(seq: &Sequence, defaults: &Defaults) -> String {
     );
     let _ = writeln!(s, "# program does between the calls.");
     // A getdents64 then calls on its entries: the listing is the map's source.
-    let (calls, listing) = match seq.calls.as_slice() {
-        [first, second, ..] if first == "getdents64" && on_path(second) => (&seq.calls[1..], true),
-        calls => (calls, seq.after_listing),
+    // A getdents64 then calls on its entries: the listing is the map's source, and the body
+    // starts at the first call on a path (a close before it closes the directory, which the
+    // skeleton does after the listing).
+    let listed = seq
+        .calls
+        .iter()
+        .position(|c| c == "getdents64")
+        .and_then(|g| {
+            let first = g + 1 + seq.calls[g + 1..].iter().position(|c| on_path(c))?;
+            seq.calls[g + 1..first]
+                .iter()
+                .all(|c| c == "close" || c == "getdents64")
+                .then_some(first)
+        });
+    let (calls, listing) = match listed {
+        Some(first) => (&seq.calls[first..], true),
+        None => (&seq.calls[..], seq.after_listing),
     };
     let first_on_path = calls.first().is_some_and(|c| on_path(c));
     let indent =

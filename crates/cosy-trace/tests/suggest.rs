@@ -91,6 +91,26 @@ fn a_stat_per_entry_after_getdents_becomes_the_dirsize_shape() {
 }
 
 #[test]
+fn calls_after_the_directory_is_closed_are_the_map_body() {
+    // du: the listing, the directory closed, a newfstatat per entry.
+    let text = check(&sequence(
+        &["getdents64", "close", "newfstatat", "ioctl"],
+        &[2.0, 1.0, 50.0, 1.0],
+        false,
+    ));
+    let ops = ops(&text);
+    assert!(
+        ops.iter().any(|l| l.starts_with("map e in dirents(")),
+        "{text}"
+    );
+    assert!(
+        ops.contains(&"statx d e AT_SYMLINK_NOFOLLOW STATX_SIZE st"),
+        "{text}"
+    );
+    assert!(!ops.iter().any(|l| l.starts_with("fstat")), "{text}");
+}
+
+#[test]
 fn calls_outside_the_table_stay_comments() {
     let text = check(&sequence(
         &["statx", "lgetxattr", "getxattr"],
