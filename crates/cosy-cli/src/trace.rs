@@ -45,6 +45,9 @@ pub struct TraceArgs {
     /// How many recurring sequences to report.
     #[arg(long, value_name = "N", default_value_t = 5)]
     sequences: usize,
+    /// Trace only these calls (comma-separated names, as in the table).
+    #[arg(long, value_name = "CALLS", value_delimiter = ',')]
+    calls: Vec<String>,
     /// Pages of each per-CPU perf ring buffer.
     #[arg(long, value_name = "PAGES", default_value_t = 2048)]
     buffer: usize,
@@ -69,7 +72,14 @@ pub fn trace(args: &TraceArgs) -> ExitCode {
     if !(args.gap >= 0.0 && args.gap.is_finite()) {
         return usage(&format!("--gap {}: not a duration", args.gap));
     }
-    match run(args, target) {
+    let mut calls = Vec::new();
+    for name in &args.calls {
+        match cosy_trace::calls::number(name.trim()) {
+            Some(nr) => calls.push(nr),
+            None => return usage(&format!("--calls: no system call is named `{name}`")),
+        }
+    }
+    match run(args, target, (!calls.is_empty()).then_some(calls)) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("cosy trace: {e:#}");
@@ -83,7 +93,7 @@ fn usage(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn run(args: &TraceArgs, target: Target) -> anyhow::Result<i32> {
+fn run(args: &TraceArgs, target: Target, calls: Option<Vec<u32>>) -> anyhow::Result<i32> {
     let defaults = match &target {
         Target::Command(argv) => Defaults::from_args(argv),
         Target::Pid(_) => Defaults::default(),
@@ -98,6 +108,7 @@ fn run(args: &TraceArgs, target: Target) -> anyhow::Result<i32> {
             None
         },
         buffer_pages: args.buffer,
+        calls,
         ..Options::new(target)
     };
     cosy_trace::child::catch_interrupts();

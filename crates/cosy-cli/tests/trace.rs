@@ -87,8 +87,17 @@ fn have_strace() -> bool {
 
 /// `strace -f -c` of `argv` run in `dir`: name → (calls, errors).
 fn strace_counts(dir: &Path, argv: &[&str]) -> Counts {
+    strace_counts_of(dir, argv, None)
+}
+
+/// `strace -f -c` of `argv` run in `dir`, tracing only `calls` if given.
+fn strace_counts_of(dir: &Path, argv: &[&str], calls: Option<&str>) -> Counts {
     let out = dir.join("strace.txt");
-    let status = Command::new("strace")
+    let mut strace = Command::new("strace");
+    if let Some(calls) = calls {
+        strace.arg("-e").arg(format!("trace={calls}"));
+    }
+    let status = strace
         .current_dir(dir)
         .args(["-f", "-c", "-o"])
         .arg(&out)
@@ -221,6 +230,44 @@ fn counts_of_a_forking_program_equal_strace() {
         match cosy_report(tmp.path(), mechanism, &argv, &[]) {
             Ok(report) => assert_eq!(table(&report, 2, 8), expected, "{mechanism}:\n{report}"),
             Err(why) => eprintln!("skipping {mechanism}: {why}"),
+        }
+    }
+}
+
+#[test]
+fn counts_of_listed_calls_equal_strace() {
+    if !have_strace() {
+        eprintln!("skipping: strace is not installed");
+        return;
+    }
+    let (tmp, _) = corpus();
+    let calls = "openat,read,close,execve,wait4,vfork,clone,rt_sigreturn";
+    let forking = [
+        "sh",
+        "-c",
+        "ls corpus > /dev/null; cat corpus/f001.txt corpus/f002.txt",
+    ];
+    for argv in [PROGRAMS[0], &forking[..]] {
+        let expected = strace_counts_of(tmp.path(), argv, Some(calls));
+        assert!(expected.contains_key("openat"), "{expected:?}");
+        // ptrace: under a seccomp filter that stops at these calls only.
+        for mechanism in ["--perf", "--ptrace"] {
+            match cosy_report(tmp.path(), mechanism, argv, &["--calls", calls]) {
+                Ok(report) => {
+                    assert_eq!(
+                        table(&report, 2, 8),
+                        expected,
+                        "{argv:?} {mechanism}:\n{report}"
+                    );
+                    if mechanism == "--ptrace" {
+                        assert!(
+                            report.contains("a seccomp filter stops the program"),
+                            "{report}"
+                        );
+                    }
+                }
+                Err(why) => eprintln!("skipping {mechanism}: {why}"),
+            }
         }
     }
 }

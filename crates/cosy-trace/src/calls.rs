@@ -37,6 +37,13 @@ pub fn name(nr: u32) -> String {
     }
 }
 
+/// The number of the system call named `name` (as in [`name`]).
+pub fn number(name: &str) -> Option<u32> {
+    syscalls::Sysno::iter()
+        .find(|s| s.name() == name)
+        .map(|s| s.id() as u32)
+}
+
 /// Whether `nr` is execve(2) or execveat(2): the call a trace of a started program begins with.
 pub fn is_exec(nr: u32) -> bool {
     nr == syscalls::Sysno::execve.id() as u32 || nr == syscalls::Sysno::execveat.id() as u32
@@ -142,5 +149,7 @@ mod tests {
         assert_eq!(name(calls[1].nr), "rt_sigreturn");
         assert!(is_exec(calls[0].nr));
         assert_eq!(name(calls[0].nr), "execve");
+        assert_eq!(number("execve"), Some(calls[0].nr));
+        assert_eq!(number("no_such_call"), None);
     }
 }

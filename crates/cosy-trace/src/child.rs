@@ -60,13 +60,18 @@ fn cstring(s: &OsStr) -> Result<CString> {
 }
 
 /// How the child waits for the tracer before its execve(2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Start {
+#[derive(Clone, Copy, Debug)]
+pub enum Start<'a> {
     /// Blocks reading a pipe until [`Child::release`].
     Gate,
-    /// `PTRACE_TRACEME`, then stops itself with `SIGSTOP`; the tracer resumes it.
-    TraceMe,
+    /// `PTRACE_TRACEME`, then stops itself with `SIGSTOP`; the tracer resumes it. With a
+    /// seccomp filter, installs it once resumed (setting `no_new_privs` first if the kernel
+    /// requires it), so that the tracer has set `PTRACE_O_TRACESECCOMP` by then.
+    TraceMe(Option<&'a [libc::sock_filter]>),
 }
+
+/// Marks the errno the child reports when installing the seccomp filter failed.
+const SECCOMP_FAILED: i32 = 1 << 30;
 
 /// A forked child that has not yet exec'd (or is exec'ing).
 #[derive(Debug)]
@@ -79,7 +84,7 @@ pub struct Child {
 
 /// Forks a child that runs `argv` (`argv[0]` resolved with [`resolve`]) once the tracer lets
 /// it, with the tracer's environment.
-pub fn spawn(argv: &[OsString], start: Start) -> Result<Child> {
+pub fn spawn(argv: &[OsString], start: Start<'_>) -> Result<Child> {
     let Some(program) = argv.first() else {
         return Err(Error::Program {
             program: String::new(),
@@ -110,6 +115,13 @@ pub fn spawn(argv: &[OsString], start: Start) -> Result<Child> {
     };
     let (gate_r, gate_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
+    let filter = match start {
+        Start::TraceMe(Some(prog)) => Some(libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_ptr().cast_mut(),
+        }),
+        _ => None,
+    };
     let (gate_r_fd, gate_w_fd, err_r_fd, err_w_fd) = (
         gate_r.as_raw_fd(),
         gate_w.as_raw_fd(),
@@ -118,9 +130,9 @@ pub fn spawn(argv: &[OsString], start: Start) -> Result<Child> {
     );
 
     // SAFETY: the child calls only async-signal-safe functions (close, read, ptrace, getpid,
-    // kill, execve, write, _exit) on memory allocated before the fork (the C strings and the
-    // pointer arrays above, which outlive the call in the parent and are copied in the child),
-    // and never returns from this block.
+    // kill, prctl, execve, write, _exit) on memory allocated before the fork (the C strings,
+    // the pointer arrays and the filter above, which outlive the call in the parent and are
+    // copied in the child), and never returns from this block.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(Error::last("fork"));
@@ -138,7 +150,7 @@ pub fn spawn(argv: &[OsString], start: Start) -> Result<Child> {
                         libc::_exit(127);
                     }
                 }
-                Start::TraceMe => {
+                Start::TraceMe(_) => {
                     libc::close(gate_r_fd);
                     if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
                         let e = *libc::__errno_location();
@@ -146,6 +158,25 @@ pub fn spawn(argv: &[OsString], start: Start) -> Result<Child> {
                         libc::_exit(127);
                     }
                     libc::kill(libc::getpid(), libc::SIGSTOP);
+                    if let Some(fprog) = &filter {
+                        let install = || {
+                            libc::prctl(
+                                libc::PR_SET_SECCOMP,
+                                libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+                                fprog as *const libc::sock_fprog,
+                            )
+                        };
+                        let mut r = install();
+                        if r != 0 && *libc::__errno_location() == libc::EACCES {
+                            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0);
+                            r = install();
+                        }
+                        if r != 0 {
+                            let e = *libc::__errno_location() | SECCOMP_FAILED;
+                            libc::write(err_w_fd, (&raw const e).cast(), 4);
+                            libc::_exit(127);
+                        }
+                    }
                 }
             }
             libc::execve(path.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr());
@@ -157,7 +188,7 @@ pub fn spawn(argv: &[OsString], start: Start) -> Result<Child> {
     drop((gate_r, err_w));
     Ok(Child {
         pid,
-        gate: (start == Start::Gate).then_some(gate_w),
+        gate: matches!(start, Start::Gate).then_some(gate_w),
         exec_error: err_r,
     })
 }
@@ -184,6 +215,12 @@ impl Child {
         if n == 4 {
             let errno = i32::from_ne_bytes(b);
             reap(self.pid);
+            if errno & SECCOMP_FAILED != 0 {
+                return Err(Error::Unavailable(format!(
+                    "cannot install the seccomp filter: {}",
+                    std::io::Error::from_raw_os_error(errno & !SECCOMP_FAILED)
+                )));
+            }
             return Err(Error::Program {
                 program: program.to_string_lossy().into_owned(),
                 reason: std::io::Error::from_raw_os_error(errno).to_string(),

@@ -42,6 +42,7 @@ pub mod error;
 pub mod perf;
 pub mod ptrace;
 pub mod report;
+pub mod seccomp;
 pub mod stats;
 pub mod suggest;
 
@@ -90,6 +91,10 @@ pub struct Options {
     pub mechanism: Option<Mechanism>,
     /// Pages of each per-CPU perf ring buffer (rounded up to a power of two).
     pub buffer_pages: usize,
+    /// Trace only these calls (numbers), like `strace -e trace=...`; `None`: every call.
+    /// perf filters them in the kernel (a tracepoint filter), ptrace with a seccomp filter
+    /// (started programs) or by ignoring the others' stops (attached ones).
+    pub calls: Option<Vec<u32>>,
 }
 
 impl Options {
@@ -100,6 +105,7 @@ impl Options {
             follow: false,
             mechanism: None,
             buffer_pages: 2048,
+            calls: None,
         }
     }
 }
@@ -157,7 +163,7 @@ impl Trace {
 /// permission, no tracefs), ptrace runs instead and a note says why.
 pub fn trace(options: &Options) -> Result<Trace> {
     let mut notes = Vec::new();
-    match options.mechanism {
+    let mut traced = match options.mechanism {
         Some(Mechanism::Perf) => perf::trace(options, &mut notes),
         Some(Mechanism::Ptrace) => ptrace::trace(options, &mut notes),
         None => match perf::trace(options, &mut notes) {
@@ -167,5 +173,9 @@ pub fn trace(options: &Options) -> Result<Trace> {
             }
             r => r,
         },
+    }?;
+    if let Some(nrs) = &options.calls {
+        traced.calls.retain(|c| nrs.contains(&c.nr));
     }
+    Ok(traced)
 }

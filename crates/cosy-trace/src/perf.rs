@@ -59,6 +59,7 @@ const FLAG_WATERMARK: u64 = 1 << 14;
 const FLAG_USE_CLOCKID: u64 = 1 << 25;
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 const PERF_EVENT_IOC_SET_OUTPUT: libc::c_ulong = 0x2405;
+const PERF_EVENT_IOC_SET_FILTER: libc::c_ulong = 0x4008_2406;
 const PERF_RECORD_LOST: u32 = 2;
 const PERF_RECORD_SAMPLE: u32 = 9;
 
@@ -302,17 +303,44 @@ fn set_output(fd: &OwnedFd, target: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
+/// The tracepoint filter that keeps the calls `nrs` (rt_sigreturn(2) exits with the number of
+/// the registers it restores, -1).
+fn filter_text(nrs: &[u32]) -> std::ffi::CString {
+    let mut terms: Vec<String> = nrs.iter().map(|n| format!("id == {n}")).collect();
+    if nrs.contains(&(syscalls::Sysno::rt_sigreturn.id() as u32)) {
+        terms.push("id == -1".into());
+    }
+    if terms.is_empty() {
+        terms.push("id == -2".into());
+    }
+    std::ffi::CString::new(terms.join(" || ")).unwrap_or_default()
+}
+
+/// Sets a tracepoint filter on event `fd`; false if the kernel refuses it.
+fn set_filter(fd: &OwnedFd, filter: &std::ffi::CStr) -> bool {
+    // SAFETY: the ioctl reads the NUL-terminated string, which outlives the call.
+    unsafe { libc::ioctl(fd.as_raw_fd(), PERF_EVENT_IOC_SET_FILTER, filter.as_ptr()) == 0 }
+}
+
+/// What every task's events are made of.
+struct Setup<'a> {
+    cpus: &'a [i32],
+    attrs: [Attr; 2],
+    pages: usize,
+    filter: Option<&'a std::ffi::CStr>,
+}
+
 /// The events of one traced task on every CPU, writing into `rings` (one per CPU, created by
-/// the first task).
+/// the first task); `filtered` turns false if the kernel refuses the filter.
 fn attach_task(
     task: i32,
-    cpus: &[i32],
-    attrs: &[Attr; 2],
-    pages: usize,
+    setup: &Setup<'_>,
     rings: &mut Vec<RingBuffer>,
     others: &mut Vec<OwnedFd>,
+    filtered: &mut bool,
 ) -> Result<()> {
-    for (i, &cpu) in cpus.iter().enumerate() {
+    let (attrs, pages, filter) = (&setup.attrs, setup.pages, setup.filter);
+    for (i, &cpu) in setup.cpus.iter().enumerate() {
         let open = |attr: &Attr| {
             open_event(attr, task, cpu).map_err(|e| match e.raw_os_error() {
                 Some(libc::EACCES | libc::EPERM) => Error::Permission(format!(
@@ -325,6 +353,9 @@ fn attach_task(
         };
         let enter = open(&attrs[0])?;
         let exit = open(&attrs[1])?;
+        if let Some(f) = filter {
+            *filtered &= set_filter(&enter, f) && set_filter(&exit, f);
+        }
         if rings.len() <= i {
             rings.push(RingBuffer::map(enter, pages)?);
         } else {
@@ -385,9 +416,24 @@ pub fn trace(options: &Options, notes: &mut Vec<String>) -> Result<Trace> {
     };
     let mut rings = Vec::new();
     let mut others = Vec::new();
+    let filter = options.calls.as_deref().map(filter_text);
+    let mut filtered = true;
+    let setup = Setup {
+        cpus: &cpus,
+        attrs,
+        pages,
+        filter: filter.as_deref(),
+    };
     let opened = tasks
         .iter()
-        .try_for_each(|&t| attach_task(t, &cpus, &attrs, pages, &mut rings, &mut others));
+        .try_for_each(|&t| attach_task(t, &setup, &mut rings, &mut others, &mut filtered));
+    if filter.is_some() && !filtered {
+        notes.push(
+            "the kernel refused the tracepoint filter: every call is recorded, the others \
+             dropped afterwards"
+                .into(),
+        );
+    }
     if let Err(e) = opened {
         if let Some(c) = &child {
             c.kill();

@@ -8,9 +8,11 @@
 //! running process is attached with `PTRACE_SEIZE` (every thread with `-f`) and detached
 //! at the end, left running. `-f` follows clone, fork and vfork.
 //!
-//! A seccomp filter returning `SECCOMP_RET_TRACE` would spare the stops of the calls that are
-//! not of interest; here every call is of interest (the table counts them all), so it would
-//! stop as often: the filter is not used.
+//! When only some calls are traced ([`Options::calls`](crate::Options::calls)), a started
+//! program runs under a seccomp filter ([`crate::seccomp`]) that stops it at those calls only
+//! (`PTRACE_O_TRACESECCOMP`; the tracer resumes a seccomp stop with `PTRACE_SYSCALL` to see the
+//! call's exit, and everything else with `PTRACE_CONT`); every other call runs without a stop.
+//! Tracing every call, the filter would stop as often as `PTRACE_SYSCALL`, and is not used.
 
 use std::collections::HashSet;
 
@@ -30,10 +32,15 @@ fn ptrace(request: libc::c_uint, tid: i32, addr: usize, data: usize) -> std::io:
     }
 }
 
-/// Resumes `tid` to its next system-call stop, delivering `sig`; a task that has just died
-/// (`ESRCH`) is left to waitpid(2).
-fn resume(tid: i32, sig: i32) {
-    let _ = ptrace(libc::PTRACE_SYSCALL, tid, 0, sig as usize);
+/// Resumes `tid`, delivering `sig`: to its next system-call stop (`step`), or to its next
+/// seccomp stop or signal; a task that has just died (`ESRCH`) is left to waitpid(2).
+fn resume(tid: i32, sig: i32, step: bool) {
+    let request = if step {
+        libc::PTRACE_SYSCALL
+    } else {
+        libc::PTRACE_CONT
+    };
+    let _ = ptrace(request, tid, 0, sig as usize);
 }
 
 enum Stop {
@@ -58,14 +65,18 @@ fn syscall_info(tid: i32) -> Result<Stop> {
     Ok(unsafe {
         match info.op {
             libc::PTRACE_SYSCALL_INFO_ENTRY => Stop::Entry(info.u.entry.nr as u32),
+            libc::PTRACE_SYSCALL_INFO_SECCOMP => Stop::Entry(info.u.seccomp.nr as u32),
             libc::PTRACE_SYSCALL_INFO_EXIT => Stop::Exit(info.u.exit.sval),
             _ => Stop::Other,
         }
     })
 }
 
-fn options(follow: bool, started: bool) -> usize {
+fn options(follow: bool, started: bool, seccomp: bool) -> usize {
     let mut o = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_TRACEEXEC;
+    if seccomp {
+        o |= libc::PTRACE_O_TRACESECCOMP;
+    }
     if follow {
         o |= libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEVFORK;
     }
@@ -116,9 +127,21 @@ fn detach_all(tasks: &HashSet<i32>) {
 /// Traces with ptrace; `notes` receives what the reader should know.
 pub fn trace(options: &Options, notes: &mut Vec<String>) -> Result<Trace> {
     let mut tasks = HashSet::new();
+    // Only some calls of a started program: a seccomp filter stops the tracee at those only.
+    let filter = match (&options.target, &options.calls) {
+        (Target::Command(_), Some(nrs)) => crate::seccomp::filter(nrs),
+        _ => None,
+    };
+    let seccomp = filter.is_some();
+    if let Some(nrs) = options.calls.as_ref().filter(|_| seccomp) {
+        notes.push(format!(
+            "a seccomp filter stops the program at the {} calls traced only",
+            nrs.len()
+        ));
+    }
     let (pid, started, spawned) = match &options.target {
         Target::Command(argv) => {
-            let c = child::spawn(argv, Start::TraceMe)?;
+            let c = child::spawn(argv, Start::TraceMe(filter.as_deref()))?;
             let mut status = 0;
             // SAFETY: waitpid(2) on our child with a valid pointer to a local.
             let r = unsafe { libc::waitpid(c.pid, &mut status, libc::__WALL) };
@@ -135,13 +158,13 @@ pub fn trace(options: &Options, notes: &mut Vec<String>) -> Result<Trace> {
                 libc::PTRACE_SETOPTIONS,
                 c.pid,
                 0,
-                self::options(options.follow, true),
+                self::options(options.follow, true, seccomp),
             ) {
                 c.kill();
                 return Err(Error::sys("PTRACE_SETOPTIONS", e));
             }
             tasks.insert(c.pid);
-            resume(c.pid, 0);
+            resume(c.pid, 0, !seccomp);
             (c.pid, true, Some(c))
         }
         Target::Pid(pid) => {
@@ -158,7 +181,7 @@ pub fn trace(options: &Options, notes: &mut Vec<String>) -> Result<Trace> {
                     libc::PTRACE_SEIZE,
                     t,
                     0,
-                    self::options(options.follow, false),
+                    self::options(options.follow, false, false),
                 )
                 .and_then(|_| ptrace(libc::PTRACE_INTERRUPT, t, 0, 0));
                 match seized {
@@ -189,6 +212,8 @@ pub fn trace(options: &Options, notes: &mut Vec<String>) -> Result<Trace> {
     let mut seen_interrupts = child::interrupts();
     let mut interrupted = false;
     let mut fresh: HashSet<i32> = HashSet::new();
+    // With the filter: tasks stopped at a seccomp stop, whose call's exit is still to come.
+    let mut in_call: HashSet<i32> = HashSet::new();
     while !tasks.is_empty() {
         let n = child::interrupts();
         if n > seen_interrupts {
@@ -220,6 +245,7 @@ pub fn trace(options: &Options, notes: &mut Vec<String>) -> Result<Trace> {
         let t = child::monotonic_ns();
         if let Some(code) = child::exit_code(status) {
             tasks.remove(&tid);
+            in_call.remove(&tid);
             collector.gone(tid as u32);
             if tid == pid {
                 exit = Some(code);
@@ -236,10 +262,19 @@ pub fn trace(options: &Options, notes: &mut Vec<String>) -> Result<Trace> {
         let sig = libc::WSTOPSIG(status);
         let event = status >> 16;
         let mut inject = 0;
-        if sig == libc::SIGTRAP | 0x80 {
+        let seccomp_stop = sig == libc::SIGTRAP && event == libc::PTRACE_EVENT_SECCOMP;
+        if sig == libc::SIGTRAP | 0x80 || seccomp_stop {
             match syscall_info(tid) {
-                Ok(Stop::Entry(nr)) => collector.enter(tid as u32, nr, t),
-                Ok(Stop::Exit(ret)) => collector.exit(tid as u32, None, ret, t),
+                Ok(Stop::Entry(nr)) => {
+                    collector.enter(tid as u32, nr, t);
+                    if seccomp_stop {
+                        in_call.insert(tid);
+                    }
+                }
+                Ok(Stop::Exit(ret)) => {
+                    collector.exit(tid as u32, None, ret, t);
+                    in_call.remove(&tid);
+                }
                 Ok(Stop::Other) => {}
                 Err(e) => {
                     if started {
@@ -256,7 +291,7 @@ pub fn trace(options: &Options, notes: &mut Vec<String>) -> Result<Trace> {
             // A signal for the tracee: deliver it.
             inject = sig;
         }
-        resume(tid, inject);
+        resume(tid, inject, !seccomp || in_call.contains(&tid));
     }
     let wall_ns = child::monotonic_ns().saturating_sub(t0);
     if started && exit.is_none() {
