@@ -7,7 +7,8 @@
 //!
 //! - [`perf`]: perf_event tracepoints (`raw_syscalls:sys_enter` / `sys_exit`) sampled into
 //!   mmap'ed ring buffers, read while the program runs; the program never stops;
-//! - [`ptrace`]: the fallback, a stop at the entry and exit of every call.
+//! - [`ptrace`]: the fallback, a stop at the entry and exit of every call (of the listed
+//!   calls only, with [`Options::calls`], under a [`seccomp`] filter).
 //!
 //! Then:
 //!
