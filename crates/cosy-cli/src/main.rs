@@ -7,6 +7,7 @@
 mod bench;
 mod load;
 mod run;
+mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Verify a compound file under the policy and report every problem.
     Check(run::CheckArgs),
+    /// Count and time every system call of a program; find the bursts worth a compound.
+    Trace(trace::TraceArgs),
     /// Print a compound file (text or binary) in canonical text.
     Print {
         /// The compound file.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Check(args) => run::check(&args),
         Command::Bench(args) => bench::bench(&args),
+        Command::Trace(args) => return trace::trace(&args),
         Command::Print { file } => load::load(&file).map(|l| {
             print!("{}", cosy_format::text::print(&l.compound));
         }),
