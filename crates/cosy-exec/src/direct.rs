@@ -133,17 +133,15 @@ impl DirectExecutor {
             },
             opts.trace,
         );
-        interp::execute(
-            v,
-            &plan,
-            &layout,
-            &opts.functions,
-            opts.trace,
+        let setup = interp::Setup {
+            plan: &plan,
+            layout: &layout,
+            functions: &opts.functions,
+            trace: opts.trace,
             threads,
-            &mut issuer,
             started,
-        )
-        .0
+        };
+        interp::execute(v, setup, &mut issuer).0
     }
 }
 

@@ -391,11 +391,11 @@ fn window<I: Issuer>(
             break;
         }
         for (k, lane) in lanes.iter_mut().enumerate() {
-            if let Err(e) = lane.retire(cx, issuer) {
-                if let Some(item) = busy[k].take() {
-                    lane.close_slots(issuer, end, &info.fd_slots);
-                    done.insert(item, IterOut::of(lane, Err(e)));
-                }
+            if let Err(e) = lane.retire(cx, issuer)
+                && let Some(item) = busy[k].take()
+            {
+                lane.close_slots(issuer, end, &info.fd_slots);
+                done.insert(item, IterOut::of(lane, Err(e)));
             }
         }
     }

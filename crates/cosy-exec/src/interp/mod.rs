@@ -684,7 +684,7 @@ impl Lane {
             }
         }
         match operation {
-            Op::Sys { call, args, ret } => {
+            Op::Sys { call, args, .. } => {
                 if self.has_pending() && self.needs_pending(args) {
                     return Ok(Flow::Block);
                 }
@@ -697,15 +697,14 @@ impl Lane {
                     Issued::Wait => Ok(Flow::Block),
                     // Retired in order behind the pending calls.
                     Issued::Ready(r) if self.fallible > 0 => {
-                        let t = Ticket(u32::MAX);
-                        self.queued(pc, *call, args, *ret, t, Some(r), None);
+                        self.queued(pc, operation, Ticket(u32::MAX), Some(r), None);
                         Ok(Flow::Next(pc + 1))
                     }
                     Issued::Ready(r) => self
-                        .complete(cx, issuer, pc, *call, args, *ret, r, &rargs)
+                        .complete(cx, issuer, pc, operation, r, &rargs)
                         .map(|()| Flow::Next(pc + 1)),
                     Issued::Pending { ticket, fd } => {
-                        self.queued(pc, *call, args, *ret, ticket, None, fd);
+                        self.queued(pc, operation, ticket, None, fd);
                         Ok(Flow::Next(pc + 1))
                     }
                 };
@@ -1014,17 +1013,18 @@ impl Lane {
 
     /// Records a call the issuer queued, with what it does to the lane at once: a close
     /// empties its slot, an open's slot takes the descriptor known in advance (or waits).
-    #[allow(clippy::too_many_arguments)]
     fn queued(
         &mut self,
         pc: usize,
-        call: Sys,
-        args: &[Arg],
-        ret: Ret,
+        operation: &Op,
         ticket: Ticket,
         ready: Option<i64>,
         fd: Option<i32>,
     ) {
+        let Op::Sys { call, args, ret } = operation else {
+            return;
+        };
+        let (call, ret) = (*call, *ret);
         if call == Sys::Close
             && let Some(Arg::Fd(FdRef::Slot(s))) = args.first()
         {
@@ -1052,18 +1052,19 @@ impl Lane {
 
     /// Applies a ready call's result: the register or slot of `ret`, the slots of `pipe2`,
     /// the error mode.
-    #[allow(clippy::too_many_arguments)]
     fn complete<I: Issuer>(
         &mut self,
         cx: &Cx<'_>,
         issuer: &mut I,
         pc: usize,
-        call: Sys,
-        args: &[Arg],
-        ret: Ret,
+        operation: &Op,
         r: i64,
         rargs: &ResolvedArgs,
     ) -> Result<(), Error> {
+        let Op::Sys { call, args, ret } = operation else {
+            return Ok(());
+        };
+        let (call, ret) = (*call, *ret);
         let op = pc as u32;
         if call == Sys::Close
             && let Some(Arg::Fd(FdRef::Slot(s))) = args.first()
@@ -1159,19 +1160,33 @@ pub(crate) fn zero_locals<I: Issuer>(
     }
 }
 
-/// Runs `v` with `issuer`: the whole run, from the setup to the final closes. `started` is
-/// when the run began (its time limit counts from there); `threads` says whether maps may
-/// run on several threads.
+/// What a run is set up with, besides the compound and the issuer.
+pub(crate) struct Setup<'a> {
+    pub plan: &'a Plan,
+    pub layout: &'a Layout,
+    pub functions: &'a Functions,
+    pub trace: bool,
+    /// Whether maps may run on several threads.
+    pub threads: maps::Threads,
+    /// When the run began (its time limit counts from there).
+    pub started: Instant,
+}
+
+/// Runs `v` with `issuer`: the whole run, from the first operation to the final closes.
+/// Returns the outcome and what the run wrote of the arena.
 pub(crate) fn execute<I: Issuer>(
     v: &Verified,
-    plan: &Plan,
-    layout: &Layout,
-    functions: &Functions,
-    trace: bool,
-    threads: maps::Threads,
+    setup: Setup<'_>,
     issuer: &mut I,
-    started: Instant,
 ) -> (Outcome, Dirty) {
+    let Setup {
+        plan,
+        layout,
+        functions,
+        trace,
+        threads,
+        started,
+    } = setup;
     let c = v.compound();
     let policy = v.policy();
     let cx = Cx {

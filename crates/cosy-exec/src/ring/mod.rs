@@ -394,16 +394,15 @@ fn run_with_plan(
         1
     };
     let mut issuer = RingIssuer::new(ring, mem, root, rp, c, window);
-    let (outcome, mut dirty) = interp::execute(
-        v,
+    let setup = interp::Setup {
         plan,
-        &layout,
-        &opts.functions,
-        opts.trace,
-        interp::maps::Threads::default(),
-        &mut issuer,
+        layout: &layout,
+        functions: &opts.functions,
+        trace: opts.trace,
+        threads: interp::maps::Threads::default(),
         started,
-    );
+    };
+    let (outcome, mut dirty) = interp::execute(v, setup, &mut issuer);
     drop(issuer);
     if let Some(mut cr) = cached {
         // Leave the region zeroed for the next run.
