@@ -4,7 +4,10 @@
 //! vanilla walks the tree with `std::fs::read_dir`, reads each file whole and counts with
 //! `memchr::memmem`; cosy runs, per directory, a getdents64 and a map of
 //! `open; read; find; close` (the built-in `find`, the pattern stored into the arena); GNU `grep -rFo` and `rg --count-matches`
-//! run when installed. The answer is the number of matches, known from the corpus.
+//! run when installed; `uring-by-hand` is the floor of io_uring here, written by hand on
+//! cosy-uring's ring: per directory, 64 files per submission, each an open into a slot of
+//! the ring's file table, a read of it and a hard-linked close. The answer is the number of
+//! matches, known from the corpus.
 
 use std::fs;
 use std::io;
@@ -17,7 +20,7 @@ use memchr::memmem::Finder;
 
 use super::{Ctx, DENTS, O_DIR, PATTERN, Workload, bytes, tree_spec, walk};
 use crate::external::tool_with_codes;
-use crate::framework::{Answer, Case, VariantError, answer, variant};
+use crate::framework::{Answer, Case, Entry, VariantError, answer, variant};
 
 /// The grep workload.
 pub const WORKLOAD: Workload = Workload {
@@ -87,6 +90,109 @@ fn count(dir: &Path, finder: &Finder<'_>) -> io::Result<i64> {
     Ok(n)
 }
 
+/// Files per submission of `uring-by-hand`.
+const BATCH: usize = 64;
+
+/// The corpus's files are smaller than this: one read each.
+const BY_HAND_READ: usize = 16 << 10;
+
+/// `uring-by-hand` (see the module documentation).
+fn uring_by_hand(ring: &mut cosy_uring::Ring, root: &Path) -> Result<Answer, VariantError> {
+    use cosy_uring::{Link, Op, OpenTarget, Target};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::AsRawFd;
+    let fail = |e: cosy_uring::Error| VariantError::Fail(e.to_string());
+    let finder = Finder::new(PATTERN);
+    let mut n = 0i64;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let mut files = Vec::new();
+        for e in fs::read_dir(&dir)? {
+            let e = e?;
+            let t = e.file_type()?;
+            if t.is_dir() {
+                dirs.push(e.path());
+            } else if t.is_file() {
+                files.push(e.file_name());
+            }
+        }
+        let d = fs::File::open(&dir)?;
+        for batch in files.chunks(BATCH) {
+            for (k, name) in batch.iter().enumerate() {
+                let slot = k as u32;
+                let buf = k * BY_HAND_READ..(k + 1) * BY_HAND_READ;
+                let chain = [
+                    (
+                        Op::Openat {
+                            dirfd: d.as_raw_fd(),
+                            path: name.as_bytes(),
+                            flags: libc::O_RDONLY,
+                            mode: 0,
+                            into: OpenTarget::Slot(slot),
+                        },
+                        (k * 3) as u64,
+                    ),
+                    (
+                        Op::Read {
+                            fd: Target::Slot(slot),
+                            buf,
+                            offset: 0,
+                        },
+                        (k * 3 + 1) as u64,
+                    ),
+                    (
+                        Op::Close {
+                            fd: Target::Slot(slot),
+                        },
+                        (k * 3 + 2) as u64,
+                    ),
+                ];
+                ring.push_chain(&chain, Link::Hard).map_err(fail)?;
+            }
+            let mut read = vec![0usize; batch.len()];
+            for c in ring.run().map_err(fail)? {
+                if c.result < 0 {
+                    return Err(VariantError::Fail(format!("io_uring: {}", c.result)));
+                }
+                if c.user_data % 3 == 1 {
+                    read[(c.user_data / 3) as usize] = c.result as usize;
+                }
+            }
+            for (k, r) in read.iter().enumerate() {
+                let bytes = ring
+                    .buf(k * BY_HAND_READ..k * BY_HAND_READ + r)
+                    .map_err(fail)?;
+                n += finder.find_iter(bytes).count() as i64;
+            }
+        }
+    }
+    Ok(answer(&[("matches", n)]))
+}
+
+/// The `uring-by-hand` variant: its ring is set up once, before the runs.
+fn by_hand_entry(root: std::path::PathBuf) -> Entry {
+    if cosy_uring::skip_without_uring("uring-by-hand") {
+        return Entry::Skipped {
+            name: "uring-by-hand".into(),
+            reason: "io_uring unavailable".into(),
+        };
+    }
+    let ring = cosy_uring::Ring::builder()
+        .entries(256)
+        .files(BATCH as u32)
+        .region(cosy_uring::IoBuf::zeroed(BATCH * BY_HAND_READ))
+        .build();
+    match ring {
+        Ok(mut ring) => Entry::Ready(variant("uring-by-hand", move || {
+            uring_by_hand(&mut ring, &root)
+        })),
+        Err(e) => Entry::Skipped {
+            name: "uring-by-hand".into(),
+            reason: e.to_string(),
+        },
+    }
+}
+
 fn vanilla(root: &Path) -> Result<Answer, VariantError> {
     let finder = Finder::new(PATTERN);
     Ok(answer(&[("matches", count(root, &finder)?)]))
@@ -120,6 +226,7 @@ fn build(ctx: &mut Ctx<'_>, _part: &str) -> io::Result<Vec<Case>> {
     for e in entries {
         case = case.entry(e);
     }
+    case = case.entry(by_hand_entry(tree.root.clone()));
     let r = &tree.root;
     case = case
         .entry(tool_with_codes(
