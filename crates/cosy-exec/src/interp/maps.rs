@@ -175,6 +175,34 @@ impl<'a> Combined<'a> {
         self.again || self.stopped.is_some()
     }
 
+    /// Commits what `lane` left after the next item in order, read in place (no copy of an
+    /// [`IterOut`]: the window's common case, an item finishing in order).
+    fn add_lane(&mut self, lane: &mut Lane, result: Result<(), Error>) {
+        if self.done() {
+            return;
+        }
+        self.used = self.used.saturating_add(lane.used);
+        if self.used > self.left || matches!(result, Err(Error::Fuel { .. })) {
+            self.again = true;
+            return;
+        }
+        for (sum, r) in self.sums.iter_mut().zip(&self.info.accumulators) {
+            *sum = sum.wrapping_add(lane.regs.get(r.index()).copied().unwrap_or(0));
+        }
+        self.errors.append(&mut lane.errors);
+        if let Some(t) = &mut lane.rec.trace {
+            self.trace.append(t);
+        }
+        self.stopped = result.err();
+        match &mut self.last {
+            Some((regs, pathvals)) => {
+                regs.clone_from(&lane.regs);
+                pathvals.clone_from(&lane.pathvals);
+            }
+            None => self.last = Some((lane.regs.clone(), lane.pathvals.clone())),
+        }
+    }
+
     /// Commits the next iteration(s) in item order.
     fn add(&mut self, mut out: IterOut) {
         if self.done() {
@@ -263,7 +291,13 @@ pub(crate) fn concurrent<I: Issuer>(
     let Some(info) = cx.plan.map(begin).filter(|m| m.concurrent) else {
         return Ok(Ran::No(items));
     };
-    if issuer.window() >= 2 && issuer.worth_window(begin + 1..end) {
+    // A window runs each iteration's nested maps item after item in its lane: the innermost
+    // concurrent maps get the windows (a map over ten directories of a thousand files each is
+    // better as ten windows of files than one window of ten directories).
+    let inner_window = cx.plan.maps().any(|m| {
+        begin < m.begin && m.end < end && m.concurrent && issuer.worth_window(m.begin + 1..m.end)
+    });
+    if issuer.window() >= 2 && issuer.worth_window(begin + 1..end) && !inner_window {
         return window(main, cx, issuer, dirty, info, items);
     }
     let t = cx.threads;
@@ -298,7 +332,8 @@ fn window<I: Issuer>(
         .collect();
     // The item each lane runs, by index in item order.
     let mut busy: Vec<Option<usize>> = vec![None; w];
-    let mut done: std::collections::BTreeMap<usize, IterOut> = Default::default();
+    // Items that finished before an older one, by index from `committed`.
+    let mut done: std::collections::VecDeque<Option<IterOut>> = Default::default();
     let mut combined = Combined::new(info, left);
     let (mut next, mut committed, mut exhausted) = (0usize, 0usize, false);
     let mut idle = 0;
@@ -349,12 +384,8 @@ fn window<I: Issuer>(
             };
             progressed = true;
             lane.close_slots(issuer, end, &info.fd_slots);
-            done.insert(item, IterOut::of(lane, result));
+            finish(&mut combined, &mut done, &mut committed, item, lane, result);
             busy[k] = None;
-        }
-        while let Some(out) = done.remove(&committed) {
-            combined.add(out);
-            committed += 1;
         }
         if combined.done() {
             // Items after the first that stopped are never committed: lanes with nothing in
@@ -395,7 +426,7 @@ fn window<I: Issuer>(
                 && let Some(item) = busy[k].take()
             {
                 lane.close_slots(issuer, end, &info.fd_slots);
-                done.insert(item, IterOut::of(lane, Err(e)));
+                finish(&mut combined, &mut done, &mut committed, item, lane, Err(e));
             }
         }
     }
@@ -423,6 +454,36 @@ fn window<I: Issuer>(
         return Err(e);
     }
     combined.apply(main)
+}
+
+/// An item of a window has finished in `lane` with `result`: committed at once if it is the
+/// next in order (then the items after it that finished before it), kept in `done` otherwise
+/// (`done[i]` is item `committed + i`).
+fn finish(
+    combined: &mut Combined<'_>,
+    done: &mut std::collections::VecDeque<Option<IterOut>>,
+    committed: &mut usize,
+    item: usize,
+    lane: &mut Lane,
+    result: Result<(), Error>,
+) {
+    let at = item - *committed;
+    if at > 0 {
+        if done.len() <= at {
+            done.resize_with(at + 1, || None);
+        }
+        done[at] = Some(IterOut::of(lane, result));
+        return;
+    }
+    combined.add_lane(lane, result);
+    done.pop_front();
+    *committed += 1;
+    while let Some(Some(_)) = done.front() {
+        if let Some(Some(out)) = done.pop_front() {
+            combined.add(out);
+        }
+        *committed += 1;
+    }
 }
 
 /// What every thread of a threaded map shares.
