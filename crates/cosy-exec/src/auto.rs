@@ -9,7 +9,7 @@
 //! For every system call of the compound, [`Choice`] estimates how many calls one
 //! io_uring_enter would carry in its context (the *batch*: the calls a thread queues before it
 //! needs a result — the iterations of a concurrent map times the calls of an iteration, or the
-//! independent calls of straight-line code, or the reads of an unrolled loop) and compares
+//! independent calls of straight-line code) and compares
 //!
 //! - direct: a system call (`syscall_ns`; `pread_direct_ns` for reads and writes,
 //!   `statx_direct_ns` for calls that walk a path; nothing for `nop`),

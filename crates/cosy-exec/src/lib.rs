@@ -5,11 +5,11 @@
 //!
 //! - [`DirectExecutor`] (`direct`, the reference): each call is a plain system call, issued in
 //!   program order.
-//! - [`RingExecutor`] (`ring`, docs/ring.md): calls are queued on an io_uring and submitted
-//!   in rounds, as few `io_uring_enter` calls as the dependencies allow: linked chains per
-//!   thread, direct descriptors, the arena registered as the ring's buffer, concurrent map
-//!   iterations, unrolled read loops, SQPOLL on request; plain system calls where io_uring
-//!   cannot do the same ([`Stats::fallbacks`]).
+//! - [`RingExecutor`] (`ring`, docs/ring.md): the same interpreter with calls queued on an
+//!   io_uring and submitted when it needs a result, as few `io_uring_enter` calls as the
+//!   dependencies allow: a hard-linked chain per lane, direct descriptors, the arena
+//!   registered as the ring's buffer, windows of map iterations, SQPOLL on request; plain
+//!   system calls where io_uring cannot do the same ([`Stats::fallbacks`]).
 //! - [`AutoExecutor`] (`auto`, the default [`Backend`]): the cheaper of the two per operation
 //!   class, from costs measured on the machine ([`auto`]).
 //!

@@ -12,22 +12,22 @@
 //! | `cost` | [`CostClass`] | the `auto` executor's cost model, the ring's routing |
 //! | `fixed` | operand indices | which descriptors may be direct descriptors on the ring |
 //! | `position` | `bool` | maps on threads and on the ring, the `pread` rewrite |
-//! | `breaks_link` | `bool` | the ring executor's stop-mode ordering (checked against the kernel by a test) |
+//! | `breaks_link` | `bool` | a fact measured on the kernel by a test; the ring issuer hard-links its chains, so none of its ordering depends on it |
 //! | `confine` | [`Confine`] | the policy root (`cosy-exec` `confine.rs`, an exhaustive match) |
 //! | `min_buf` | `usize` | verifier ([`SysSpec::min_buf`]), executors' range checks |
 //! | `man` | `&str` | documentation |
 //!
 //! Adding a call touches, besides this row: its issuing function and the arm of `issue` in
-//! `cosy-exec/src/sys.rs`; an arm in the ring executor's request builder
-//! (`cosy-exec/src/ring/machine.rs`, routing it to a plain call until it builds the
-//! request) and in the test of opcodes (`cosy-exec/src/uring_ops.rs`) — the compiler points
-//! to all three; optionally a [`Builder`](crate::Builder) method; and tests. Its
+//! `cosy-exec/src/sys.rs`, and the arm of the test of opcodes (`cosy-exec/src/uring_ops.rs`)
+//! — the compiler points to both; optionally a [`Builder`](crate::Builder) method, and the
+//! ring issuer's lowering (`cosy-exec/src/ring/issuer.rs`) to send it to the ring (without
+//! one it is issued as a plain call, in order, confined like on `direct`); and tests. Its
 //! confinement is the row's `confine` column: a path-taking row marked `NoPath` fails this
 //! module's tests, and a new [`Confine`] kind does not compile until `confine.rs` implements
 //! it. A new [`UringOp`] also needs its opcode number (`uring_ops::opcode`) and whether the
-//! ring executor builds it (`machine::builds`), both exhaustive matches. The test that walks
-//! [`Sys::ALL`] for ways out of a policy root (`cosy-exec/tests/confine.rs`) derives its
-//! attempts from the row.
+//! ring issuer builds it (`ring/issuer.rs` `builds`), both exhaustive matches. The test that
+//! walks [`Sys::ALL`] for ways out of a policy root (`cosy-exec/tests/confine.rs`) derives its
+//! //! attempts from the row.
 
 use crate::flags::FlagSet;
 
