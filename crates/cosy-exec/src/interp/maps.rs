@@ -363,6 +363,7 @@ fn window<I: Issuer>(
                 items: Items::none(),
                 snapshot: Vec::new(),
             });
+            lane.flush_marks(cx.layout, dirty);
             zero_locals(cx.layout, issuer, dirty, &zero, k);
             lane.bind(binding);
             lane.pc = begin + 1;
@@ -441,6 +442,7 @@ fn window<I: Issuer>(
     for lane in lanes.iter_mut() {
         lane.discard(issuer);
         lane.close_slots(issuer, end, &info.fd_slots);
+        lane.flush_marks(cx.layout, dirty);
         lane.rec.trace = None;
         main.rec.absorb(&lane.rec);
     }
@@ -448,6 +450,7 @@ fn window<I: Issuer>(
         let _ = issuer.wait(&mut main.rec, None);
         for lane in lanes.iter_mut() {
             lane.discard(issuer);
+            lane.flush_marks(cx.layout, dirty);
         }
     }
     if let Some(e) = timed_out {

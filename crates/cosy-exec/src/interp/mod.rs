@@ -235,6 +235,8 @@ struct Pend {
     used: u64,
     /// The length of the undo log when it was issued.
     undo: usize,
+    /// The range of the arena the call may write.
+    out: Option<Span>,
 }
 
 /// How far [`Lane::run`] got.
@@ -275,6 +277,9 @@ pub(crate) struct Lane {
     fallible: usize,
     /// What arithmetic, moves and jumps changed past pending calls (`stop` mode).
     undo: Vec<Undo>,
+    /// Bytes of the arena retired calls wrote, to record in the run's [`Dirty`]
+    /// ([`Lane::flush_marks`]).
+    marks: Vec<Span>,
     rargs: ResolvedArgs,
 }
 
@@ -342,6 +347,7 @@ impl Lane {
             pending: VecDeque::new(),
             fallible: 0,
             undo: Vec::new(),
+            marks: Vec::new(),
             rargs: ResolvedArgs::default(),
         }
     }
@@ -464,6 +470,7 @@ impl Lane {
                 effect: Effect::Internal,
                 used: self.used,
                 undo: self.undo.len(),
+                out: None,
             });
         }
     }
@@ -490,6 +497,7 @@ impl Lane {
         dirty: &mut Dirty,
         stop: usize,
     ) -> Run {
+        self.flush_marks(cx.layout, dirty);
         let n = cx.c.ops.len();
         while self.pc < n && self.pc != stop {
             if self.used >= self.fuel {
@@ -519,6 +527,13 @@ impl Lane {
             Run::Blocked
         } else {
             Run::Done
+        }
+    }
+
+    /// Records in `dirty` the bytes the calls retired since the last flush wrote.
+    pub fn flush_marks(&mut self, layout: &Layout, dirty: &mut Dirty) {
+        for s in self.marks.drain(..) {
+            dirty.mark(layout, s);
         }
     }
 
@@ -635,6 +650,9 @@ impl Lane {
     /// and slots (always: the descriptors are real either way).
     fn settle<I: Issuer>(&mut self, issuer: &mut I, p: &Pend, r: i64, keep: bool) {
         let op = p.op as usize;
+        if let Some(s) = p.out {
+            self.marks.push(written_of(p.call, s, r));
+        }
         match p.effect {
             Effect::Reg(Some(reg)) if keep => self.set(reg, r),
             Effect::Reg(_) | Effect::Internal => {}
@@ -689,7 +707,7 @@ impl Lane {
                     return Ok(Flow::Block);
                 }
                 self.check_time(cx, pc)?;
-                self.resolve(cx, pc, *call, args, dirty)?;
+                self.resolve(cx, pc, *call, args)?;
                 let mut rargs = std::mem::take(&mut self.rargs);
                 let at = self.at(pc);
                 let issued = issuer.issue(at, *call, &mut rargs, &mut self.rec);
@@ -697,14 +715,22 @@ impl Lane {
                     Issued::Wait => Ok(Flow::Block),
                     // Retired in order behind the pending calls.
                     Issued::Ready(r) if self.fallible > 0 => {
-                        self.queued(pc, operation, Ticket(u32::MAX), Some(r), None);
+                        if let Some(s) = written(*call, &rargs, r) {
+                            dirty.mark(cx.layout, s);
+                        }
+                        self.queued(pc, operation, Ticket(u32::MAX), Some(r), None, None);
                         Ok(Flow::Next(pc + 1))
                     }
-                    Issued::Ready(r) => self
-                        .complete(cx, issuer, pc, operation, r, &rargs)
-                        .map(|()| Flow::Next(pc + 1)),
+                    Issued::Ready(r) => {
+                        if let Some(s) = written(*call, &rargs, r) {
+                            dirty.mark(cx.layout, s);
+                        }
+                        self.complete(cx, issuer, pc, operation, r, &rargs)
+                            .map(|()| Flow::Next(pc + 1))
+                    }
                     Issued::Pending { ticket, fd } => {
-                        self.queued(pc, operation, ticket, None, fd);
+                        let out = out_span(*call, &rargs);
+                        self.queued(pc, operation, ticket, None, fd, out);
                         Ok(Flow::Next(pc + 1))
                     }
                 };
@@ -969,14 +995,7 @@ impl Lane {
     }
 
     /// Evaluates the operands of a system call into `self.rargs`.
-    fn resolve(
-        &mut self,
-        cx: &Cx<'_>,
-        pc: usize,
-        call: Sys,
-        args: &[Arg],
-        dirty: &mut Dirty,
-    ) -> Result<(), Error> {
+    fn resolve(&mut self, cx: &Cx<'_>, pc: usize, call: Sys, args: &[Arg]) -> Result<(), Error> {
         let mut out = std::mem::take(&mut self.rargs);
         out.items.clear();
         let min = sys::min_buf_len(call);
@@ -992,13 +1011,8 @@ impl Lane {
                     let bytes = path_bytes(cx.c, &self.pathvals, p);
                     Resolved::Path(std::ffi::CString::new(bytes).unwrap_or_default())
                 }
-                (kind, Arg::Buf(r)) => match self.range(cx, pc, r, min, Some(call)) {
-                    Ok(s) => {
-                        if kind == ArgKind::BufOut {
-                            dirty.mark(cx.layout, s);
-                        }
-                        Resolved::Buf(s)
-                    }
+                (_, Arg::Buf(r)) => match self.range(cx, pc, r, min, Some(call)) {
+                    Ok(s) => Resolved::Buf(s),
                     Err(e) => {
                         result = Err(e);
                         break;
@@ -1020,6 +1034,7 @@ impl Lane {
         ticket: Ticket,
         ready: Option<i64>,
         fd: Option<i32>,
+        out: Option<Span>,
     ) {
         let Op::Sys { call, args, ret } = operation else {
             return;
@@ -1047,6 +1062,7 @@ impl Lane {
             effect,
             used: self.used + 1,
             undo: self.undo.len(),
+            out,
         });
     }
 
@@ -1142,6 +1158,34 @@ impl Lane {
     }
 }
 
+/// The range of the arena `call` may write: its buffer operand the kernel writes.
+fn out_span(call: Sys, args: &ResolvedArgs) -> Option<Span> {
+    call.spec()
+        .args
+        .iter()
+        .zip(&args.items)
+        .find_map(|(spec, r)| match (spec.kind, r) {
+            (ArgKind::BufOut, Resolved::Buf(s)) => Some(*s),
+            _ => None,
+        })
+}
+
+/// What `call` wrote of its output range `s`, given its result `r`: the `r` bytes it returned
+/// (reads, `getdents64`, `readlinkat`, the xattr calls), or all of it for a call that fills a
+/// structure (`statx`: the table's `min_buf`) or one that failed (it may have written some).
+/// Only those bytes need zeroing before a map's next iteration.
+fn written_of(call: Sys, s: Span, r: i64) -> Span {
+    match usize::try_from(r) {
+        Ok(n) if call.spec().min_buf == 0 => s.prefix(n),
+        _ => s,
+    }
+}
+
+/// What a ready call with resolved operands `args` wrote of the arena, given its result.
+fn written(call: Sys, args: &ResolvedArgs, r: i64) -> Option<Span> {
+    out_span(call, args).map(|s| written_of(call, s, r))
+}
+
 /// Zeroes what was written of the local buffers `bufs` in lane `lane`.
 pub(crate) fn zero_locals<I: Issuer>(
     layout: &Layout,
@@ -1216,6 +1260,7 @@ pub(crate) fn execute<I: Issuer>(
         let _ = issuer.wait(&mut lane.rec, None);
         lane.discard(issuer);
     }
+    lane.flush_marks(layout, &mut dirty);
     let outputs = c
         .outputs
         .iter()

@@ -114,6 +114,9 @@ impl RingExecutor {
     }
 }
 
+/// The most bytes of local buffers a window of map iterations uses, all lanes together.
+const WINDOW_LOCAL_BYTES: u64 = 2 << 20;
+
 /// Smallest region a ring is given (so that it can be reused by most compounds).
 const MIN_REGION: usize = 64 << 10;
 
@@ -341,7 +344,16 @@ fn run_with_plan(
     let mut ri = planned.ring_plan(c, &caps, allow);
     let window = o.window.max(1);
     let lanes = if planned.rings[ri].1.any_concurrent {
-        lanes_within(&c.buffers, window, policy.arena_bytes)
+        // The lanes' local buffers stay within a cache's size: a window whose buffers do not
+        // fit is slower than a smaller one (each iteration's read lands in cold memory).
+        let shared: u64 = c
+            .buffers
+            .iter()
+            .filter(|b| !b.local)
+            .map(|b| u64::from(b.size))
+            .sum();
+        let budget = shared.saturating_add(WINDOW_LOCAL_BYTES);
+        lanes_within(&c.buffers, window, policy.arena_bytes.min(budget))
     } else {
         1
     };
