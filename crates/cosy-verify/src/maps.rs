@@ -62,7 +62,10 @@ fn binds(op: Option<&Op>, v: PathVar) -> bool {
     }) if *var == v)
 }
 
-pub(crate) fn check(cx: &mut Ctx<'_>, shape: &Shape, graph: &Graph) {
+/// Checks the map bodies; returns the `(MapBegin, var)` pairs where `var` may hold a value
+/// when the map starts, of those asked (every register and fd slot a body writes or opens),
+/// for the map facts ([`crate::facts`]).
+pub(crate) fn check(cx: &mut Ctx<'_>, shape: &Shape, graph: &Graph) -> HashSet<(usize, Var)> {
     let maps = Maps {
         shape,
         before: graph.written_before(&questions(cx.c, shape)),
@@ -184,6 +187,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, shape: &Shape, graph: &Graph) {
             }
         }
     }
+    maps.before
 }
 
 /// A write of buffer `b` at `j`: it must be private to the iteration of every map around it.
