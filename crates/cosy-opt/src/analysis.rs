@@ -1,5 +1,6 @@
-//! The analyses and the rewriting machinery the passes share: the structural check, the
-//! control-flow graph (successors, predecessors, basic blocks, dominators, enclosing maps),
+//! The analyses and the rewriting machinery the passes share: the control-flow graph
+//! (successors and enclosing maps, from the verifier's [`cosy_verify::Structure`], with
+//! predecessors, basic blocks and dominators),
 //! which registers are read, fresh declarations, and [`Edits`], which rebuilds the operation
 //! list after insertions, replacements and removals with jump targets, map indices and
 //! origins kept right.
@@ -53,72 +54,14 @@ pub(crate) struct Cfg {
 
 impl Cfg {
     /// The graph of `c`, or `None` when `c` is not well formed: a jump target past the end, a
-    /// `MapBegin`/`MapEnd` pair whose indices do not match or are not nested, or a jump into
-    /// or out of a map body.
+    /// `MapBegin`/`MapEnd` pair whose indices do not match or are not nested (or nested too
+    /// deep), or a jump into or out of a map body. The edges and map nesting are the
+    /// verifier's ([`cosy_verify::Structure`]); blocks and predecessors are worked out here.
     pub fn new(c: &Compound) -> Option<Cfg> {
+        let s = cosy_verify::Structure::of(c)?;
         let n = c.ops.len();
-        if n >= u32::MAX as usize {
-            return None;
-        }
-        // Maps: match by nesting, and the recorded indices must agree.
-        let mut map_of = vec![None; n];
-        let mut stack: Vec<usize> = Vec::new();
-        for (t, op) in c.ops.iter().enumerate() {
-            map_of[t] = stack.last().copied();
-            match op {
-                Op::MapBegin { end, .. } => {
-                    if (*end as usize) <= t || (*end as usize) >= n {
-                        return None;
-                    }
-                    stack.push(t);
-                }
-                Op::MapEnd { begin } => {
-                    let b = stack.pop()?;
-                    if *begin as usize != b {
-                        return None;
-                    }
-                    match c.ops.get(b) {
-                        Some(Op::MapBegin { end, .. }) if *end as usize == t => {}
-                        _ => return None,
-                    }
-                }
-                _ => {}
-            }
-        }
-        if !stack.is_empty() {
-            return None;
-        }
-        let mut succ = Vec::with_capacity(n);
-        for (t, op) in c.ops.iter().enumerate() {
-            let s = match op {
-                Op::Jump { cond, target, .. } => {
-                    let target = *target as usize;
-                    if target > n {
-                        return None;
-                    }
-                    let inside = if target == n { None } else { map_of[target] };
-                    if inside != map_of[t] {
-                        return None;
-                    }
-                    if cond.is_some() && target != t + 1 {
-                        vec![t + 1, target]
-                    } else {
-                        vec![target]
-                    }
-                }
-                Op::MapBegin { end, .. } => {
-                    let after = *end as usize + 1;
-                    if after == t + 1 {
-                        vec![t + 1]
-                    } else {
-                        vec![t + 1, after]
-                    }
-                }
-                Op::MapEnd { begin } => vec![*begin as usize + 1, t + 1],
-                _ => vec![t + 1],
-            };
-            succ.push(s);
-        }
+        let succ: Vec<Vec<usize>> = (0..n).map(|t| s.successors(t).to_vec()).collect();
+        let map_of: Vec<Option<usize>> = (0..n).map(|t| s.enclosing(t)).collect();
         let mut pred = vec![Vec::new(); n + 1];
         for (t, s) in succ.iter().enumerate() {
             for &u in s {

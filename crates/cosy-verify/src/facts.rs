@@ -372,6 +372,47 @@ mod tests {
     }
 
     #[test]
+    fn the_structure_of_an_unverified_compound() {
+        // Well formed but not verifiable (a register read before it is written): a structure.
+        let mut b = Builder::new();
+        let x = b.value("x", 0);
+        let y = b.value("y", 0);
+        let mut c = b.finish();
+        c.ops.remove(1);
+        c.ops.insert(
+            0,
+            Op::Arith {
+                dst: x,
+                op: BinOp::Add,
+                a: y.into(),
+                b: 1.into(),
+            },
+        );
+        assert!(crate::verify(c.clone(), &Policy::trusted()).is_err());
+        let s = Structure::of(&c).expect("well formed");
+        assert_eq!(s.successors(0), [1]);
+
+        // A jump out of a map body, a map never ended: none.
+        let mut b = Builder::new();
+        b.map_range(0, 2, 1, |b, _| {
+            b.push(Op::Jump {
+                cond: None,
+                target: 4,
+                bound: None,
+            });
+        });
+        b.nop();
+        assert_eq!(Structure::of(&b.finish()), None);
+        let mut b = Builder::new();
+        b.map_range(0, 2, 1, |b, _| {
+            b.nop();
+        });
+        let mut c = b.finish();
+        c.ops.pop();
+        assert_eq!(Structure::of(&c), None);
+    }
+
+    #[test]
     fn successors_and_enclosing_maps() {
         let mut b = Builder::new();
         let i = b.value("i", 0);

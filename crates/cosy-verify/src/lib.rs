@@ -289,6 +289,31 @@ pub fn verify(compound: Compound, policy: &Policy) -> Result<Verified, Problems>
     }
 }
 
+impl Structure {
+    /// The structure of a compound that need not have passed verification (a rewrite of a
+    /// verified one, between two verifications): `None` unless its maps and jumps are well
+    /// formed ([`Rule::MapStructure`], [`Rule::MapDepth`], [`Rule::JumpTarget`],
+    /// [`Rule::JumpScope`]). The other rules are not checked; facts that rest on them (the
+    /// accumulators, which assume every register is written before it is read) are only as
+    /// good as the compound.
+    pub fn of(compound: &Compound) -> Option<Structure> {
+        // The structural checks consult no policy; the context needs one for its messages.
+        let policy = Policy::trusted();
+        let mut cx = ctx::Ctx::new(compound, &policy);
+        let shape = structure::check(&mut cx)?;
+        let jumps_broken = cx
+            .finish()
+            .iter()
+            .any(|p| matches!(p.rule, Rule::JumpTarget | Rule::JumpScope));
+        if jumps_broken {
+            return None;
+        }
+        let graph = flow::Graph::new(compound, &shape);
+        let before = graph.written_before(&maps::questions(compound, &shape));
+        Some(Structure::new(compound, &shape, &before))
+    }
+}
+
 /// The problems of `compound`, and its structure when its maps are well formed.
 fn check(compound: &Compound, policy: &Policy) -> (Vec<Problem>, Option<Structure>) {
     let mut cx = ctx::Ctx::new(compound, policy);

@@ -37,7 +37,7 @@ impl Maps<'_> {
 
 /// The `(MapBegin, var)` pairs the checks below ask about: what a body writes or opens (or
 /// closes), for each map around it, and a map's own variables.
-fn questions(c: &Compound, shape: &Shape) -> Vec<(usize, Var)> {
+pub(crate) fn questions(c: &Compound, shape: &Shape) -> Vec<(usize, Var)> {
     let mut asked = HashSet::new();
     for (j, op) in c.ops.iter().enumerate() {
         let own = matches!(op, Op::MapBegin { .. }).then_some(j);
