@@ -50,6 +50,8 @@ pub(crate) struct Cfg {
     pub map_of: Vec<Option<usize>>,
     /// Basic block of each operation (numbered in order).
     pub block_of: Vec<usize>,
+    /// The verifier's structure of the compound (the facts of its maps).
+    pub structure: cosy_verify::Structure,
 }
 
 impl Cfg {
@@ -63,8 +65,8 @@ impl Cfg {
         let succ: Vec<Vec<usize>> = (0..n).map(|t| s.successors(t).to_vec()).collect();
         let map_of: Vec<Option<usize>> = (0..n).map(|t| s.enclosing(t)).collect();
         let mut pred = vec![Vec::new(); n + 1];
-        for (t, s) in succ.iter().enumerate() {
-            for &u in s {
+        for (t, out) in succ.iter().enumerate() {
+            for &u in out {
                 if !pred[u].contains(&t) {
                     pred[u].push(t);
                 }
@@ -90,6 +92,7 @@ impl Cfg {
             pred,
             map_of,
             block_of,
+            structure: s,
         })
     }
 
@@ -399,29 +402,6 @@ pub(crate) fn must_open(c: &Compound, g: &Cfg) -> Vec<Option<BTreeSet<FdSlot>>> 
     if g.n == 0 {
         return state;
     }
-    // Slots opened in each map body.
-    let mut opened_in: BTreeMap<usize, BTreeSet<FdSlot>> = BTreeMap::new();
-    for (t, op) in c.ops.iter().enumerate() {
-        let mut opened = Vec::new();
-        if let Op::Sys { call, args, ret } = op {
-            if let Ret::Fd(s) = ret {
-                opened.push(*s);
-            }
-            for (a, spec) in args.iter().zip(call.spec().args) {
-                if let (ArgKind::NewFd, Some(s)) = (spec.kind, slot_of(Some(a))) {
-                    opened.push(s);
-                }
-            }
-        }
-        let mut m = g.map_of[t];
-        while let Some(b) = m {
-            opened_in
-                .entry(b)
-                .or_default()
-                .extend(opened.iter().copied());
-            m = g.map_of[b];
-        }
-    }
     state[0] = Some(BTreeSet::new());
     let mut work = vec![0usize];
     while let Some(t) = work.pop() {
@@ -448,8 +428,9 @@ pub(crate) fn must_open(c: &Compound, g: &Cfg) -> Vec<Option<BTreeSet<FdSlot>>> 
                 }
             }
             Op::MapEnd { begin } => {
-                if let Some(opened) = opened_in.get(&(*begin as usize)) {
-                    out.retain(|s| !opened.contains(s));
+                // The slots its body opens are closed at the end of each iteration.
+                if let Some(m) = g.structure.map(*begin as usize) {
+                    out.retain(|s| !m.fd_slots.contains(s));
                 }
             }
             _ => {}
