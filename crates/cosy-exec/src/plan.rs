@@ -26,8 +26,8 @@ impl Plan {
     pub fn new(v: &Verified, funcs: &Functions) -> Result<Plan, String> {
         let c = v.compound();
         let policy = v.policy();
-        // The slots are the most descriptors a compound holds at once (closing what a map
-        // iteration opened included), so this is the policy's limit checked before the run.
+        // The verifier leaves `policy.open_fds` to the executor (its module doc): a compound
+        // with more fd slots than the policy's open files is refused before anything runs.
         if c.fds.len() as u64 > u64::from(policy.open_fds) {
             return Err(format!(
                 "the compound has {} fd slots, more than the policy's {} open fds",
