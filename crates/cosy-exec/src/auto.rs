@@ -88,7 +88,7 @@ impl Choice {
         if !probe.available() || !cal.uring {
             return none;
         }
-        let Ok(plan) = Plan::new(c, v.policy(), &opts.functions) else {
+        let Ok(plan) = Plan::new(v, &opts.functions) else {
             return none;
         };
         let caps = Caps {

@@ -110,7 +110,7 @@ impl DirectExecutor {
     pub(crate) fn run_on(v: &Verified, opts: &RunOptions, workers: usize) -> Outcome {
         let started = Instant::now();
         let c = v.compound();
-        let plan = match Plan::new(c, v.policy(), &opts.functions) {
+        let plan = match Plan::new(v, &opts.functions) {
             Ok(p) => p,
             Err(m) => return Outcome::setup_error(m, started.elapsed()),
         };

@@ -1,5 +1,6 @@
-//! The analyses and the rewriting machinery the passes share: the structural check, the
-//! control-flow graph (successors, predecessors, basic blocks, dominators, enclosing maps),
+//! The analyses and the rewriting machinery the passes share: the control-flow graph
+//! (successors and enclosing maps, from the verifier's [`cosy_verify::Structure`], with
+//! predecessors, basic blocks and dominators),
 //! which registers are read, fresh declarations, and [`Edits`], which rebuilds the operation
 //! list after insertions, replacements and removals with jump targets, map indices and
 //! origins kept right.
@@ -49,79 +50,23 @@ pub(crate) struct Cfg {
     pub map_of: Vec<Option<usize>>,
     /// Basic block of each operation (numbered in order).
     pub block_of: Vec<usize>,
+    /// The verifier's structure of the compound (the facts of its maps).
+    pub structure: cosy_verify::Structure,
 }
 
 impl Cfg {
     /// The graph of `c`, or `None` when `c` is not well formed: a jump target past the end, a
-    /// `MapBegin`/`MapEnd` pair whose indices do not match or are not nested, or a jump into
-    /// or out of a map body.
+    /// `MapBegin`/`MapEnd` pair whose indices do not match or are not nested (or nested too
+    /// deep), or a jump into or out of a map body. The edges and map nesting are the
+    /// verifier's ([`cosy_verify::Structure`]); blocks and predecessors are worked out here.
     pub fn new(c: &Compound) -> Option<Cfg> {
+        let s = cosy_verify::Structure::of(c)?;
         let n = c.ops.len();
-        if n >= u32::MAX as usize {
-            return None;
-        }
-        // Maps: match by nesting, and the recorded indices must agree.
-        let mut map_of = vec![None; n];
-        let mut stack: Vec<usize> = Vec::new();
-        for (t, op) in c.ops.iter().enumerate() {
-            map_of[t] = stack.last().copied();
-            match op {
-                Op::MapBegin { end, .. } => {
-                    if (*end as usize) <= t || (*end as usize) >= n {
-                        return None;
-                    }
-                    stack.push(t);
-                }
-                Op::MapEnd { begin } => {
-                    let b = stack.pop()?;
-                    if *begin as usize != b {
-                        return None;
-                    }
-                    match c.ops.get(b) {
-                        Some(Op::MapBegin { end, .. }) if *end as usize == t => {}
-                        _ => return None,
-                    }
-                }
-                _ => {}
-            }
-        }
-        if !stack.is_empty() {
-            return None;
-        }
-        let mut succ = Vec::with_capacity(n);
-        for (t, op) in c.ops.iter().enumerate() {
-            let s = match op {
-                Op::Jump { cond, target, .. } => {
-                    let target = *target as usize;
-                    if target > n {
-                        return None;
-                    }
-                    let inside = if target == n { None } else { map_of[target] };
-                    if inside != map_of[t] {
-                        return None;
-                    }
-                    if cond.is_some() && target != t + 1 {
-                        vec![t + 1, target]
-                    } else {
-                        vec![target]
-                    }
-                }
-                Op::MapBegin { end, .. } => {
-                    let after = *end as usize + 1;
-                    if after == t + 1 {
-                        vec![t + 1]
-                    } else {
-                        vec![t + 1, after]
-                    }
-                }
-                Op::MapEnd { begin } => vec![*begin as usize + 1, t + 1],
-                _ => vec![t + 1],
-            };
-            succ.push(s);
-        }
+        let succ: Vec<Vec<usize>> = (0..n).map(|t| s.successors(t).to_vec()).collect();
+        let map_of: Vec<Option<usize>> = (0..n).map(|t| s.enclosing(t)).collect();
         let mut pred = vec![Vec::new(); n + 1];
-        for (t, s) in succ.iter().enumerate() {
-            for &u in s {
+        for (t, out) in succ.iter().enumerate() {
+            for &u in out {
                 if !pred[u].contains(&t) {
                     pred[u].push(t);
                 }
@@ -147,6 +92,7 @@ impl Cfg {
             pred,
             map_of,
             block_of,
+            structure: s,
         })
     }
 
@@ -456,29 +402,6 @@ pub(crate) fn must_open(c: &Compound, g: &Cfg) -> Vec<Option<BTreeSet<FdSlot>>> 
     if g.n == 0 {
         return state;
     }
-    // Slots opened in each map body.
-    let mut opened_in: BTreeMap<usize, BTreeSet<FdSlot>> = BTreeMap::new();
-    for (t, op) in c.ops.iter().enumerate() {
-        let mut opened = Vec::new();
-        if let Op::Sys { call, args, ret } = op {
-            if let Ret::Fd(s) = ret {
-                opened.push(*s);
-            }
-            for (a, spec) in args.iter().zip(call.spec().args) {
-                if let (ArgKind::NewFd, Some(s)) = (spec.kind, slot_of(Some(a))) {
-                    opened.push(s);
-                }
-            }
-        }
-        let mut m = g.map_of[t];
-        while let Some(b) = m {
-            opened_in
-                .entry(b)
-                .or_default()
-                .extend(opened.iter().copied());
-            m = g.map_of[b];
-        }
-    }
     state[0] = Some(BTreeSet::new());
     let mut work = vec![0usize];
     while let Some(t) = work.pop() {
@@ -505,8 +428,9 @@ pub(crate) fn must_open(c: &Compound, g: &Cfg) -> Vec<Option<BTreeSet<FdSlot>>> 
                 }
             }
             Op::MapEnd { begin } => {
-                if let Some(opened) = opened_in.get(&(*begin as usize)) {
-                    out.retain(|s| !opened.contains(s));
+                // The slots its body opens are closed at the end of each iteration.
+                if let Some(m) = g.structure.map(*begin as usize) {
+                    out.retain(|s| !m.fd_slots.contains(s));
                 }
             }
             _ => {}

@@ -26,8 +26,10 @@
 //! symlink).
 //!
 //! The passes only rewrite what they can analyse: a compound that is not well formed (a jump
-//! or map index out of range, maps badly nested, a jump into a map body) is returned as it
-//! is, and so is any part of a compound a pass does not understand. `optimize` never panics.
+//! or map index out of range, maps badly nested or nested deeper than the verifier allows, a
+//! jump into a map body) is returned as it is, and so is any part of a compound a pass does
+//! not understand. `optimize` never panics. The control flow and map nesting the passes work
+//! on are the verifier's ([`cosy_verify::Structure::of`]), asked again after every rewrite.
 //!
 //! ```
 //! use cosy_model::{Builder, FdRef, Op, Sys};

@@ -19,6 +19,10 @@
 //!   with one copy of each local buffer per lane;
 //! - map iterations are independent, so an executor may run them in any order or at once.
 //!
+//! A [`Verified`] also carries the compound's [`Structure`], worked out once from the map
+//! shape and the dataflow the checks run on (see [The structure](#the-structure)), so that
+//! executors and tools read it instead of deriving it again.
+//!
 //! # The invariants
 //!
 //! One [`Rule`] each. "Op" is the index of the operation reported; problems without an
@@ -50,8 +54,8 @@
 //!   `BufIn`/`BufOut` a buffer range; `Int`/`Flags` a value. Beyond the table: the two
 //!   `NewFd` slots of `pipe2` differ, and `close` takes an fd slot, not a standard stream
 //!   (those belong to the host process).
-//! - [`Rule::ResultKind`]: a call returning a descriptor returns into an fd slot or nowhere; a
-//!   call returning a value, into a register or nowhere.
+//! - [`Rule::ResultKind`]: a call returning a descriptor returns into an fd slot (returned
+//!   nowhere, it could never be closed); a call returning a value, into a register or nowhere.
 //! - [`Rule::CallNotAllowed`]: every call is allowed by the policy ([`Policy::allows`]).
 //! - [`Rule::StdStreams`]: standard streams are used only if `policy.std_streams`.
 //!
@@ -139,6 +143,44 @@
 //!   descriptors or path variables; `find` takes two byte operands (ranges or constants),
 //!   `count_lines` and `checksum` one.
 //!
+//! # The structure
+//!
+//! What [`Verified::structure`] holds, for a compound that passed every check above:
+//!
+//! - [`Structure::successors`]: the control-flow graph of a run, per operation, the end
+//!   (`ops.len()`) included: the next operation; a jump's target (and, if conditional, the next
+//!   operation); from a `MapBegin`, its body and past its `MapEnd`; from a `MapEnd`, the body
+//!   again (the next item) and past the map. (The dataflow above uses the same graph but for
+//!   `MapEnd`, which there goes nowhere, since each iteration starts from the state at its
+//!   `MapBegin`.)
+//! - [`Structure::enclosing`]: the innermost map whose body (`begin+1 ..= end`) holds an
+//!   operation; a map's `MapEnd` belongs to its body, its `MapBegin` to the level around it.
+//! - [`Structure::may_write`]: whether an operation is a system call that may change a file
+//!   ([`cosy_model::may_write`]: `Effect::Write`, or an open that creates, truncates or has
+//!   flags known only at run time).
+//! - [`Structure::jump_index`], [`Structure::jumps`]: each jump's index among the jumps (loop
+//!   counters are kept per jump).
+//! - [`Structure::map`], [`Structure::maps`]: per map, a [`MapInfo`]:
+//!   - `begin`, `end`: the indices of its `MapBegin` and `MapEnd`;
+//!   - `locals`: the registers its body writes (nested maps included) that are the iteration's
+//!     own, restored to their value at the map's start before each iteration: every register
+//!     written in the body but the accumulators (the map's own variables, which its
+//!     `MapBegin` binds for each item, are not listed unless the body writes them);
+//!   - `accumulators`: the registers that may hold a value when the map starts (by the
+//!     dataflow above) and that the body writes only as `r = r + x`; they add up across
+//!     iterations;
+//!   - `fd_slots`: the fd slots the body opens into (closed at the end of each iteration);
+//!   - `jumps`: the jumps in the body (their loop counters restart with each iteration);
+//!   - `writes`: whether the body makes a call with `Effect::Write`;
+//!   - `concurrent`: whether the iterations may run at once — the one rule for every
+//!     executor: no call of the body (nested maps included) may change a file
+//!     ([`cosy_model::may_write`]), calls that move a file position (the operation table's
+//!     `position` column) and `close` act only on fd slots the body opens, and the only
+//!     functions called are built-ins (a user function may keep state between calls);
+//!   - `zero_bufs`: the local buffers private to each iteration, zeroed at its start: used in
+//!     the body (nested maps included) and used directly by no enclosing map's body (whose
+//!     copy the nested iterations share, [`Rule::MapBufferWrite`]).
+//!
 //! # Example
 //!
 //! ```
@@ -162,6 +204,9 @@
 //! // Fine under a policy that allows reads.
 //! let verified = verify(compound.clone(), &Policy::trusted()).expect("a valid compound");
 //! assert_eq!(verified.compound().ops.len(), 6);
+//! // The loop: the read at op 2 follows the jump at op 4 when `n == 4096`.
+//! assert_eq!(verified.structure().successors(4), [5, 2]);
+//! assert_eq!(verified.structure().jumps(), 1);
 //!
 //! // Not under one with too small an arena.
 //! let policy = Policy { arena_bytes: 1024, ..Policy::trusted() };
@@ -177,6 +222,7 @@
 
 mod ctx;
 mod declarations;
+mod facts;
 mod flow;
 mod maps;
 mod operands;
@@ -185,19 +231,25 @@ mod ranges;
 mod refs;
 mod structure;
 
+use std::sync::Arc;
+
 use cosy_model::{Compound, Policy};
 
 #[cfg(doc)]
 use cosy_model::Op;
 
+pub use facts::{MapInfo, Structure};
 pub use problem::{Problem, Problems, Rule};
 pub use structure::MAX_MAP_DEPTH;
 
-/// A compound that passed verification under a policy. Executors accept only this.
+/// A compound that passed verification under a policy, with its [`Structure`]. Executors
+/// accept only this.
 #[derive(Clone, Debug)]
 pub struct Verified {
     compound: Compound,
     policy: Policy,
+    /// Shared: executors keep it with their plans, and a clone of a `Verified` costs no copy.
+    structure: Arc<Structure>,
 }
 
 impl Verified {
@@ -211,6 +263,12 @@ impl Verified {
         &self.policy
     }
 
+    /// The structure worked out while verifying: control flow, map nesting, the facts of
+    /// each map, which calls may change a file.
+    pub fn structure(&self) -> &Arc<Structure> {
+        &self.structure
+    }
+
     /// Gives the compound back.
     pub fn into_inner(self) -> Compound {
         self.compound
@@ -219,26 +277,55 @@ impl Verified {
 
 /// Checks `compound` against `policy`; all problems are reported, not just the first.
 pub fn verify(compound: Compound, policy: &Policy) -> Result<Verified, Problems> {
-    let problems = check(&compound, policy);
-    if problems.is_empty() {
-        Ok(Verified {
+    let (problems, structure) = check(&compound, policy);
+    match structure {
+        Some(structure) if problems.is_empty() => Ok(Verified {
             compound,
             policy: policy.clone(),
-        })
-    } else {
-        Err(Problems(problems))
+            structure: Arc::new(structure),
+        }),
+        // Without a structure there is a problem with the maps' shape, reported.
+        _ => Err(Problems(problems)),
     }
 }
 
-fn check(compound: &Compound, policy: &Policy) -> Vec<Problem> {
+impl Structure {
+    /// The structure of a compound that need not have passed verification (a rewrite of a
+    /// verified one, between two verifications): `None` unless its maps and jumps are well
+    /// formed ([`Rule::MapStructure`], [`Rule::MapDepth`], [`Rule::JumpTarget`],
+    /// [`Rule::JumpScope`]). The other rules are not checked; facts that rest on them (the
+    /// accumulators, which assume every register is written before it is read) are only as
+    /// good as the compound.
+    pub fn of(compound: &Compound) -> Option<Structure> {
+        // The structural checks consult no policy; the context needs one for its messages.
+        let policy = Policy::trusted();
+        let mut cx = ctx::Ctx::new(compound, &policy);
+        let shape = structure::check(&mut cx)?;
+        let jumps_broken = cx
+            .finish()
+            .iter()
+            .any(|p| matches!(p.rule, Rule::JumpTarget | Rule::JumpScope));
+        if jumps_broken {
+            return None;
+        }
+        let graph = flow::Graph::new(compound, &shape);
+        let before = graph.written_before(&maps::questions(compound, &shape));
+        Some(Structure::new(compound, &shape, &before))
+    }
+}
+
+/// The problems of `compound`, and its structure when its maps are well formed.
+fn check(compound: &Compound, policy: &Policy) -> (Vec<Problem>, Option<Structure>) {
     let mut cx = ctx::Ctx::new(compound, policy);
     declarations::check(&mut cx);
     operands::check(&mut cx);
     ranges::check(&mut cx);
+    let mut facts = None;
     if let Some(shape) = structure::check(&mut cx) {
         let graph = flow::Graph::new(compound, &shape);
         flow::check(&mut cx, &graph);
-        maps::check(&mut cx, &shape, &graph);
+        let before = maps::check(&mut cx, &shape, &graph);
+        facts = Some(Structure::new(compound, &shape, &before));
     }
-    cx.finish()
+    (cx.finish(), facts)
 }

@@ -37,7 +37,7 @@ impl Maps<'_> {
 
 /// The `(MapBegin, var)` pairs the checks below ask about: what a body writes or opens (or
 /// closes), for each map around it, and a map's own variables.
-fn questions(c: &Compound, shape: &Shape) -> Vec<(usize, Var)> {
+pub(crate) fn questions(c: &Compound, shape: &Shape) -> Vec<(usize, Var)> {
     let mut asked = HashSet::new();
     for (j, op) in c.ops.iter().enumerate() {
         let own = matches!(op, Op::MapBegin { .. }).then_some(j);
@@ -62,7 +62,10 @@ fn binds(op: Option<&Op>, v: PathVar) -> bool {
     }) if *var == v)
 }
 
-pub(crate) fn check(cx: &mut Ctx<'_>, shape: &Shape, graph: &Graph) {
+/// Checks the map bodies; returns the `(MapBegin, var)` pairs where `var` may hold a value
+/// when the map starts, of those asked (every register and fd slot a body writes or opens),
+/// for the map facts ([`crate::facts`]).
+pub(crate) fn check(cx: &mut Ctx<'_>, shape: &Shape, graph: &Graph) -> HashSet<(usize, Var)> {
     let maps = Maps {
         shape,
         before: graph.written_before(&questions(cx.c, shape)),
@@ -184,6 +187,7 @@ pub(crate) fn check(cx: &mut Ctx<'_>, shape: &Shape, graph: &Graph) {
             }
         }
     }
+    maps.before
 }
 
 /// A write of buffer `b` at `j`: it must be private to the iteration of every map around it.

@@ -132,21 +132,20 @@ fn sys(cx: &mut Ctx<'_>, i: usize, call: Sys, args: &[Arg], ret: &Ret) {
             }
         }
     }
-    let ret_ok = match (spec.ret, ret) {
-        (_, Ret::None) => true,
-        (RetKind::Value, Ret::Reg(_)) | (RetKind::Fd, Ret::Fd(_)) => true,
-        (RetKind::Value, Ret::Fd(_)) | (RetKind::Fd, Ret::Reg(_)) => false,
+    // A descriptor returned nowhere would stay open in the host process with no slot to
+    // close it through, so a call returning one needs a slot.
+    let wrong = match (spec.ret, ret) {
+        (RetKind::Value, Ret::None | Ret::Reg(_)) | (RetKind::Fd, Ret::Fd(_)) => None,
+        (RetKind::Value, Ret::Fd(_)) => {
+            Some("returns into a register (or nothing), not into an fd slot")
+        }
+        (RetKind::Fd, Ret::Reg(_)) => Some("returns into an fd slot, not into a register"),
+        (RetKind::Fd, Ret::None) => {
+            Some("returns into an fd slot: a descriptor returned nowhere could never be closed")
+        }
     };
-    if !ret_ok {
-        let (want, got) = match spec.ret {
-            RetKind::Value => ("a register", "an fd slot"),
-            RetKind::Fd => ("an fd slot", "a register"),
-        };
-        cx.at(
-            i,
-            Rule::ResultKind,
-            format!("`{name}` returns into {want} (or nothing), not into {got}"),
-        );
+    if let Some(wrong) = wrong {
+        cx.at(i, Rule::ResultKind, format!("`{name}` {wrong}"));
     }
     if !cx.policy.std_streams {
         for arg in args {

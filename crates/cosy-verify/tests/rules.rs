@@ -85,6 +85,7 @@ rule_tests!(
     operand_kind_pipe2_same_slot,
     operand_kind_close_std_stream,
     result_kind,
+    result_kind_descriptor_nowhere,
     call_not_allowed,
     std_streams,
     buffer_range,
@@ -261,6 +262,23 @@ fn operand_kind_close_std_stream() -> Case {
 fn result_kind() -> Case {
     let mut c = raw(&[], vec![sys(Sys::Getpid, vec![], Ret::Fd(FdSlot(0)))]);
     c.fds.push("f".into());
+    case(c, Rule::ResultKind, Some(0))
+}
+
+fn result_kind_descriptor_nowhere() -> Case {
+    let mut c = Builder::new();
+    let p = c.path("x");
+    let mut c = c.finish();
+    c.ops.push(sys(
+        Sys::Openat,
+        vec![
+            Arg::Fd(FdRef::Cwd),
+            Arg::Path(p),
+            Arg::Value(Value::Imm(0)),
+            Arg::Value(Value::Imm(0)),
+        ],
+        Ret::None,
+    ));
     case(c, Rule::ResultKind, Some(0))
 }
 

@@ -304,7 +304,7 @@ fn run_planned(
     };
     let mut planned = match kept {
         Some(p) => p,
-        None => match Plan::new(c, policy, &opts.functions) {
+        None => match Plan::new(v, &opts.functions) {
             Ok(plan) => Planned {
                 key: reuse.then(|| (c.clone(), policy.clone())),
                 plan,

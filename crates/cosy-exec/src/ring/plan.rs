@@ -252,9 +252,10 @@ mod tests {
         });
         b.close(f);
         b.close(d);
-        let c = b.finish();
-        let p = Plan::new(&c, &Policy::trusted(), &crate::Functions::new()).unwrap();
-        let rp = RingPlan::new(&c, &p, &caps(&probe), &|_, _| true);
+        let v = cosy_verify::verify(b.finish(), &Policy::trusted()).unwrap();
+        let c = v.compound();
+        let p = Plan::new(&v, &crate::Functions::new()).unwrap();
+        let rp = RingPlan::new(c, &p, &caps(&probe), &|_, _| true);
         assert!(rp.any_ring);
         // d is a directory fd for openat and getdents64: a real descriptor; f is direct.
         assert_eq!(rp.fixed, vec![false, true]);
@@ -276,7 +277,7 @@ mod tests {
         // Reads of f's position from every iteration: in order.
         assert_eq!(maps, [true, false]);
         assert!(rp.any_concurrent);
-        let none = RingPlan::new(&c, &p, &caps(&probe), &|_, _| false);
+        let none = RingPlan::new(c, &p, &caps(&probe), &|_, _| false);
         assert!(!none.any_ring && none.fixed.iter().all(|f| !f));
     }
 }
