@@ -53,8 +53,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use cosy_model::{
-    Arg, ArgKind, BufId, BufRange, Buffer, Compound, ErrorMode, FdRef, FdSlot, Op, PathRef,
-    Policy, Reg, RetKind, Sys, Value,
+    Arg, ArgKind, BufId, BufRange, Buffer, Compound, ErrorMode, FdRef, FdSlot, Op, PathRef, Policy,
+    Reg, RetKind, Sys, Value,
 };
 use cosy_uring::{IoBuf, Probe, Ring};
 use cosy_verify::Verified;
@@ -644,7 +644,7 @@ struct Entry {
 
 /// The session's ring and what the ring issuer keeps between steps.
 struct RingExec {
-    ring: Box<Ring>,
+    ring: Ring,
     plan: RingPlan,
     parked: Option<Parked>,
     probe: Probe,
@@ -664,7 +664,7 @@ impl RingExec {
 
 enum Exec {
     Direct(DirectIssuer),
-    Ring(RingExec),
+    Ring(Box<RingExec>),
 }
 
 /// A session: calls sent one by one, results got later (see the module documentation).
@@ -741,7 +741,7 @@ impl Session {
         };
         let exec = match backend {
             Backend::Ring => match ring_exec(&c, root, capacity, options)? {
-                Ok(r) => Exec::Ring(r),
+                Ok(r) => Exec::Ring(Box::new(r)),
                 Err(root) => Exec::Direct(direct_issuer(root, capacity)?),
             },
             _ => Exec::Direct(direct_issuer(root, capacity)?),
@@ -900,7 +900,8 @@ impl Session {
                     let Some((slot, plain)) = e.slot else {
                         return Err(SessionError::Foreign(name));
                     };
-                    if !plain && !(aspec.kind == ArgKind::Fd && slot_capable(sys, k)) {
+                    let usable = plain || (aspec.kind == ArgKind::Fd && slot_capable(sys, k));
+                    if !usable {
                         return Err(SessionError::NeedsPlain {
                             call: name,
                             operand: k,
@@ -975,8 +976,7 @@ impl Session {
                     Some(Arg::Value(Value::Imm(f))) => *f,
                     _ => 0,
                 };
-                let plain = call.plain
-                    || flags & i64::from(libc::O_DIRECTORY | libc::O_PATH) != 0;
+                let plain = call.plain || flags & i64::from(libc::O_DIRECTORY | libc::O_PATH) != 0;
                 let s = FdSlot(n as u16);
                 (cosy_model::Ret::Fd(s), None, Some((s, plain)))
             }
@@ -1045,7 +1045,12 @@ impl Session {
         Ok(H::make(self.id, index, sys))
     }
 
-    fn entry_of(&self, session: u64, index: u32, name: &'static str) -> Result<&Entry, SessionError> {
+    fn entry_of(
+        &self,
+        session: u64,
+        index: u32,
+        name: &'static str,
+    ) -> Result<&Entry, SessionError> {
         if session != self.id {
             return Err(SessionError::Foreign(name));
         }
@@ -1164,7 +1169,7 @@ impl Session {
             Exec::Direct(d) => drive(&mut self.lane, &cx, d, &mut self.dirty, wait),
             Exec::Ring(r) => match r.parked.take() {
                 Some(p) => {
-                    let mut issuer = RingIssuer::unpark(p, Some(&mut *r.ring), &r.plan, &self.c);
+                    let mut issuer = RingIssuer::unpark(p, Some(&mut r.ring), &r.plan, &self.c);
                     let failed = drive(&mut self.lane, &cx, &mut issuer, &mut self.dirty, wait);
                     r.parked = Some(issuer.park());
                     failed
@@ -1424,7 +1429,7 @@ impl Drop for Session {
             Exec::Direct(d) => close_all(&mut self.lane, d, end, &open),
             Exec::Ring(r) => {
                 if let Some(p) = r.parked.take() {
-                    let mut issuer = RingIssuer::unpark(p, Some(&mut *r.ring), &r.plan, &self.c);
+                    let mut issuer = RingIssuer::unpark(p, Some(&mut r.ring), &r.plan, &self.c);
                     close_all(&mut self.lane, &mut issuer, end, &open);
                     r.parked = Some(issuer.park());
                 }
@@ -1472,7 +1477,7 @@ fn ring_exec(
     let plan = RingPlan::default();
     let parked = RingIssuer::new(Some(&mut ring), None, root, &plan, c, 1).park();
     Ok(Ok(RingExec {
-        ring: Box::new(ring),
+        ring,
         plan,
         parked: Some(parked),
         probe,

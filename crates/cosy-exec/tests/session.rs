@@ -42,7 +42,10 @@ fn each<T: PartialEq + std::fmt::Debug>(name: &str, body: impl Fn(Backend, &Path
 }
 
 fn trusted(b: Backend) -> Session {
-    Session::new(b, &Policy::trusted()).unwrap()
+    let s = Session::new(b, &Policy::trusted()).unwrap();
+    // Where io_uring is available (the ring tests run), a ring session has its ring.
+    assert_eq!(s.on_ring(), b == Backend::Ring);
+    s
 }
 
 /// Keeps what is the same on every backend: the value, or the failure.
@@ -93,7 +96,11 @@ fn an_open_feeds_a_read_without_waiting_in_one_enter() {
         }
         let got = s.get(n);
         if s.on_ring() {
-            assert_eq!(s.stats().ring_enters, 1, "open, read and close in one enter");
+            assert_eq!(
+                s.stats().ring_enters,
+                1,
+                "open, read and close in one enter"
+            );
             assert_eq!(s.stats().fallbacks, 0);
         }
         let bytes = s.bytes(buf).unwrap()[..12].to_vec();
@@ -256,16 +263,17 @@ fn refusals_at_send() {
         let buf = s.buffer(8).unwrap();
         let fd = s.send(Call::openat(Fd::Cwd, &path, RD, 0)).unwrap();
         let range = s.send(Call::read(fd, buf.range(2, 9)));
-        assert!(matches!(range, Err(SessionError::Range { .. })), "{range:?}");
+        assert!(
+            matches!(range, Err(SessionError::Range { .. })),
+            "{range:?}"
+        );
         // A descriptor that may be direct cannot be lseek's.
         let seek = s.send(Call::lseek(fd, 0, libc::SEEK_SET));
         assert!(
             matches!(seek, Err(SessionError::NeedsPlain { .. })),
             "{seek:?}"
         );
-        let plain = s
-            .send(Call::openat(Fd::Cwd, &path, RD, 0).plain())
-            .unwrap();
+        let plain = s.send(Call::openat(Fd::Cwd, &path, RD, 0).plain()).unwrap();
         let at = s.send(Call::lseek(plain, 4, libc::SEEK_SET)).unwrap();
         let n = s.send(Call::read(plain, buf)).unwrap();
         let nul = s.send(Call::openat(Fd::Cwd, "a\0b", RD, 0));
@@ -281,9 +289,7 @@ fn direct_runs_when_sent_ring_queues_until_a_get() {
     each("timing", |b, d| {
         let path = d.join("made");
         let mut s = trusted(b);
-        let fd = s
-            .send(Call::openat(Fd::Cwd, &path, CREATE, 0o600))
-            .unwrap();
+        let fd = s.send(Call::openat(Fd::Cwd, &path, CREATE, 0o600)).unwrap();
         let c = s.send(Call::close(fd)).unwrap();
         let made_at_send = path.exists();
         assert_eq!(made_at_send, !s.on_ring(), "on {b}");
@@ -343,4 +349,69 @@ fn replaying_a_compound_through_a_session_matches_run() {
         assert_eq!(got, want.outputs, "replay on {b}");
         got
     });
+}
+
+#[test]
+fn many_calls_in_one_session() {
+    each("many", |b, d| {
+        for i in 0..40 {
+            std::fs::write(d.join(format!("f{i}")), vec![b'x'; i]).unwrap();
+        }
+        let mut s = trusted(b);
+        let buf = s.buffer(64).unwrap();
+        let mut reads = Vec::new();
+        // More calls than the ring's submission queue holds, without a barrier.
+        for round in 0..10 {
+            for i in 0..40 {
+                let fd = s
+                    .send(Call::openat(Fd::Cwd, d.join(format!("f{i}")), RD, 0))
+                    .unwrap();
+                reads.push(s.send(Call::pread(fd, buf, round)).unwrap());
+                s.send(Call::close(fd)).unwrap();
+            }
+        }
+        let got: Vec<_> = reads.iter().map(|&h| s.get(h)).collect();
+        let total: i64 = got.iter().map(|r| r.clone().unwrap()).sum();
+        assert_eq!(
+            total,
+            (0..10).map(|r| (0..40 - r).sum::<i64>()).sum::<i64>()
+        );
+        got
+    });
+}
+
+#[test]
+fn the_policy_fuel_bounds_the_calls_of_a_session() {
+    each("fuel", |b, _| {
+        let mut p = Policy::trusted();
+        p.fuel = 3;
+        let mut s = Session::new(b, &p).unwrap();
+        let hs: Vec<_> = (0..5).map(|_| s.send(Call::nop()).unwrap()).collect();
+        let got: Vec<_> = hs.iter().map(|&h| s.get(h)).collect();
+        assert_eq!(got[..3], [Ok(0), Ok(0), Ok(0)]);
+        for r in &got[3..] {
+            let e = r.clone().unwrap_err();
+            assert!(
+                matches!(&e.reason, Reason::Stopped(m) if m.contains("fuel")),
+                "{e}"
+            );
+        }
+        got
+    });
+}
+
+#[test]
+fn sessions_refuse_auto_and_report_a_missing_root() {
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    assert_eq!(
+        Session::new(Backend::Auto, &Policy::trusted()).err(),
+        Some(SessionError::Backend(Backend::Auto))
+    );
+    let p = Policy::untrusted("/nonexistent/cosy/root");
+    for b in backends() {
+        assert!(matches!(
+            Session::new(b, &p).err(),
+            Some(SessionError::Setup(_))
+        ));
+    }
 }
