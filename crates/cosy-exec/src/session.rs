@@ -204,6 +204,9 @@ pub struct CallFailed {
     pub index: u32,
     /// Why.
     pub reason: Reason,
+    /// What the call itself returned, if it was issued: `-errno` (for a call with a failed
+    /// operand, typically `-EBADF` for its empty descriptor), or a value.
+    pub result: Option<i64>,
 }
 
 impl CallFailed {
@@ -685,7 +688,9 @@ pub struct Session {
     entries: Vec<Entry>,
     /// Operations `..settled` have their results in `entries`.
     settled: usize,
-    /// Descriptors opened and not closed (sent).
+    /// Opens sent and no close of them sent, failed ones included: the count does not depend
+    /// on when calls complete, so the policy's `open_fds` refuses the same sends on every
+    /// backend.
     open: u32,
 }
 
@@ -1090,6 +1095,7 @@ impl Session {
             call: h.call,
             index: h.index,
             reason: Reason::Foreign,
+            result: None,
         };
         if h.session != self.id {
             return Err(foreign);
@@ -1109,12 +1115,19 @@ impl Session {
                 call: Sys::Nop,
                 index,
                 reason: Reason::Foreign,
+                result: None,
             });
+        };
+        let own = match &e.result {
+            Some(Ok(v)) => Some(*v),
+            Some(Err(Reason::Errno(n))) => Some(-i64::from(*n)),
+            _ => None,
         };
         let fail = |reason| CallFailed {
             call: e.call,
             index,
             reason,
+            result: own,
         };
         if let Some(d) = e.failed_dep
             && let Some(de) = self.entries.get(d as usize)
@@ -1242,9 +1255,12 @@ impl Session {
 
 /// Replays the calls of `v`, a straight-line compound (system calls only: no jumps, maps,
 /// functions or arena operations), one by one through a session on `backend` under `v`'s
-/// policy, and returns its outputs as [`crate::run`] reports them: a register's value, `-errno`
-/// for a call that failed (as in `continue` mode). A compound in `stop` mode replays only
-/// while its calls succeed: its outputs are then those of the direct executor.
+/// policy, and returns its outputs as the direct executor reports them: each register holds
+/// the result of the last call into it — `-errno` for a call that failed in `continue` mode —
+/// up to the call that ends the run: the first failure in `stop` mode (nothing is sent after
+/// it), a refusal before issuing (a range outside its buffer, the fuel) in both modes. Every
+/// call is issued as the session issues it, so the outputs of a compound are the same on both
+/// backends.
 pub fn replay(backend: Backend, v: &Verified) -> Result<Vec<(String, i64)>, SessionError> {
     let c = v.compound();
     let mut s = Session::new(backend, v.policy())?;
@@ -1288,6 +1304,7 @@ pub fn replay(backend: Backend, v: &Verified) -> Result<Vec<(String, i64)>, Sess
         },
     };
     let stop = c.mode == ErrorMode::Stop;
+    let mut sent = Vec::with_capacity(c.ops.len());
     for op in &c.ops {
         let Op::Sys { call, args, ret } = op else {
             return Err(not("not a straight-line compound of system calls"));
@@ -1322,49 +1339,61 @@ pub fn replay(backend: Backend, v: &Verified) -> Result<Vec<(String, i64)>, Sess
                 }
             });
         }
-        let failed = match ret {
+        let (reg, h): (Option<Reg>, AnyHandle) = match ret {
             cosy_model::Ret::Fd(x) => {
-                let mut call_ = Call::<FdHandle>::new(*call, operands);
-                call_.plain = plain.get(x.index()).copied().unwrap_or(false);
-                let h = s.send(call_)?;
+                let mut open = Call::<FdHandle>::new(*call, operands);
+                open.plain = plain.get(x.index()).copied().unwrap_or(false);
+                let h = s.send(open)?;
                 if let Some(sl) = slots.get_mut(x.index()) {
                     *sl = Some(h);
                 }
-                stop && s.get(h).is_err()
+                (None, h.into())
             }
             cosy_model::Ret::Reg(r) => {
                 let h = s.send(Call::<ValueHandle>::new(*call, operands))?;
                 if let Some(x) = regs.get_mut(r.index()) {
                     *x = Some(h);
                 }
-                stop && s.get(h).is_err()
+                (Some(*r), h.into())
             }
-            cosy_model::Ret::None => {
-                let h = s.send(Call::<ValueHandle>::new(*call, operands))?;
-                stop && s.get(h).is_err()
-            }
+            cosy_model::Ret::None => (
+                None,
+                s.send(Call::<ValueHandle>::new(*call, operands))?.into(),
+            ),
         };
-        if failed {
+        sent.push((reg, h));
+        // In `stop` mode nothing runs after a failure.
+        if stop && s.get(h).is_err() {
             break;
         }
     }
     s.barrier();
-    let mut out = Vec::with_capacity(c.outputs.len());
-    for o in &c.outputs {
-        let v = match regs.get(o.reg.index()).copied().flatten() {
-            Some(h) => match s.get(h) {
-                Ok(v) => v,
-                Err(e) if stop => {
-                    // As the direct executor: the register keeps its value before the call.
-                    let _ = e;
-                    init.get(o.reg.index()).copied().unwrap_or(0)
-                }
-                Err(e) => e.errno().map_or(0, |n| -i64::from(n)),
+    // The registers as the direct executor leaves them: results in order, up to the call
+    // that stopped the run (a failure in `stop` mode, a refusal in either mode).
+    let mut values = init;
+    for (reg, h) in sent {
+        let v = match s.get(h) {
+            Ok(v) => v,
+            Err(_) if stop => break,
+            Err(e) => match e.result {
+                Some(r) => r,
+                None => break,
             },
-            None => init.get(o.reg.index()).copied().unwrap_or(0),
         };
-        out.push((o.name.clone(), v));
+        if let Some(x) = reg.and_then(|r| values.get_mut(r.index())) {
+            *x = v;
+        }
     }
+    let out = c
+        .outputs
+        .iter()
+        .map(|o| {
+            (
+                o.name.clone(),
+                values.get(o.reg.index()).copied().unwrap_or(0),
+            )
+        })
+        .collect();
     Ok(out)
 }
 

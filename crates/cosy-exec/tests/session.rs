@@ -415,3 +415,53 @@ fn sessions_refuse_auto_and_report_a_missing_root() {
         ));
     }
 }
+
+/// A straight-line compound with failures: missing files, a read of a failed open, a write
+/// to a descriptor open for reading, a close twice.
+fn failing_compound(d: &Path, mode: cosy_model::ErrorMode) -> cosy_verify::Verified {
+    let present = d.join("present");
+    std::fs::write(&present, "present contents").unwrap();
+    let mut c = Builder::new();
+    c.mode(mode);
+    let missing = c.path(d.join("missing").as_os_str().as_encoded_bytes());
+    let here = c.path(present.as_os_str().as_encoded_bytes());
+    let buf = c.buffer("buf", 32);
+    let f = c.openat(FdRef::Cwd, here, i64::from(RD), 0);
+    let n = c.read(f, buf);
+    let w = c.write(f, buf.prefix(n));
+    let g = c.openat(FdRef::Cwd, missing, i64::from(RD), 0);
+    let m = c.read(g, buf);
+    let k1 = c.close(f);
+    let k2 = c.close(f);
+    let p = c.pread(f, buf, 0);
+    for (o, r) in [
+        ("n", n),
+        ("w", w),
+        ("m", m),
+        ("k1", k1),
+        ("k2", k2),
+        ("p", p),
+    ] {
+        c.output(o, r);
+    }
+    cosy_verify::verify(c.finish(), &Policy::trusted()).unwrap()
+}
+
+#[test]
+fn replaying_failing_compounds_matches_run_in_both_modes() {
+    for mode in [cosy_model::ErrorMode::Continue, cosy_model::ErrorMode::Stop] {
+        each("replay failures", |b, d| {
+            let v = failing_compound(d, mode);
+            let want = cosy_exec::run(
+                &v,
+                &RunOptions {
+                    backend: Backend::Direct,
+                    ..RunOptions::default()
+                },
+            );
+            let got = cosy_exec::session::replay(b, &v).unwrap();
+            assert_eq!(got, want.outputs, "replay on {b} in {mode:?} mode");
+            got
+        });
+    }
+}
