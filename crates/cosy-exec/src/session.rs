@@ -562,6 +562,50 @@ impl Call<ValueHandle> {
         )
     }
 
+    /// fstat: [statx(2)](https://man7.org/linux/man-pages/man2/statx.2.html) of `fd` with
+    /// `AT_EMPTY_PATH` and `STATX_BASIC_STATS` into `buf` (at least 256 bytes; a plain
+    /// descriptor).
+    pub fn fstat(fd: impl Into<Fd>, buf: impl Into<Buf>) -> Self {
+        Call::new(
+            Sys::Fstat,
+            vec![Operand::Fd(fd.into()), Operand::Buf(buf.into())],
+        )
+    }
+
+    /// [getdents64(2)](https://man7.org/linux/man-pages/man2/getdents64.2.html): directory
+    /// entries of `fd` into `buf` (a plain descriptor: open the directory with `O_DIRECTORY`).
+    pub fn getdents64(fd: impl Into<Fd>, buf: impl Into<Buf>) -> Self {
+        Call::new(
+            Sys::Getdents64,
+            vec![Operand::Fd(fd.into()), Operand::Buf(buf.into())],
+        )
+    }
+
+    /// [renameat2(2)](https://man7.org/linux/man-pages/man2/renameat2.2.html).
+    pub fn renameat2(
+        olddir: impl Into<Fd>,
+        oldpath: impl AsRef<Path>,
+        newdir: impl Into<Fd>,
+        newpath: impl AsRef<Path>,
+        flags: u32,
+    ) -> Self {
+        Call::new(
+            Sys::Renameat2,
+            vec![
+                Operand::Fd(olddir.into()),
+                path_of(oldpath),
+                Operand::Fd(newdir.into()),
+                path_of(newpath),
+                Operand::Int(Val::Imm(i64::from(flags))),
+            ],
+        )
+    }
+
+    /// [fdatasync(2)](https://man7.org/linux/man-pages/man2/fdatasync.2.html).
+    pub fn fdatasync(fd: impl Into<Fd>) -> Self {
+        Call::new(Sys::Fdatasync, vec![Operand::Fd(fd.into())])
+    }
+
     /// [lseek(2)](https://man7.org/linux/man-pages/man2/lseek.2.html) (a plain descriptor).
     pub fn lseek(fd: impl Into<Fd>, offset: impl Into<Val>, whence: i32) -> Self {
         Call::new(

@@ -465,3 +465,46 @@ fn replaying_failing_compounds_matches_run_in_both_modes() {
         });
     }
 }
+
+#[test]
+fn a_directory_handle_is_the_directory_of_later_calls() {
+    each("directory", |b, d| {
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/a"), b"in a").unwrap();
+        let mut s = trusted(b);
+        let buf = s.buffer(4096).unwrap();
+        let st = s.buffer(256).unwrap();
+        let dir = s
+            .send(Call::openat(
+                Fd::Cwd,
+                d.join("sub"),
+                libc::O_RDONLY | libc::O_DIRECTORY,
+                0,
+            ))
+            .unwrap();
+        let f = s.send(Call::openat(dir, "a", RD, 0)).unwrap();
+        let n = s.send(Call::read(f, buf)).unwrap();
+        let stat = s.send(Call::fstat(dir, st)).unwrap();
+        let ents = s
+            .send(Call::getdents64(dir, buf.range(1024, 4096)))
+            .unwrap();
+        let ren = s.send(Call::renameat2(dir, "a", dir, "b", 0)).unwrap();
+        let got = (
+            s.get(n),
+            s.get(stat),
+            s.get(ren),
+            s.get(ents).map(|e| e > 0),
+        );
+        let len = s.get(ents).unwrap() as usize;
+        let names: Vec<String> =
+            cosy_exec::interp::parse_dirents(&s.bytes(buf).unwrap()[1024..1024 + len])
+                .unwrap()
+                .into_iter()
+                .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+                .collect();
+        assert_eq!(names, ["a"]);
+        drop(s);
+        assert!(d.join("sub/b").exists());
+        (got, names)
+    });
+}
