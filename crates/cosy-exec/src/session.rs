@@ -71,6 +71,10 @@ use crate::ring::issuer::{Parked, RingIssuer, builds};
 use crate::ring::plan::{Caps, RingPlan, Route, ring_capable};
 use crate::{Backend, RingOptions, RunOptions};
 
+/// Operations a session's compound holds before it is started afresh (once they have all
+/// completed).
+const COMPACT_AT: usize = 1024;
+
 /// The next session's identity (0 is never used).
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
@@ -683,6 +687,9 @@ struct Entry {
     fd: Option<i64>,
     /// Its result, once known.
     result: Option<Result<i64, Reason>>,
+    /// What its register held once it completed (the operand value of later calls once the
+    /// register is compacted away).
+    regval: i64,
     /// The first failed call it depends on (itself excluded).
     failed_dep: Option<u32>,
     /// A close of this descriptor was sent.
@@ -732,6 +739,9 @@ pub struct Session {
     entries: Vec<Entry>,
     /// Operations `..settled` have their results in `entries`.
     settled: usize,
+    /// The entry of the compound's first operation: the calls before it were compacted away
+    /// ([`Session::compact`]).
+    base: usize,
     /// Opens sent and no close of them sent, failed ones included: the count does not depend
     /// on when calls complete, so the policy's `open_fds` refuses the same sends on every
     /// backend.
@@ -812,6 +822,7 @@ impl Session {
             exec,
             entries: Vec::new(),
             settled: 0,
+            base: 0,
             open: 0,
         })
     }
@@ -929,6 +940,7 @@ impl Session {
         if !self.policy.allows(sys) {
             return Err(SessionError::NotAllowed(name));
         }
+        self.compact();
         let spec = sys.spec();
         let index = u32::try_from(self.entries.len())
             .map_err(|_| SessionError::Limit("too many calls in one session".into()))?;
@@ -981,10 +993,12 @@ impl Session {
                         None => None,
                         Some(v) => Some(self.value_of(&v, name, &mut deps)?),
                     };
-                    let imm_end = match end {
+                    // Bounds given now are checked now; a result is checked when the call
+                    // is issued (the same on every backend).
+                    let imm_end = match b.end {
                         None => Some(i64::from(b.buf.size)),
-                        Some(Value::Imm(e)) => Some(e),
-                        Some(Value::Reg(_)) => None,
+                        Some(Val::Imm(e)) => Some(e),
+                        Some(Val::Handle(_)) => None,
                     };
                     let bad = b.start < 0
                         || b.start > i64::from(b.buf.size)
@@ -1087,6 +1101,7 @@ impl Session {
             deps,
             fd: None,
             result: None,
+            regval: 0,
             failed_dep: None,
             closed: false,
         });
@@ -1120,6 +1135,10 @@ impl Session {
                 let e = self.entry_of(h.session, h.index, name)?;
                 let r = e.reg.ok_or(SessionError::Foreign(name))?;
                 deps.push(h.index);
+                if (h.index as usize) < self.base {
+                    // Completed, its register compacted away: the value it held.
+                    return Ok(Value::Imm(e.regval));
+                }
                 Ok(Value::Reg(r))
             }
         }
@@ -1128,6 +1147,38 @@ impl Session {
     /// Waits for every call sent: on the ring, submits what is queued and waits for it.
     pub fn barrier(&mut self) {
         self.advance(true);
+    }
+
+    /// Starts the compound afresh once it holds [`COMPACT_AT`] operations that have all
+    /// completed (waiting for them when its registers or paths near their limit): the results
+    /// are in the entries, later operands use the values of compacted registers as
+    /// immediates; fd slots stay (they hold the descriptors open).
+    fn compact(&mut self) {
+        let near = |n: usize| n + 1 >= usize::from(u16::MAX);
+        let full = near(self.c.regs.len()) || near(self.c.data.len());
+        if self.c.ops.len() < COMPACT_AT && !full {
+            return;
+        }
+        if full {
+            self.barrier();
+        }
+        let done = !self.lane.has_pending()
+            && self.lane.pc == self.c.ops.len()
+            && self.settled == self.c.ops.len();
+        if !done {
+            return;
+        }
+        self.base += self.c.ops.len();
+        self.c.ops.clear();
+        self.c.regs.clear();
+        self.c.data.clear();
+        self.lane.regs.clear();
+        self.lane.counters.clear();
+        self.lane.pc = 0;
+        self.settled = 0;
+        if let Exec::Ring(r) = &mut self.exec {
+            r.plan.route.clear();
+        }
     }
 
     /// The result of the call of `handle` (a descriptor for an [`FdHandle`]: on the ring
@@ -1241,7 +1292,7 @@ impl Session {
     fn collect(&mut self, failed: Vec<(Option<usize>, Error)>) {
         if let Some(t) = self.lane.rec.trace.as_mut() {
             for te in t.drain(..) {
-                if let Some(e) = self.entries.get_mut(te.op as usize)
+                if let Some(e) = self.entries.get_mut(self.base + te.op as usize)
                     && e.slot.is_some()
                 {
                     e.fd = Some(te.result);
@@ -1249,13 +1300,13 @@ impl Session {
             }
         }
         for ce in std::mem::take(&mut self.lane.errors) {
-            if let Some(e) = self.entries.get_mut(ce.op as usize) {
+            if let Some(e) = self.entries.get_mut(self.base + ce.op as usize) {
                 e.result = Some(Err(Reason::Errno(ce.errno)));
             }
         }
         let mut timeout = None;
         for (op, err) in failed {
-            match op.and_then(|op| self.entries.get_mut(op)) {
+            match op.and_then(|op| self.entries.get_mut(self.base + op)) {
                 Some(e) => e.result = Some(Err(Reason::Stopped(err.to_string()))),
                 None => timeout = Some(err.to_string()),
             }
@@ -1263,8 +1314,8 @@ impl Session {
         if self.lane.has_pending() {
             return;
         }
-        let upto = self.lane.pc.min(self.entries.len());
-        for i in self.settled..upto {
+        let upto = self.lane.pc.min(self.c.ops.len());
+        for i in (self.base + self.settled)..(self.base + upto) {
             let failed_dep = self.entries.get(i).and_then(|e| {
                 e.deps.iter().find_map(|&d| {
                     let de = self.entries.get(d as usize)?;
@@ -1284,6 +1335,7 @@ impl Session {
                 continue;
             };
             e.failed_dep = failed_dep;
+            e.regval = reg.unwrap_or(0);
             if e.result.is_none() {
                 e.result = Some(match (&timeout, reg, e.fd) {
                     (Some(t), _, _) => Err(Reason::Stopped(t.clone())),

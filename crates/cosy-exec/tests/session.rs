@@ -508,3 +508,53 @@ fn a_directory_handle_is_the_directory_of_later_calls() {
         (got, names)
     });
 }
+
+#[test]
+fn long_sessions_outgrow_the_limits_of_one_compound() {
+    each("long", |b, d| {
+        let src = d.join("src");
+        let dst = d.join("dst");
+        std::fs::write(&src, b"early result, late use").unwrap();
+        let mut s = trusted(b);
+        let buf = s.buffer(64).unwrap();
+        let i = s.send(Call::openat(Fd::Cwd, &src, RD, 0)).unwrap();
+        let n = s.send(Call::read(i, buf)).unwrap();
+        let bad = s.send(Call::read(Fd::Std(9), buf));
+        assert!(matches!(bad, Err(SessionError::StdStream { .. })));
+        let missing = s
+            .send(Call::openat(Fd::Cwd, d.join("missing"), RD, 0))
+            .unwrap();
+        let m = s.send(Call::read(missing, buf)).unwrap();
+        // More results and paths than one compound holds, without a barrier.
+        let mut last = None;
+        for k in 0..70_000 {
+            last = Some(if k % 2 == 0 {
+                s.send(Call::nop()).unwrap()
+            } else {
+                s.send(Call::faccessat2(Fd::Cwd, &src, libc::F_OK, 0))
+                    .unwrap()
+            });
+        }
+        // Handles of long ago are operands still; their failures are still named.
+        let o = s.send(Call::openat(Fd::Cwd, &dst, CREATE, 0o644)).unwrap();
+        let w = s.send(Call::write(o, buf.prefix(n))).unwrap();
+        let late = s.send(Call::write(o, buf.prefix(m))).unwrap();
+        s.send(Call::close(o)).unwrap();
+        s.send(Call::close(i)).unwrap();
+        let e = s.get(late).unwrap_err();
+        assert!(
+            matches!(
+                &e.reason,
+                Reason::Operand {
+                    call: Sys::Openat,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let got = (s.get(last.unwrap()), s.get(w), e);
+        drop(s);
+        assert_eq!(std::fs::read(&dst).unwrap(), b"early result, late use");
+        got
+    });
+}
