@@ -24,7 +24,7 @@
 //! - Dropping a session waits for what is in flight and closes every descriptor it opened.
 //!
 //! ```
-//! use cosy_exec::session::{Call, Session};
+//! use cosy_exec::session::{Call, Fd, Session};
 //! use cosy_exec::Backend;
 //! use cosy_model::Policy;
 //!
@@ -32,7 +32,7 @@
 //! std::fs::write(&path, "hello").unwrap();
 //! let mut s = Session::new(Backend::Direct, &Policy::trusted()).unwrap();
 //! let buf = s.buffer(64).unwrap();
-//! let fd = s.send(Call::openat(cosy_exec::session::Fd::Cwd, &path, libc::O_RDONLY, 0)).unwrap();
+//! let fd = s.send(Call::openat(Fd::Cwd, &path, libc::O_RDONLY, 0)).unwrap();
 //! let n = s.send(Call::read(fd, buf)).unwrap();
 //! s.send(Call::close(fd)).unwrap();
 //! assert_eq!(s.get(n), Ok(5));

@@ -558,3 +558,31 @@ fn long_sessions_outgrow_the_limits_of_one_compound() {
         got
     });
 }
+
+#[test]
+fn more_descriptors_open_than_the_rings_file_table() {
+    each("files", |b, d| {
+        let path = d.join("f");
+        std::fs::write(&path, b"12345").unwrap();
+        let opts = cosy_exec::session::SessionOptions {
+            files: 8,
+            ..Default::default()
+        };
+        let mut s = Session::with_options(b, &Policy::trusted(), opts).unwrap();
+        let buf = s.buffer(8).unwrap();
+        let fds: Vec<_> = (0..20)
+            .map(|_| s.send(Call::openat(Fd::Cwd, &path, RD, 0)).unwrap())
+            .collect();
+        let reads: Vec<_> = fds
+            .iter()
+            .map(|&f| s.send(Call::read(f, buf)).unwrap())
+            .collect();
+        let closes: Vec<_> = fds[..10]
+            .iter()
+            .map(|&f| s.send(Call::close(f)).unwrap())
+            .collect();
+        let got: Vec<_> = reads.iter().chain(&closes).map(|&h| s.get(h)).collect();
+        assert!(got.iter().all(Result::is_ok), "{got:?}");
+        got
+    });
+}
