@@ -28,7 +28,9 @@
 //! - [`direct`] and [`ring`]: the two issuers (plain system calls; io_uring chains);
 //! - [`plan`]: the structural check and per-map facts computed before a run;
 //! - [`funcs`]: the built-in and user functions;
-//! - [`outcome`]: outputs, errors, statistics, trace.
+//! - [`outcome`]: outputs, errors, statistics, trace;
+//! - [`session`]: send calls one by one and get their results later (the asynchronous
+//!   interface: `send`, `get`, `barrier`), on `direct` or `ring`.
 //!
 //! ```
 //! use cosy_exec::{RunOptions, run};
@@ -69,6 +71,7 @@ pub mod interp;
 pub mod outcome;
 pub mod plan;
 pub mod ring;
+pub mod session;
 pub mod sys;
 pub mod uring_ops;
 

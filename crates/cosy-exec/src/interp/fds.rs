@@ -46,6 +46,13 @@ impl FdTable {
         }
     }
 
+    /// Adds empty slots up to `n` in all (a compound that grows, [`crate::session`]).
+    pub fn grow(&mut self, n: usize) {
+        if self.slots.len() < n {
+            self.slots.resize(n, -1);
+        }
+    }
+
     /// The descriptor numbers of every slot.
     pub fn slots(&self) -> &[i32] {
         &self.slots

@@ -202,6 +202,67 @@ impl<'a> RingIssuer<'a> {
     }
 }
 
+/// A ring issuer's state without its borrows (the ring, the plan, the compound), for a
+/// caller that owns those and grows the compound between steps ([`crate::session`]).
+pub(crate) struct Parked {
+    mem: Option<IoBuf>,
+    root: Option<Root>,
+    stop_mode: bool,
+    window: usize,
+    results: Vec<(i64, Meta, usize)>,
+    free_tickets: Vec<u32>,
+    outstanding: Vec<usize>,
+    chain: Option<usize>,
+    free_slots: Vec<u32>,
+    enters: u64,
+    pipes: Vec<i32>,
+}
+
+impl<'a> RingIssuer<'a> {
+    /// The issuer's state, its borrows given back.
+    pub(crate) fn park(self) -> Parked {
+        Parked {
+            mem: self.mem,
+            root: self.root,
+            stop_mode: self.stop_mode,
+            window: self.window,
+            results: self.results,
+            free_tickets: self.free_tickets,
+            outstanding: self.outstanding,
+            chain: self.chain,
+            free_slots: self.free_slots,
+            enters: self.enters,
+            pipes: self.pipes,
+        }
+    }
+
+    /// The issuer of `parked` on `ring` for `c` planned as `plan` (the ring, plan and
+    /// compound it was made with, the compound and plan possibly grown since).
+    pub(crate) fn unpark(
+        parked: Parked,
+        ring: Option<&'a mut Ring>,
+        plan: &'a RingPlan,
+        c: &'a Compound,
+    ) -> RingIssuer<'a> {
+        RingIssuer {
+            ring,
+            mem: parked.mem,
+            root: parked.root,
+            plan,
+            c,
+            stop_mode: parked.stop_mode,
+            window: parked.window,
+            results: parked.results,
+            free_tickets: parked.free_tickets,
+            outstanding: parked.outstanding,
+            chain: parked.chain,
+            free_slots: parked.free_slots,
+            enters: parked.enters,
+            pipes: parked.pipes,
+        }
+    }
+}
+
 fn range(s: Span) -> std::ops::Range<usize> {
     s.offset()..s.end()
 }

@@ -10,7 +10,7 @@
 //!   `COSY_NO_URING=1`, or [`RingOptions::uring`] false), or without an opcode, calls are issued
 //!   as plain system calls and counted in [`Stats::fallbacks`](crate::Stats::fallbacks).
 
-mod issuer;
+pub(crate) mod issuer;
 pub(crate) mod plan;
 
 use std::cell::RefCell;
