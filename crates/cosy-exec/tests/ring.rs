@@ -695,3 +695,22 @@ fn no_side_effect_after_a_failure_that_keeps_its_link() {
         assert!(!made.exists(), "{}", show(&ring));
     }
 }
+
+/// `r = nop; r = 3530`: the move runs while the nop is still queued; retiring the nop must not
+/// put its result over the later value (found by the generated compounds of the harness).
+#[test]
+fn a_later_write_of_a_pending_calls_register_wins() {
+    if !uring_or_skip() {
+        return;
+    }
+    let mut c = Builder::new();
+    let r = c.nop();
+    c.push(cosy_model::Op::Mov {
+        dst: r,
+        src: cosy_model::Value::Imm(3530),
+    });
+    c.output("r", r);
+    let out = go(c.finish(), &Policy::trusted(), &ring(RingOptions::default()));
+    assert!(out.is_ok(), "{}", show(&out));
+    assert_eq!(out.output("r"), Some(3530), "{}", show(&out));
+}

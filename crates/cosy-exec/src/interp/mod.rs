@@ -690,8 +690,11 @@ impl Lane {
         if self.fallible > 0 {
             let go = match operation {
                 Op::Sys { .. } => true,
-                Op::Arith { a, b, .. } => !self.val_pending(a) && !self.val_pending(b),
-                Op::Mov { src, .. } => !self.val_pending(src),
+                // Nor over a pending call's register: its result would land after.
+                Op::Arith { dst, a, b, .. } => {
+                    !self.val_pending(a) && !self.val_pending(b) && !self.reg_pending(*dst)
+                }
+                Op::Mov { dst, src } => !self.val_pending(src) && !self.reg_pending(*dst),
                 Op::Jump { cond, .. } => cond
                     .as_ref()
                     .is_none_or(|c| !self.val_pending(&c.a) && !self.val_pending(&c.b)),
