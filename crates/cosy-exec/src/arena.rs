@@ -51,6 +51,15 @@ impl Span {
         }
     }
 
+    /// The bytes of a span counted from `base`, counted from the arena's start again (the
+    /// inverse of [`Span::rebased`]).
+    pub fn moved(self, base: usize) -> Span {
+        Span {
+            off: self.off.saturating_add(base),
+            len: self.len,
+        }
+    }
+
     /// Offset from the start of the arena.
     pub fn offset(self) -> usize {
         self.off

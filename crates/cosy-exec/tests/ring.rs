@@ -710,7 +710,11 @@ fn a_later_write_of_a_pending_calls_register_wins() {
         src: cosy_model::Value::Imm(3530),
     });
     c.output("r", r);
-    let out = go(c.finish(), &Policy::trusted(), &ring(RingOptions::default()));
+    let out = go(
+        c.finish(),
+        &Policy::trusted(),
+        &ring(RingOptions::default()),
+    );
     assert!(out.is_ok(), "{}", show(&out));
     assert_eq!(out.output("r"), Some(3530), "{}", show(&out));
 }

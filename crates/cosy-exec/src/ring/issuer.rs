@@ -157,6 +157,12 @@ impl<'a> RingIssuer<'a> {
         }
         rec.fallbacks += 1;
         let r = DirectIssuer::issue_in(root, at.op, call, args, mem, rec);
+        // The spans name the arena again (the interpreter records what the call wrote).
+        for item in &mut args.items {
+            if let Resolved::Buf(s) = item {
+                *s = s.moved(base);
+            }
+        }
         match call {
             Sys::Pipe2 if r >= 0 && int(args, 2) & i64::from(libc::O_NONBLOCK) == 0 => {
                 self.pipes.extend(args.new_fds());
