@@ -183,7 +183,22 @@ fn counts_equal_strace(mechanism: &str) {
         return;
     }
     let (tmp, _) = corpus();
-    for argv in PROGRAMS {
+    // cosy's own compounds too: the wordcount example over the corpus (plain calls, one
+    // thread, so that both tracers see the same calls).
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wordcount.cosy");
+    let example = example.to_string_lossy().into_owned();
+    let cosy_run: &[&str] = &[
+        env!("CARGO_BIN_EXE_cosy"),
+        "run",
+        &example,
+        "dir=corpus",
+        "word=needle",
+        "--backend",
+        "direct",
+        "--workers",
+        "1",
+    ];
+    for argv in PROGRAMS.into_iter().chain([cosy_run]) {
         let expected = strace_counts(tmp.path(), argv);
         assert!(expected.contains_key("execve"), "{expected:?}");
         let report = match cosy_report(tmp.path(), mechanism, argv, &[]) {
