@@ -1,6 +1,8 @@
 //! The differential harness: every compound of the test corpus runs on every executor
-//! (`common::executors`: direct, ring, ring with SQPOLL, ring without io_uring, ring with a
-//! kernel probe lacking opcodes, ring with its optimisations off, auto), each in a fresh copy
+//! (`common::executors`: direct, direct on two threads, ring, ring with SQPOLL, ring without
+//! io_uring, ring with a kernel probe lacking opcodes, ring with its optimisations off, auto;
+//! and, reduced to its calls, as a session replay on direct and on the ring:
+//! `session_replays_agree_with_direct`), each in a fresh copy
 //! of its fixture directory, and the outcomes must agree: outputs, the error that stopped the
 //! run, the errors of `continue` mode, and a digest of the files left in the directory. Every
 //! traced run must also close every descriptor it opened.
@@ -1334,4 +1336,95 @@ fn replay() {
         let out = cosy_exec::run(&v, &o);
         eprintln!("===== {name}\n{}\n{:?}", show(&out), digest(dir.path()));
     });
+}
+
+// ------------------------------------------------------------------------ session replays
+
+/// Every generated compound reduced to its system calls — what a program sending calls one by
+/// one does — replayed through a session (`cosy_exec::session::replay`) on direct and on the
+/// ring, each in a fresh copy of the fixture: the outputs and the files left are those of the
+/// direct executor running the reduced compound. Cases whose direct runs disagree with each
+/// other (outputs that depend on the fixture copy) are not compared.
+#[test]
+fn session_replays_agree_with_direct() {
+    use cosy_exec::Backend;
+    let cases = 150
+        * std::env::var("COSY_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: 0,
+        ..ProptestConfig::default()
+    });
+    let replayed = std::cell::Cell::new(0u32);
+    let result = runner.run(&cosy_format::testing::valid_compound(), |c| {
+        let mut calls = c.clone();
+        calls.ops.retain(|op| matches!(op, Op::Sys { .. }));
+        // Runs `calls` in a fresh fixture, with `f` (the direct executor or a replay): the
+        // outputs and the files left, or `None` if it does not verify there.
+        let run = |f: &dyn Fn(&cosy_exec::Verified) -> Option<Vec<(String, i64)>>| {
+            let dir = scratch();
+            fixture(dir.path());
+            let mut p = untrusted(dir.path());
+            p.std_streams = true;
+            let out = format!("{}/stdout", dir.path().display());
+            let c = redirect_std(nonblocking_pipes(calls.clone()), out.as_bytes());
+            let v = cosy_verify::verify(c, &p).ok()?;
+            let outputs = f(&v)?;
+            Some((outputs, digest(dir.path())))
+        };
+        let direct = |v: &cosy_exec::Verified| {
+            let o = RunOptions {
+                backend: Backend::Direct,
+                ..RunOptions::default()
+            };
+            Some(cosy_exec::run(v, &o).outputs)
+        };
+        let Some(want) = run(&direct) else {
+            return Ok(());
+        };
+        if run(&direct).as_ref() != Some(&want) {
+            return Ok(());
+        }
+        for backend in [Backend::Direct, Backend::Ring] {
+            if backend == Backend::Ring && cosy_uring::skip_without_uring("session replay") {
+                continue;
+            }
+            // A compound the session cannot express (a slot used before any open fills it,
+            // an operand kind it does not take) is refused at setup, before any call: not
+            // compared (the count below keeps the comparison from passing vacuously).
+            let refused = std::cell::Cell::new(false);
+            let got = run(&|v| match cosy_exec::session::replay(backend, v) {
+                Ok(outputs) => Some(outputs),
+                Err(cosy_exec::session::SessionError::Setup(_)) => {
+                    refused.set(true);
+                    None
+                }
+                Err(e) => panic!("replay on {backend} refused: {e}"),
+            });
+            if refused.get() {
+                return Ok(());
+            }
+            assert_eq!(
+                got.as_ref(),
+                Some(&want),
+                "session replay on {backend}:\n{}",
+                cosy_format::text::print(&calls)
+            );
+        }
+        replayed.set(replayed.get() + 1);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    eprintln!("session replays: {} of {cases} compared", replayed.get());
+    assert!(
+        replayed.get() > cases / 8,
+        "too few replays compared: {}",
+        replayed.get()
+    );
 }
