@@ -1340,6 +1340,9 @@ fn replay() {
 
 // ------------------------------------------------------------------------ session replays
 
+/// A way of running a verified compound for its outputs (`None`: it cannot run it).
+type Runner<'a> = dyn Fn(&cosy_exec::Verified) -> Option<Vec<(String, i64)>> + 'a;
+
 /// Every generated compound reduced to its system calls — what a program sending calls one by
 /// one does — replayed through a session (`cosy_exec::session::replay`) on direct and on the
 /// ring, each in a fresh copy of the fixture: the outputs and the files left are those of the
@@ -1365,7 +1368,7 @@ fn session_replays_agree_with_direct() {
         calls.ops.retain(|op| matches!(op, Op::Sys { .. }));
         // Runs `calls` in a fresh fixture, with `f` (the direct executor or a replay): the
         // outputs and the files left, or `None` if it does not verify there.
-        let run = |f: &dyn Fn(&cosy_exec::Verified) -> Option<Vec<(String, i64)>>| {
+        let run = |f: &Runner<'_>| {
             let dir = scratch();
             fixture(dir.path());
             let mut p = untrusted(dir.path());
