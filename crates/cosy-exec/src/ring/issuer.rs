@@ -504,15 +504,14 @@ impl Issuer for RingIssuer<'_> {
         match lowered {
             // The op borrows `args`' paths; the ring copies them when pushed.
             Some((ring_op, meta)) => self.push(at.lane, &ring_op, meta),
-            None if fixed
-                && args
-                    .items
-                    .iter()
-                    .any(|r| matches!(r, Resolved::Fd(f) if Self::slot(*f).is_some())) =>
+            None if args
+                .items
+                .iter()
+                .any(|r| matches!(r, Resolved::Fd(f) if Self::slot(*f).is_some())) =>
             {
-                // A direct descriptor the ring cannot serve this way (the plan keeps such slots
-                // normal descriptors; a direct descriptor reaching here is refused like a
-                // closed one).
+                // A direct descriptor the ring cannot serve this way, as any operand (a
+                // directory too): the plan keeps such slots normal descriptors; one reaching
+                // here is refused like a closed one, never passed on as a number.
                 self.refused(at, call, args, libc::EBADF, rec)
             }
             None => self.plain(at, call, args, rec),
