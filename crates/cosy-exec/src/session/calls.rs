@@ -1,0 +1,256 @@
+//! The calls a session sends, with their man pages.
+
+use super::*;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Operand {
+    Fd(Fd),
+    Path(Vec<u8>),
+    Buf(Buf),
+    Int(Val),
+}
+
+/// A system call to send, its result a handle of kind `H`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call<H> {
+    pub(super) sys: Sys,
+    pub(super) args: Vec<Operand>,
+    pub(super) plain: bool,
+    pub(super) kind: PhantomData<fn() -> H>,
+}
+
+pub(super) fn path_of(p: impl AsRef<Path>) -> Operand {
+    Operand::Path(p.as_ref().as_os_str().as_encoded_bytes().to_vec())
+}
+
+impl<H: Handle> Call<H> {
+    pub(super) fn new(sys: Sys, args: Vec<Operand>) -> Self {
+        Call {
+            sys,
+            args,
+            plain: false,
+            kind: PhantomData,
+        }
+    }
+
+    /// The system call.
+    pub fn sys(&self) -> Sys {
+        self.sys
+    }
+}
+
+impl Call<FdHandle> {
+    /// [openat(2)](https://man7.org/linux/man-pages/man2/openat.2.html): opens `path`
+    /// relative to `dir` (under a policy root: openat2(2) with `RESOLVE_BENEATH`). On the ring
+    /// the descriptor is a direct descriptor unless the flags hold `O_DIRECTORY` or `O_PATH`
+    /// or the call is made [`plain`](Call::plain).
+    pub fn openat(dir: impl Into<Fd>, path: impl AsRef<Path>, flags: i32, mode: u32) -> Self {
+        Call::new(
+            Sys::Openat,
+            vec![
+                Operand::Fd(dir.into()),
+                path_of(path),
+                Operand::Int(Val::Imm(i64::from(flags))),
+                Operand::Int(Val::Imm(i64::from(mode))),
+            ],
+        )
+    }
+
+    /// Makes the descriptor a descriptor of the process on every backend (never a direct
+    /// descriptor of the ring): needed for calls other than close, read, pread, write,
+    /// pwrite, fsync, fdatasync and ftruncate (fstat, lseek, getdents64, a directory of
+    /// openat, …). A descriptor opened with `O_DIRECTORY` or `O_PATH` is always plain.
+    pub fn plain(mut self) -> Self {
+        self.plain = true;
+        self
+    }
+}
+
+impl Call<ValueHandle> {
+    /// [close(2)](https://man7.org/linux/man-pages/man2/close.2.html).
+    pub fn close(fd: FdHandle) -> Self {
+        Call::new(Sys::Close, vec![Operand::Fd(Fd::Handle(fd))])
+    }
+
+    /// [read(2)](https://man7.org/linux/man-pages/man2/read.2.html) into `buf`.
+    pub fn read(fd: impl Into<Fd>, buf: impl Into<Buf>) -> Self {
+        Call::new(
+            Sys::Read,
+            vec![Operand::Fd(fd.into()), Operand::Buf(buf.into())],
+        )
+    }
+
+    /// [pread64(2)](https://man7.org/linux/man-pages/man2/pread.2.html) into `buf` from
+    /// `offset`.
+    pub fn pread(fd: impl Into<Fd>, buf: impl Into<Buf>, offset: impl Into<Val>) -> Self {
+        Call::new(
+            Sys::Pread,
+            vec![
+                Operand::Fd(fd.into()),
+                Operand::Buf(buf.into()),
+                Operand::Int(offset.into()),
+            ],
+        )
+    }
+
+    /// [write(2)](https://man7.org/linux/man-pages/man2/write.2.html) of `buf`.
+    pub fn write(fd: impl Into<Fd>, buf: impl Into<Buf>) -> Self {
+        Call::new(
+            Sys::Write,
+            vec![Operand::Fd(fd.into()), Operand::Buf(buf.into())],
+        )
+    }
+
+    /// [pwrite64(2)](https://man7.org/linux/man-pages/man2/pwrite.2.html) of `buf` at
+    /// `offset`.
+    pub fn pwrite(fd: impl Into<Fd>, buf: impl Into<Buf>, offset: impl Into<Val>) -> Self {
+        Call::new(
+            Sys::Pwrite,
+            vec![
+                Operand::Fd(fd.into()),
+                Operand::Buf(buf.into()),
+                Operand::Int(offset.into()),
+            ],
+        )
+    }
+
+    /// [faccessat2(2)](https://man7.org/linux/man-pages/man2/faccessat2.2.html): checks
+    /// `mode` (`F_OK`, or `R_OK | W_OK | X_OK`) on `path`; 0 or an error.
+    pub fn faccessat2(dir: impl Into<Fd>, path: impl AsRef<Path>, mode: i32, flags: i32) -> Self {
+        Call::new(
+            Sys::Faccessat2,
+            vec![
+                Operand::Fd(dir.into()),
+                path_of(path),
+                Operand::Int(Val::Imm(i64::from(mode))),
+                Operand::Int(Val::Imm(i64::from(flags))),
+            ],
+        )
+    }
+
+    /// [statx(2)](https://man7.org/linux/man-pages/man2/statx.2.html): a `struct statx` of
+    /// `path` into `buf` (at least 256 bytes).
+    pub fn statx(
+        dir: impl Into<Fd>,
+        path: impl AsRef<Path>,
+        flags: i32,
+        mask: u32,
+        buf: impl Into<Buf>,
+    ) -> Self {
+        Call::new(
+            Sys::Statx,
+            vec![
+                Operand::Fd(dir.into()),
+                path_of(path),
+                Operand::Int(Val::Imm(i64::from(flags))),
+                Operand::Int(Val::Imm(i64::from(mask))),
+                Operand::Buf(buf.into()),
+            ],
+        )
+    }
+
+    /// fstat: [statx(2)](https://man7.org/linux/man-pages/man2/statx.2.html) of `fd` with
+    /// `AT_EMPTY_PATH` and `STATX_BASIC_STATS` into `buf` (at least 256 bytes; a plain
+    /// descriptor).
+    pub fn fstat(fd: impl Into<Fd>, buf: impl Into<Buf>) -> Self {
+        Call::new(
+            Sys::Fstat,
+            vec![Operand::Fd(fd.into()), Operand::Buf(buf.into())],
+        )
+    }
+
+    /// [getdents64(2)](https://man7.org/linux/man-pages/man2/getdents64.2.html): directory
+    /// entries of `fd` into `buf` (a plain descriptor: open the directory with `O_DIRECTORY`).
+    pub fn getdents64(fd: impl Into<Fd>, buf: impl Into<Buf>) -> Self {
+        Call::new(
+            Sys::Getdents64,
+            vec![Operand::Fd(fd.into()), Operand::Buf(buf.into())],
+        )
+    }
+
+    /// [renameat2(2)](https://man7.org/linux/man-pages/man2/renameat2.2.html).
+    pub fn renameat2(
+        olddir: impl Into<Fd>,
+        oldpath: impl AsRef<Path>,
+        newdir: impl Into<Fd>,
+        newpath: impl AsRef<Path>,
+        flags: u32,
+    ) -> Self {
+        Call::new(
+            Sys::Renameat2,
+            vec![
+                Operand::Fd(olddir.into()),
+                path_of(oldpath),
+                Operand::Fd(newdir.into()),
+                path_of(newpath),
+                Operand::Int(Val::Imm(i64::from(flags))),
+            ],
+        )
+    }
+
+    /// [fdatasync(2)](https://man7.org/linux/man-pages/man2/fdatasync.2.html).
+    pub fn fdatasync(fd: impl Into<Fd>) -> Self {
+        Call::new(Sys::Fdatasync, vec![Operand::Fd(fd.into())])
+    }
+
+    /// [lseek(2)](https://man7.org/linux/man-pages/man2/lseek.2.html) (a plain descriptor).
+    pub fn lseek(fd: impl Into<Fd>, offset: impl Into<Val>, whence: i32) -> Self {
+        Call::new(
+            Sys::Lseek,
+            vec![
+                Operand::Fd(fd.into()),
+                Operand::Int(offset.into()),
+                Operand::Int(Val::Imm(i64::from(whence))),
+            ],
+        )
+    }
+
+    /// [fsync(2)](https://man7.org/linux/man-pages/man2/fsync.2.html).
+    pub fn fsync(fd: impl Into<Fd>) -> Self {
+        Call::new(Sys::Fsync, vec![Operand::Fd(fd.into())])
+    }
+
+    /// [ftruncate(2)](https://man7.org/linux/man-pages/man2/ftruncate.2.html).
+    pub fn ftruncate(fd: impl Into<Fd>, length: impl Into<Val>) -> Self {
+        Call::new(
+            Sys::Ftruncate,
+            vec![Operand::Fd(fd.into()), Operand::Int(length.into())],
+        )
+    }
+
+    /// [mkdirat(2)](https://man7.org/linux/man-pages/man2/mkdirat.2.html).
+    pub fn mkdirat(dir: impl Into<Fd>, path: impl AsRef<Path>, mode: u32) -> Self {
+        Call::new(
+            Sys::Mkdirat,
+            vec![
+                Operand::Fd(dir.into()),
+                path_of(path),
+                Operand::Int(Val::Imm(i64::from(mode))),
+            ],
+        )
+    }
+
+    /// [unlinkat(2)](https://man7.org/linux/man-pages/man2/unlinkat.2.html).
+    pub fn unlinkat(dir: impl Into<Fd>, path: impl AsRef<Path>, flags: i32) -> Self {
+        Call::new(
+            Sys::Unlinkat,
+            vec![
+                Operand::Fd(dir.into()),
+                path_of(path),
+                Operand::Int(Val::Imm(i64::from(flags))),
+            ],
+        )
+    }
+
+    /// [getpid(2)](https://man7.org/linux/man-pages/man2/getpid.2.html).
+    pub fn getpid() -> Self {
+        Call::new(Sys::Getpid, Vec::new())
+    }
+
+    /// Nothing, returning 0: no system call on `direct`, an io_uring NOP
+    /// ([io_uring_enter(2)](https://man7.org/linux/man-pages/man2/io_uring_enter.2.html))
+    /// on `ring`.
+    pub fn nop() -> Self {
+        Call::new(Sys::Nop, Vec::new())
+    }
+}
