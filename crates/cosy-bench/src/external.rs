@@ -7,10 +7,17 @@ use std::process::Command;
 
 use crate::framework::{Answer, Entry, Variant, VariantError};
 
-/// The full path of `program` found in `$PATH`, if it is installed.
+/// The full path of `program` found in `$PATH` or in the peers' directory that
+/// `scripts/peers.sh` installs into (`$COSY_PEERS/bin`, default `~/.cache/cosy-peers/bin`), if
+/// it is installed.
 pub fn find_program(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let peers = std::env::var_os("COSY_PEERS")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/cosy-peers")))
+        .map(|p| p.join("bin"));
     std::env::split_paths(&path)
+        .chain(peers)
         .map(|d| d.join(program))
         .find(|p| is_executable(p))
 }

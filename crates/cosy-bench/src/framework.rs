@@ -48,6 +48,9 @@ pub struct Config {
     /// Where the corpus's temporary directory is made (default: the system's temporary
     /// directory). The file system there is the one measured.
     pub dir: Option<PathBuf>,
+    /// The `cosy` binary whose tools (`cosy grep`, `cosy du`, `cosy ls`, `cosy cp`) are
+    /// measured as whole processes beside their peers; `None` leaves those variants out.
+    pub tools: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -58,6 +61,7 @@ impl Default for Config {
             workloads: Vec::new(),
             progress: false,
             dir: None,
+            tools: None,
         }
     }
 }

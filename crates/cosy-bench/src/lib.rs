@@ -115,6 +115,7 @@ pub fn run(config: &Config, sink: &mut dyn Sink) -> Result<Vec<Record>, Error> {
         let mut ctx = Ctx {
             corpus: &mut corpus,
             scale: config.scale,
+            tools: config.tools.as_deref(),
         };
         let cases = match (workload.build)(&mut ctx, part) {
             Ok(c) => c,

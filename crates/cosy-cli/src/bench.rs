@@ -52,6 +52,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), Failure> {
         scale: args.scale,
         workloads: args.workloads.clone(),
         progress: std::io::stderr().is_terminal() && !args.json,
+        tools: std::env::current_exe().ok(),
         ..Config::default()
     };
     let started = Instant::now();

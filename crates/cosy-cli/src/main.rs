@@ -7,6 +7,7 @@
 mod bench;
 mod load;
 mod run;
+mod tools;
 mod trace;
 
 use std::path::PathBuf;
@@ -17,7 +18,13 @@ use clap::{Parser, Subcommand};
 /// Compound system calls: describe a burst of system calls once, run it with as few kernel
 /// transitions as the machine allows.
 #[derive(Parser)]
-#[command(name = "cosy", version, about)]
+#[command(
+    name = "cosy",
+    version,
+    about,
+    after_help = "Tools: `cosy grep`, `cosy du`, `cosy ls`, `cosy cp` (or `cosy` run through a \
+                  link named grep, du, ls or cp), each with its own --help."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,6 +79,10 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some((tool, skip)) = tools::which(&args) {
+        return tools::run(tool, args.into_iter().skip(skip).collect());
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(&args),

@@ -37,6 +37,8 @@ pub struct Ctx<'a> {
     pub corpus: &'a mut Corpus,
     /// The size multiplier.
     pub scale: f64,
+    /// The `cosy` binary whose tools are measured (`Config::tools`).
+    pub tools: Option<&'a std::path::Path>,
 }
 
 impl Ctx<'_> {

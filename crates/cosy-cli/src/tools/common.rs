@@ -1,0 +1,196 @@
+//! What every tool shares: names quoted as GNU coreutils quotes them in messages, errno text,
+//! diagnostics that remember the exit status, and a progress bar on long runs.
+
+use std::ffi::OsStr;
+use std::io::IsTerminal;
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+/// `name` as GNU coreutils quotes a file name in a message (`quoteaf`: the
+/// `shell-escape-always` style of `ls --quoting-style`, C locale): `'a b'`, `"it's"`,
+/// `'a'$'\n''b'`. A name with a single quote and nothing the shell treats specially inside
+/// double quotes is double-quoted; bytes that are not printable ASCII are escaped as `$'…'`.
+pub fn quote(name: impl AsRef<OsStr>) -> String {
+    let b = name.as_ref().as_bytes();
+    let printable = |c: u8| (0x20..0x7f).contains(&c);
+    let has_quote = b.contains(&b'\'');
+    let double_ok = b
+        .iter()
+        .all(|&c| printable(c) && !matches!(c, b'"' | b'$' | b'`' | b'\\' | b'!'));
+    if has_quote && double_ok {
+        let mut s = String::with_capacity(b.len() + 2);
+        s.push('"');
+        s.extend(b.iter().map(|&c| c as char));
+        s.push('"');
+        return s;
+    }
+    let mut s = String::with_capacity(b.len() + 2);
+    s.push('\'');
+    // Inside `$'…'` after an escaped byte: the next plain byte closes it and reopens `'`.
+    let mut in_escape = false;
+    for &c in b {
+        if printable(c) {
+            if in_escape {
+                s.push_str("''");
+                in_escape = false;
+            }
+            if c == b'\'' {
+                s.push_str("'\\''");
+            } else {
+                s.push(c as char);
+            }
+            continue;
+        }
+        if !in_escape {
+            s.push_str("'$'");
+            in_escape = true;
+        }
+        match c {
+            0x07 => s.push_str("\\a"),
+            0x08 => s.push_str("\\b"),
+            0x0c => s.push_str("\\f"),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            0x0b => s.push_str("\\v"),
+            _ => s.push_str(&format!("\\{c:03o}")),
+        }
+    }
+    s.push('\'');
+    s
+}
+
+/// The text of errno `e` as strerror(3) gives it in the C locale (`Permission denied`).
+pub fn errno_text(e: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(e).to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// A tool's diagnostics: `tool: message` on standard error, and whether any was an error
+/// (the tool then exits with its failure status).
+pub struct Diag {
+    tool: &'static str,
+    failed: bool,
+}
+
+impl Diag {
+    /// Diagnostics of `tool` (its name starts every message).
+    pub fn new(tool: &'static str) -> Self {
+        Diag {
+            tool,
+            failed: false,
+        }
+    }
+
+    /// Reports an error and remembers it: `tool: message`.
+    pub fn error(&mut self, message: impl std::fmt::Display) {
+        eprintln!("{}: {message}", self.tool);
+        self.failed = true;
+    }
+
+    /// Reports `what` failing with errno `e`: `tool: what: Permission denied`.
+    pub fn errno(&mut self, what: impl std::fmt::Display, e: i32) {
+        self.error(format_args!("{what}: {}", errno_text(e)));
+    }
+
+    /// Whether an error was reported.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+}
+
+/// A progress bar that appears only when standard error is a terminal and the run has lasted
+/// a second: short runs and redirected runs print nothing.
+pub struct Progress {
+    start: Instant,
+    bar: Option<indicatif::ProgressBar>,
+    enabled: bool,
+    what: &'static str,
+}
+
+impl Progress {
+    /// A progress counter of `what` (`files`).
+    pub fn new(what: &'static str) -> Self {
+        Progress {
+            start: Instant::now(),
+            bar: None,
+            enabled: std::io::stderr().is_terminal(),
+            what,
+        }
+    }
+
+    /// Sets the count done so far (cheap: call it as often as convenient).
+    pub fn set(&mut self, done: u64) {
+        if !self.enabled {
+            return;
+        }
+        if self.bar.is_none() {
+            if self.start.elapsed() < Duration::from_secs(1) {
+                return;
+            }
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {pos} {msg} {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_message(self.what);
+            bar.enable_steady_tick(Duration::from_millis(200));
+            self.bar = Some(bar);
+        }
+        if let Some(b) = &self.bar {
+            b.set_position(done);
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_quoted_as_coreutils_quotes_them() {
+        assert_eq!(quote("x"), "'x'");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), "\"it's\"");
+        assert_eq!(quote("it's $x"), "'it'\\''s $x'");
+        assert_eq!(quote("a\nb"), "'a'$'\\n''b'");
+        assert_eq!(quote(OsStr::from_bytes(b"\xff")), "''$'\\377'");
+    }
+
+    #[test]
+    fn quoting_matches_ls_when_ls_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: &[&[u8]] = &[
+            b"plain", b"a b", b"it's", b"it's $x", b"a\nb", b"\xffz", b"-x", b"tab\tq'", b"\"q\"",
+        ];
+        for n in names {
+            std::fs::write(dir.path().join(OsStr::from_bytes(n)), b"").unwrap();
+        }
+        let Ok(out) = std::process::Command::new("ls")
+            .args(["--quoting-style=shell-escape-always", "-1"])
+            .current_dir(dir.path())
+            .env("LC_ALL", "C")
+            .output()
+        else {
+            eprintln!("ls missing, skipping the comparison with it");
+            return;
+        };
+        let listed: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+        let mut ours: Vec<String> = names.iter().map(|n| quote(OsStr::from_bytes(n))).collect();
+        let mut theirs: Vec<String> = listed.iter().map(|s| s.to_string()).collect();
+        ours.sort();
+        theirs.sort();
+        assert_eq!(ours, theirs);
+    }
+}
