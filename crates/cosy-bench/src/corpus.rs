@@ -81,7 +81,72 @@ pub struct TreeSpec {
     pub match_every: usize,
 }
 
-/// A tree written by [`Corpus::tree`].
+/// The corpus shapes the tools (`cosy grep`, `du`, `ls`, `cp`) are measured on, each against
+/// its peers: [`Corpus::shape`] writes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Shape {
+    /// 10 directories of 1,000 files of 8 KiB (the `grep` tree).
+    Wide,
+    /// 100,000 files of 0–512 bytes in a 3-level tree (10 × 10 × 10 directories of 100
+    /// files).
+    Many,
+    /// 5,000 files of mixed sizes up to 256 KiB (log-uniform: most small, some large) in 50
+    /// directories of 100 files.
+    Mixed,
+}
+
+impl Shape {
+    /// Every shape.
+    pub const ALL: [Shape; 3] = [Shape::Wide, Shape::Many, Shape::Mixed];
+
+    /// Its name in records (`wide`, `many`, `mixed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Wide => "wide",
+            Shape::Many => "many",
+            Shape::Mixed => "mixed",
+        }
+    }
+
+    /// What it is, in words.
+    pub fn about(self) -> &'static str {
+        match self {
+            Shape::Wide => "10,000 files of 8 KiB in 10 directories",
+            Shape::Many => "100,000 files of 0-512 bytes in a 3-level tree",
+            Shape::Mixed => "5,000 files of up to 256 KiB",
+        }
+    }
+
+    /// Directory fan-out per level and files per leaf directory, at `scale`.
+    fn layout(self, scale: f64) -> (Vec<usize>, usize) {
+        let files = |base: f64| ((base * scale).round() as usize).max(1);
+        match self {
+            Shape::Wide => (vec![10], files(1000.0)),
+            Shape::Many => (vec![10, 10, 10], files(100.0)),
+            Shape::Mixed => (vec![50], files(100.0)),
+        }
+    }
+
+    /// The size of file `serial`.
+    fn size(self, rng: &mut Rng) -> usize {
+        match self {
+            Shape::Wide => 8192,
+            Shape::Many => (rng.next_u64() % 513) as usize,
+            Shape::Mixed => {
+                // log-uniform over 1 B .. 256 KiB, and a few empty files.
+                let bits = rng.next_u64() % 19;
+                if bits == 0 {
+                    0
+                } else {
+                    let hi = 1u64 << bits;
+                    (hi / 2 + rng.next_u64() % (hi / 2).max(1)) as usize
+                }
+            }
+        }
+    }
+}
+
+/// A tree written by [`Corpus::tree`] or [`Corpus::shape`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tree {
     /// Its root.
@@ -207,6 +272,58 @@ impl Corpus {
     }
 }
 
+impl Corpus {
+    /// The tree of `shape` at `scale` (file counts × scale), written once, named after the
+    /// shape. Every seventh file holds one to three copies of `pattern` where it fits.
+    pub fn shape(&mut self, shape: Shape, scale: f64, pattern: &[u8]) -> io::Result<Tree> {
+        let name = format!("shape-{}", shape.name());
+        if let Some(t) = self.trees.get(&name) {
+            return Ok(t.clone());
+        }
+        let root = self.dir.path().join(&name);
+        fs::create_dir(&root)?;
+        let (fanout, per_dir) = shape.layout(scale);
+        let mut rng = Rng::new(0xC05E ^ shape as u64);
+        let mut buf = Vec::new();
+        let (mut files, mut bytes, mut matches, mut serial) = (0u64, 0u64, 0u64, 0usize);
+        // Every leaf directory: its index in each level, as `d0/d3/d7`.
+        let leaves: usize = fanout.iter().product();
+        for leaf in 0..leaves {
+            let mut dir = root.clone();
+            let mut rest = leaf;
+            let mut parts = Vec::with_capacity(fanout.len());
+            for &f in fanout.iter().rev() {
+                parts.push(rest % f);
+                rest /= f;
+            }
+            for p in parts.iter().rev() {
+                dir.push(format!("d{p:02}"));
+            }
+            fs::create_dir_all(&dir)?;
+            for i in 0..per_dir {
+                buf.resize(shape.size(&mut rng), 0);
+                rng.fill_text(&mut buf);
+                if serial.is_multiple_of(7) {
+                    matches += place(&mut buf, pattern, 1 + serial / 7 % 3);
+                }
+                fs::write(dir.join(format!("f{i:05}.txt")), &buf)?;
+                files += 1;
+                bytes += buf.len() as u64;
+                serial += 1;
+            }
+        }
+        rustix::fs::sync();
+        let tree = Tree {
+            root,
+            files,
+            bytes,
+            matches,
+        };
+        self.trees.insert(name, tree.clone());
+        Ok(tree)
+    }
+}
+
 /// Writes `count` copies of `pattern` into `buf` at evenly spread places; returns how many
 /// fit.
 fn place(buf: &mut [u8], pattern: &[u8], count: usize) -> u64 {
@@ -272,6 +389,30 @@ pub fn describe_fs(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shapes_have_their_layout_and_sizes() {
+        let mut c = Corpus::new(None).unwrap();
+        let t = c.shape(Shape::Mixed, 0.1, b"NEEDLE").unwrap();
+        assert_eq!(t.files, 500);
+        let mut on_disk = (0u64, 0u64, 0u64);
+        for d in fs::read_dir(&t.root).unwrap() {
+            for f in fs::read_dir(d.unwrap().path()).unwrap() {
+                let f = f.unwrap().path();
+                let len = fs::metadata(&f).unwrap().len();
+                assert!(len <= 256 << 10, "{} is {len} bytes", f.display());
+                let text = fs::read(&f).unwrap();
+                let n = text.windows(6).filter(|w| w == b"NEEDLE").count() as u64;
+                on_disk = (on_disk.0 + 1, on_disk.1 + len, on_disk.2 + n);
+            }
+        }
+        assert_eq!(on_disk, (t.files, t.bytes, t.matches));
+        assert!(t.matches > 0);
+        let many = c.shape(Shape::Many, 0.01, b"NEEDLE").unwrap();
+        assert_eq!(many.files, 1000);
+        assert!(many.root.join("d09/d09/d09/f00000.txt").is_file());
+        assert_eq!(c.shape(Shape::Many, 0.01, b"NEEDLE").unwrap(), many);
+    }
 
     #[test]
     fn trees_hold_the_placed_matches_and_are_made_once() {
