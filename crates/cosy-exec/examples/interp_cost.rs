@@ -6,6 +6,8 @@
 //! - `straight`: N straight-line `nop`s (a call the executor answers without a system call);
 //! - `getppid`: N straight-line `getppid`s (a real system call, whose kernel side an
 //!   instruction counter in user space does not see);
+//! - `access`: N straight-line `faccessat2(cwd, "/", F_OK, 0)`s (a call with a path operand:
+//!   what resolving a path costs);
 //! - `map`: `map i in range(0, N, 1) { count = count + 1 }`;
 //! - `jump`: `i = 0; top: i = i + 1; if i < N goto top bound N`.
 //!
@@ -17,7 +19,7 @@ use std::process::ExitCode;
 
 use cosy_exec::{Backend, RunOptions};
 use cosy_model::builder::cond;
-use cosy_model::{BinOp, Builder, Compound, Policy};
+use cosy_model::{BinOp, Builder, Compound, FdRef, Policy};
 
 fn straight(n: u32, getppid: bool) -> Compound {
     let mut c = Builder::new();
@@ -27,6 +29,15 @@ fn straight(n: u32, getppid: bool) -> Compound {
         } else {
             c.nop();
         }
+    }
+    c.finish()
+}
+
+fn access(n: u32) -> Compound {
+    let mut c = Builder::new();
+    let root = c.path("/");
+    for _ in 0..n {
+        c.faccessat2(FdRef::Cwd, root, i64::from(libc::F_OK), 0);
     }
     c.finish()
 }
@@ -52,7 +63,7 @@ fn jump(n: u32) -> Compound {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: interp_cost straight|getppid|map|jump N [direct|ring]";
+    let usage = "usage: interp_cost straight|getppid|access|map|jump N [direct|ring]";
     let (Some(kind), Some(n)) = (
         args.first(),
         args.get(1).and_then(|n| n.parse::<u32>().ok()),
@@ -63,6 +74,7 @@ fn main() -> ExitCode {
     let compound = match kind.as_str() {
         "straight" => straight(n, false),
         "getppid" => straight(n, true),
+        "access" => access(n),
         "map" => map(n),
         "jump" => jump(n),
         _ => {

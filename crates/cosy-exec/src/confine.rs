@@ -236,7 +236,7 @@ impl Cx<'_> {
                 let p = self.parent(call, a.fd(0)?, a.path(1)?)?;
                 let mut b = a.clone();
                 b.items[0] = Resolved::Fd(p.dirfd);
-                b.items[1] = Resolved::Path(p.last.clone());
+                b.items[1] = Resolved::Path(p.last.as_c_str().into());
                 let r = sys::issue(call, &mut b, arena);
                 let r = self.rec(call, p.dirfd, r);
                 self.release(&p);
@@ -263,7 +263,7 @@ impl Cx<'_> {
                 let p = self.parent(call, a.fd(1)?, a.path(2)?)?;
                 let mut b = a.clone();
                 b.items[1] = Resolved::Fd(p.dirfd);
-                b.items[2] = Resolved::Path(p.last.clone());
+                b.items[2] = Resolved::Path(p.last.as_c_str().into());
                 let r = sys::issue(call, &mut b, arena);
                 let r = self.rec(call, p.dirfd, r);
                 self.release(&p);
@@ -307,7 +307,7 @@ impl Cx<'_> {
         let oflags = libc::O_PATH as u64 | if nofollow { libc::O_NOFOLLOW as u64 } else { 0 };
         let fd = self.open_beneath(d, &p, oflags)?;
         b.items[0] = Resolved::Fd(fd as i32);
-        b.items[1] = Resolved::Path(CString::default());
+        b.items[1] = Resolved::Path(c"".into());
         b.items[fi] = Resolved::Int(
             (flags & !i64::from(libc::AT_SYMLINK_NOFOLLOW)) | i64::from(libc::AT_EMPTY_PATH),
         );
@@ -330,9 +330,9 @@ impl Cx<'_> {
         };
         let mut b = a.clone();
         b.items[0] = Resolved::Fd(old.dirfd);
-        b.items[1] = Resolved::Path(old.last.clone());
+        b.items[1] = Resolved::Path(old.last.as_c_str().into());
         b.items[2] = Resolved::Fd(new.dirfd);
-        b.items[3] = Resolved::Path(new.last.clone());
+        b.items[3] = Resolved::Path(new.last.as_c_str().into());
         let r = sys::issue(call, &mut b, arena);
         let r = self.rec(call, old.dirfd, r);
         self.release(&new);

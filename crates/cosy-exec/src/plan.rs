@@ -4,20 +4,25 @@
 //! registered, and that the compound's fd slots fit the policy's open files — and, in debug
 //! builds, asserts the invariants of a verified compound that the interpreter indexes by.
 
+use std::ffi::{CStr, CString};
 use std::sync::Arc;
 
-use cosy_model::{Arg, Compound, FdRef, Op, Sys};
+use cosy_model::{Arg, Compound, DataId, FdRef, Op, PathRef, Sys};
 use cosy_verify::{Structure, Verified};
 
 pub use cosy_verify::MapInfo;
 
 use crate::funcs::Functions;
 
-/// The executor's plan of a compound.
+/// The executor's plan of a compound: the verifier's structure, and the operands it resolves
+/// once for every run (the paths of data constants).
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     /// The verifier's structure of the compound, shared with its [`Verified`].
     structure: Arc<Structure>,
+    /// The data constants used as paths, as C strings (by [`DataId`] index): made once here,
+    /// shared by every call that names them.
+    paths: Vec<Option<Arc<CStr>>>,
 }
 
 impl Plan {
@@ -46,9 +51,30 @@ impl Plan {
             invariants(c, v.structure()),
             "a verified compound and its structure disagree"
         );
+        let mut paths = vec![None; c.data.len()];
+        for op in &c.ops {
+            let args = match op {
+                Op::Sys { args, .. } | Op::Call { args, .. } => args,
+                _ => continue,
+            };
+            for a in args {
+                if let Arg::Path(PathRef::Data(d)) = a
+                    && let Some(slot @ None) = paths.get_mut(d.index())
+                    && let Ok(s) = CString::new(c.data[d.index()].clone())
+                {
+                    *slot = Some(Arc::from(s.as_c_str()));
+                }
+            }
+        }
         Ok(Plan {
             structure: Arc::clone(v.structure()),
+            paths,
         })
+    }
+
+    /// Data constant `d` as a C string, if an operation uses it as a path.
+    pub fn path(&self, d: DataId) -> Option<&Arc<CStr>> {
+        self.paths.get(d.index())?.as_ref()
     }
 
     /// The facts of the map beginning at `begin`.

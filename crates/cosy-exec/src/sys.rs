@@ -12,7 +12,8 @@
 //! (`close` of any number, for one), which safe code outside the executor must not be able
 //! to do (I/O safety). The operand types are public for [`crate::Issuer`] implementations.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
+use std::sync::Arc;
 
 use cosy_model::Sys;
 use syscalls::{Errno, Sysno, syscall};
@@ -35,8 +36,9 @@ pub enum Resolved {
     Int(i64),
     /// A raw descriptor (`-1` for an empty slot, `AT_FDCWD` for `cwd`).
     Fd(i32),
-    /// A path.
-    Path(CString),
+    /// A path: shared with the plan (a data constant, made once per compound) or with the
+    /// lane (a path variable, made once per binding), so resolving it allocates nothing.
+    Path(Arc<CStr>),
     /// An arena range.
     Buf(Span),
     /// A slot the call fills (pipe2): `-1` until the call succeeds, then the new descriptor.
@@ -74,7 +76,7 @@ impl ResolvedArgs {
     /// Operand `i` as a path.
     pub fn path(&self, i: usize) -> Result<&CStr, Errno> {
         match self.get(i)? {
-            Resolved::Path(p) => Ok(p.as_c_str()),
+            Resolved::Path(p) => Ok(p),
             _ => Err(Errno::EINVAL),
         }
     }

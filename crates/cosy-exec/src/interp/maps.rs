@@ -28,9 +28,10 @@
 //!   arena, taking runs of consecutive items from a shared counter (a statx or a small read of
 //!   a cached file is mostly kernel time on one core; a second core halves it).
 
+use std::ffi::CStr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use cosy_model::{BufId, Compound, Op};
 
@@ -115,7 +116,7 @@ fn path_walks(c: &Compound, plan: &Plan, info: &MapInfo) -> usize {
 /// What one iteration (or run of consecutive iterations) left.
 struct IterOut {
     regs: Vec<i64>,
-    pathvals: Vec<Vec<u8>>,
+    pathvals: Vec<Arc<CStr>>,
     used: u64,
     errors: Vec<CallError>,
     trace: Vec<TraceEntry>,
@@ -150,7 +151,7 @@ struct Combined<'a> {
     sums: Vec<i64>,
     errors: Vec<CallError>,
     trace: Vec<TraceEntry>,
-    last: Option<(Vec<i64>, Vec<Vec<u8>>)>,
+    last: Option<(Vec<i64>, Vec<Arc<CStr>>)>,
     stopped: Option<Error>,
     again: bool,
 }
@@ -494,7 +495,7 @@ struct Shared<'a, 'c> {
     cx: &'a Cx<'c>,
     info: &'a MapInfo,
     regs: Vec<i64>,
-    pathvals: &'a [Vec<u8>],
+    pathvals: &'a [Arc<CStr>],
     slots: &'a [i32],
     zero: Vec<BufId>,
     fuel: u64,

@@ -34,6 +34,8 @@
 //!   previous iteration in the lane wrote are cleared ([`crate::arena::Dirty`]).
 
 use std::collections::VecDeque;
+use std::ffi::CStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cosy_model::{
@@ -262,7 +264,8 @@ pub(crate) struct Lane {
     pub lane: usize,
     pub regs: Vec<i64>,
     pub fds: FdTable,
-    pub pathvals: Vec<Vec<u8>>,
+    /// The paths map items bound, as C strings (made once per binding, shared by the calls).
+    pub pathvals: Vec<Arc<CStr>>,
     pub counters: Vec<u32>,
     pub frames: Vec<Frame>,
     /// Operations run, and the most it may run.
@@ -299,11 +302,31 @@ fn fd_raw(fds: &FdTable, f: &FdRef) -> i32 {
     }
 }
 
-fn path_bytes<'x>(c: &'x Compound, pathvals: &'x [Vec<u8>], p: &PathRef) -> &'x [u8] {
+fn path_bytes<'x>(c: &'x Compound, pathvals: &'x [Arc<CStr>], p: &PathRef) -> &'x [u8] {
     match p {
         PathRef::Data(d) => c.data.get(d.index()).map_or(&[], Vec::as_slice),
-        PathRef::Var(v) => pathvals.get(v.index()).map_or(&[], Vec::as_slice),
+        PathRef::Var(v) => pathvals.get(v.index()).map_or(&[], |s| s.to_bytes()),
     }
+}
+
+/// Path `p` as the C string a call takes: the plan's (made once per compound) or the bound
+/// variable's (made once per binding); made here only for data the plan has not seen (a
+/// session's, which grows as calls are sent).
+fn path_cstr(cx: &Cx<'_>, pathvals: &[Arc<CStr>], p: &PathRef) -> Arc<CStr> {
+    match p {
+        PathRef::Var(v) => pathvals.get(v.index()).cloned().unwrap_or_else(empty_path),
+        PathRef::Data(d) => match cx.plan.path(*d) {
+            Some(s) => Arc::clone(s),
+            // Paths hold no NUL: the plan checks data constants, and the session refuses them.
+            None => std::ffi::CString::new(path_bytes(cx.c, pathvals, p))
+                .map_or_else(|_| empty_path(), |s| Arc::from(s.as_c_str())),
+        },
+    }
+}
+
+/// The empty path (an unbound variable).
+pub(crate) fn empty_path() -> Arc<CStr> {
+    Arc::from(c"")
 }
 
 /// The name of buffer `b` of `c` (`#N` if there is none), for error messages.
@@ -336,7 +359,7 @@ impl Lane {
             lane,
             regs: vec![0; c.regs.len()],
             fds: FdTable::new(c.fds.len()),
-            pathvals: vec![Vec::new(); c.paths.len()],
+            pathvals: vec![empty_path(); c.paths.len()],
             counters: vec![0; c.ops.len()],
             frames: Vec::new(),
             used: 0,

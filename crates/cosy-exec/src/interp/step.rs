@@ -1,12 +1,14 @@
 //! Executing one operation in a lane: the semantics of each kind of operation
 //! (docs/semantics.md), with what may not run past a pending call.
 
+use std::sync::Arc;
+
 use cosy_model::{Arg, ArgKind, BufId, FdRef, MapSource, Op, PathVar, Ret, Sys, Value};
 
 use super::call::{self, Operand};
 use super::{
     Binding, Cx, Flow, Frame, Issued, Issuer, Items, Lane, Ticket, Undo, buffer_name, errno_of,
-    fd_raw, maps, out_span, parse_dirents, path_bytes, written, zero_locals,
+    fd_raw, maps, out_span, parse_dirents, path_bytes, path_cstr, written, zero_locals,
 };
 use crate::arena::{Dirty, Span};
 use crate::outcome::{CallError, Error};
@@ -304,7 +306,9 @@ impl Lane {
 
     pub(super) fn bind_path(&mut self, var: PathVar, bytes: Vec<u8>) {
         if let Some(p) = self.pathvals.get_mut(var.index()) {
-            *p = bytes;
+            // Directory entry names end at their NUL; path list items hold none (the plan).
+            *p = std::ffi::CString::new(bytes)
+                .map_or_else(|_| super::empty_path(), |s| Arc::from(s.as_c_str()));
         }
     }
 
@@ -354,12 +358,7 @@ impl Lane {
                 (ArgKind::NewFd, _) => Resolved::NewFd(-1),
                 (_, Arg::Value(v)) => Resolved::Int(self.val(v)),
                 (_, Arg::Fd(f)) => Resolved::Fd(fd_raw(&self.fds, f)),
-                (_, Arg::Path(p)) => {
-                    // Paths hold no NUL: the plan checks data constants, and directory entry
-                    // names end at their NUL.
-                    let bytes = path_bytes(cx.c, &self.pathvals, p);
-                    Resolved::Path(std::ffi::CString::new(bytes).unwrap_or_default())
-                }
+                (_, Arg::Path(p)) => Resolved::Path(path_cstr(cx, &self.pathvals, p)),
                 (_, Arg::Buf(r)) => match self.range(cx, pc, r, min, Some(call)) {
                     Ok(s) => Resolved::Buf(s),
                     Err(e) => {

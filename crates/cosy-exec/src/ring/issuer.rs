@@ -708,9 +708,7 @@ pub(crate) fn builds(op: UringOp) -> bool {
 /// `ENAMETOOLONG`) and checks `unlinkat`'s flags.
 fn refused_at_preparation(call: Sys, args: &ResolvedArgs) -> bool {
     let bad_path = args.items.iter().any(|r| match r {
-        Resolved::Path(p) => {
-            p.as_bytes().is_empty() || p.as_bytes().len() >= libc::PATH_MAX as usize
-        }
+        Resolved::Path(p) => p.is_empty() || p.count_bytes() >= libc::PATH_MAX as usize,
         _ => false,
     });
     let empty_ok = call == Sys::Statx && int(args, 2) & i64::from(libc::AT_EMPTY_PATH) != 0;
