@@ -108,23 +108,34 @@ impl DirectExecutor {
 
     /// Runs `v` with up to `workers` threads per qualifying map ([`crate::Parallel`]).
     pub(crate) fn run_on(v: &Verified, opts: &RunOptions, workers: usize) -> Outcome {
+        Self::run_through(v, opts, workers, |d| d).0
+    }
+
+    /// Runs `v` through the issuer `wrap` makes of the direct issuer (a recording one for
+    /// [`crate::session::replay`]); the outcome, and the issuer if the run got that far.
+    pub(crate) fn run_through<I: Issuer>(
+        v: &Verified,
+        opts: &RunOptions,
+        workers: usize,
+        wrap: impl FnOnce(DirectIssuer) -> I,
+    ) -> (Outcome, Option<I>) {
         let started = Instant::now();
         let c = v.compound();
         let plan = match Plan::new(v, &opts.functions) {
             Ok(p) => p,
-            Err(m) => return Outcome::setup_error(m, started.elapsed()),
+            Err(m) => return (Outcome::setup_error(m, started.elapsed()), None),
         };
         let layout = match Layout::new(&c.buffers, 1, v.policy().arena_bytes) {
             Ok(l) => l,
-            Err(e) => return Outcome::setup_error(e.to_string(), started.elapsed()),
+            Err(e) => return (Outcome::setup_error(e.to_string(), started.elapsed()), None),
         };
         let root = match open_root(v) {
             Ok(r) => r,
-            Err(m) => return Outcome::setup_error(m, started.elapsed()),
+            Err(m) => return (Outcome::setup_error(m, started.elapsed()), None),
         };
         let mut issuer = match DirectIssuer::new(root, layout.len()) {
-            Ok(i) => i,
-            Err(m) => return Outcome::setup_error(m, started.elapsed()),
+            Ok(i) => wrap(i),
+            Err(m) => return (Outcome::setup_error(m, started.elapsed()), None),
         };
         let threads = interp::maps::Threads::new(
             crate::Parallel {
@@ -141,7 +152,8 @@ impl DirectExecutor {
             threads,
             started,
         };
-        interp::execute(v, setup, &mut issuer).0
+        let out = interp::execute(v, setup, &mut issuer).0;
+        (out, Some(issuer))
     }
 }
 

@@ -1,8 +1,8 @@
 //! The differential harness: every compound of the test corpus runs on every executor
 //! (`common::executors`: direct, direct on two threads, ring, ring with SQPOLL, ring without
 //! io_uring, ring with a kernel probe lacking opcodes, ring with its optimisations off, auto;
-//! and, reduced to its calls, as a session replay on direct and on the ring:
-//! `session_replays_agree_with_direct`), each in a fresh copy
+//! and, its calls recorded on direct and sent one by one, as a session replay on direct and
+//! on the ring: `session_replays_agree_with_direct`), each in a fresh copy
 //! of its fixture directory, and the outcomes must agree: outputs, the error that stopped the
 //! run, the errors of `continue` mode, and a digest of the files left in the directory. Every
 //! traced run must also close every descriptor it opened.
@@ -1340,17 +1340,16 @@ fn replay() {
 
 // ------------------------------------------------------------------------ session replays
 
-/// A way of running a verified compound for its outputs (`None`: it cannot run it).
-type Runner<'a> = dyn Fn(&cosy_exec::Verified) -> Option<Vec<(String, i64)>> + 'a;
-
-/// Every generated compound reduced to its system calls — what a program sending calls one by
-/// one does — replayed through a session (`cosy_exec::session::replay`) on direct and on the
-/// ring, each in a fresh copy of the fixture: the outputs and the files left are those of the
-/// direct executor running the reduced compound. Cases whose direct runs disagree with each
-/// other (outputs that depend on the fixture copy) are not compared.
+/// Every generated compound run on the direct executor with its calls recorded
+/// (`cosy_exec::session::record`), then those calls sent one by one through a session on
+/// direct and on the ring — what a program sending its calls one at a time does — each in a
+/// fresh copy of the fixture: every call gives the recorded result, and the files left are
+/// those of the direct run. Cases whose direct runs disagree with each other (results that
+/// depend on the fixture copy) are not compared.
 #[test]
 fn session_replays_agree_with_direct() {
     use cosy_exec::Backend;
+    use cosy_exec::session::{ReplayError, record};
     let cases = 150
         * std::env::var("COSY_CASES")
             .ok()
@@ -1362,60 +1361,59 @@ fn session_replays_agree_with_direct() {
         max_shrink_iters: 0,
         ..ProptestConfig::default()
     });
-    let replayed = std::cell::Cell::new(0u32);
+    let (replayed, calls) = (std::cell::Cell::new(0u32), std::cell::Cell::new(0usize));
     let result = runner.run(&cosy_format::testing::valid_compound(), |c| {
-        let mut calls = c.clone();
-        calls.ops.retain(|op| matches!(op, Op::Sys { .. }));
-        // Runs `calls` in a fresh fixture, with `f` (the direct executor or a replay): the
-        // outputs and the files left, or `None` if it does not verify there.
-        let run = |f: &Runner<'_>| {
+        // The compound in a fresh fixture under its own root (standard streams redirected to
+        // a file of the fixture, named relative to the root so that every copy has its own).
+        let setup = || {
             let dir = scratch();
             fixture(dir.path());
             let mut p = untrusted(dir.path());
             p.std_streams = true;
-            let out = format!("{}/stdout", dir.path().display());
-            let c = redirect_std(nonblocking_pipes(calls.clone()), out.as_bytes());
-            let v = cosy_verify::verify(c, &p).ok()?;
-            let outputs = f(&v)?;
-            Some((outputs, digest(dir.path())))
+            let c = redirect_std(nonblocking_pipes(c.clone()), b"stdout");
+            cosy_verify::verify(c, &p).ok().map(|v| (dir, v, p))
         };
-        let direct = |v: &cosy_exec::Verified| {
-            let o = RunOptions {
-                backend: Backend::Direct,
-                ..RunOptions::default()
-            };
-            Some(cosy_exec::run(v, &o).outputs)
-        };
-        let Some(want) = run(&direct) else {
+        let Some((dir, v, _)) = setup() else {
             return Ok(());
         };
-        if run(&direct).as_ref() != Some(&want) {
+        let rec = match record(&v) {
+            Ok(r) => r,
+            Err(ReplayError::Unsupported(_)) => return Ok(()),
+            Err(e) => panic!("record: {e}"),
+        };
+        let want = digest(dir.path());
+        let Some((again, v2, _)) = setup() else {
+            return Ok(());
+        };
+        let o = RunOptions {
+            backend: Backend::Direct,
+            ..RunOptions::default()
+        };
+        if cosy_exec::run(&v2, &o).outputs != rec.outcome().outputs || digest(again.path()) != want
+        {
             return Ok(());
         }
         for backend in [Backend::Direct, Backend::Ring] {
             if backend == Backend::Ring && cosy_uring::skip_without_uring("session replay") {
                 continue;
             }
-            // A compound the session cannot express (a slot used before any open fills it,
-            // an operand kind it does not take) is refused at setup, before any call: not
-            // compared (the count below keeps the comparison from passing vacuously).
-            let refused = std::cell::Cell::new(false);
-            let got = run(&|v| match cosy_exec::session::replay(backend, v) {
-                Ok(outputs) => Some(outputs),
-                Err(cosy_exec::session::SessionError::Setup(_)) => {
-                    refused.set(true);
-                    None
-                }
-                Err(e) => panic!("replay on {backend} refused: {e}"),
-            });
-            if refused.get() {
+            let Some((dir, _, p)) = setup() else {
                 return Ok(());
+            };
+            match rec.replay(backend, &p) {
+                Ok(n) => calls.set(calls.get() + n),
+                Err(ReplayError::Unsupported(_)) => return Ok(()),
+                Err(e) => panic!(
+                    "session replay on {backend}: {e}\n{:?}\n{}",
+                    rec,
+                    cosy_format::text::print(v.compound())
+                ),
             }
             assert_eq!(
-                got.as_ref(),
-                Some(&want),
-                "session replay on {backend}:\n{}",
-                cosy_format::text::print(&calls)
+                digest(dir.path()),
+                want,
+                "files after the session replay on {backend}:\n{}",
+                cosy_format::text::print(v.compound())
             );
         }
         replayed.set(replayed.get() + 1);
@@ -1424,9 +1422,13 @@ fn session_replays_agree_with_direct() {
     if let Err(e) = result {
         panic!("{e}");
     }
-    eprintln!("session replays: {} of {cases} compared", replayed.get());
+    eprintln!(
+        "session replays: {} of {cases} compared, {} calls",
+        replayed.get(),
+        calls.get()
+    );
     assert!(
-        replayed.get() > cases / 8,
+        replayed.get() > cases / 2,
         "too few replays compared: {}",
         replayed.get()
     );

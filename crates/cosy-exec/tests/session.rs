@@ -345,9 +345,11 @@ fn replaying_a_compound_through_a_session_matches_run() {
                 ..RunOptions::default()
             },
         );
-        let got = cosy_exec::session::replay(b, &v).unwrap();
-        assert_eq!(got, want.outputs, "replay on {b}");
-        got
+        let rec = cosy_exec::session::record(&v).unwrap();
+        assert_eq!(rec.outcome().outputs, want.outputs);
+        // Every call gives through the session what it gave directly (or replay fails).
+        assert_eq!(rec.replay(b, v.policy()).unwrap(), 5, "replay on {b}");
+        want.outputs
     });
 }
 
@@ -459,9 +461,19 @@ fn replaying_failing_compounds_matches_run_in_both_modes() {
                     ..RunOptions::default()
                 },
             );
-            let got = cosy_exec::session::replay(b, &v).unwrap();
-            assert_eq!(got, want.outputs, "replay on {b} in {mode:?} mode");
-            got
+            let rec = cosy_exec::session::record(&v).unwrap();
+            assert_eq!(rec.outcome().outputs, want.outputs);
+            let n = rec.replay(b, v.policy()).unwrap();
+            assert_eq!(n, rec.calls(), "replay on {b} in {mode:?} mode");
+            // In stop mode the calls after the failing write were not made: the open, the
+            // read, the write, and the close of the descriptor left open.
+            let made = if mode == cosy_model::ErrorMode::Stop {
+                4
+            } else {
+                8
+            };
+            assert_eq!(n, made, "{mode:?}");
+            want.outputs
         });
     }
 }

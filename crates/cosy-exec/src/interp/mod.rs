@@ -605,18 +605,19 @@ fn out_span(call: Sys, args: &ResolvedArgs) -> Option<Span> {
 }
 
 /// What `call` wrote of its output range `s`, given its result `r`: the `r` bytes it returned
-/// (reads, `getdents64`, `readlinkat`, the xattr calls), or all of it for a call that fills a
-/// structure (`statx`: the table's `min_buf`) or one that failed (it may have written some).
+/// (reads, `getdents64`, `readlinkat`, the xattr calls), the structure a call fills (`statx`:
+/// the table's `min_buf` bytes), or all of it for one that failed (it may have written some).
 /// Only those bytes need zeroing before a map's next iteration.
 fn written_of(call: Sys, s: Span, r: i64) -> Span {
-    match usize::try_from(r) {
-        Ok(n) if call.spec().min_buf == 0 => s.prefix(n),
-        _ => s,
+    match (usize::try_from(r), call.spec().min_buf) {
+        (Ok(n), 0) => s.prefix(n),
+        (Ok(_), m) => s.prefix(m),
+        (Err(_), _) => s,
     }
 }
 
 /// What a ready call with resolved operands `args` wrote of the arena, given its result.
-fn written(call: Sys, args: &ResolvedArgs, r: i64) -> Option<Span> {
+pub(crate) fn written(call: Sys, args: &ResolvedArgs, r: i64) -> Option<Span> {
     out_span(call, args).map(|s| written_of(call, s, r))
 }
 

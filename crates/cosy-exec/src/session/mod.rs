@@ -234,7 +234,7 @@ mod replay;
 pub use calls::Call;
 use calls::Operand;
 pub use handles::{AnyHandle, Buf, BufHandle, Fd, FdHandle, Handle, Val, ValueHandle};
-pub use replay::replay;
+pub use replay::{Recorded, ReplayError, record};
 
 /// One call sent.
 #[derive(Debug)]
