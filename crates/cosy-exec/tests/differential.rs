@@ -538,27 +538,6 @@ fn redirect_std(mut c: Compound, path: &[u8]) -> Compound {
     c
 }
 
-/// `c` with its pipes made non-blocking: a read of an empty pipe (or a write to a full one)
-/// would block a sequential run forever (a plain system call ignores the time limit).
-fn nonblocking_pipes(mut c: Compound) -> Compound {
-    for op in &mut c.ops {
-        if let Op::Sys {
-            call: Sys::Pipe2,
-            args,
-            ..
-        } = op
-            && let Some(Arg::Value(v)) = args.get_mut(2)
-        {
-            let flags = match v {
-                cosy_model::Value::Imm(f) => *f,
-                cosy_model::Value::Reg(_) => 0,
-            };
-            *v = cosy_model::Value::Imm(flags | i64::from(libc::O_NONBLOCK));
-        }
-    }
-    c
-}
-
 fn untrusted(dir: &Path) -> Policy {
     let mut p = Policy::untrusted(dir);
     p.time = Duration::from_secs(20);
@@ -1246,7 +1225,10 @@ fn generated(cases: u32, fuel: Option<u64>) {
                 }
                 let out = format!("{}/stdout", d.display());
                 Some((
-                    redirect_std(nonblocking_pipes(c.clone()), out.as_bytes()),
+                    redirect_std(
+                        cosy_format::testing::nonblocking_pipes(c.clone()),
+                        out.as_bytes(),
+                    ),
                     p,
                 ))
             }),
@@ -1318,7 +1300,10 @@ fn replay() {
         }
         let out = format!("{}/stdout", dir.path().display());
         let mut v = cosy_verify::verify(
-            redirect_std(nonblocking_pipes(c.clone()), out.as_bytes()),
+            redirect_std(
+                cosy_format::testing::nonblocking_pipes(c.clone()),
+                out.as_bytes(),
+            ),
             &p,
         )
         .unwrap();
@@ -1370,7 +1355,10 @@ fn session_replays_agree_with_direct() {
             fixture(dir.path());
             let mut p = untrusted(dir.path());
             p.std_streams = true;
-            let c = redirect_std(nonblocking_pipes(c.clone()), b"stdout");
+            let c = redirect_std(
+                cosy_format::testing::nonblocking_pipes(c.clone()),
+                b"stdout",
+            );
             cosy_verify::verify(c, &p).ok().map(|v| (dir, v, p))
         };
         let Some((dir, v, _)) = setup() else {

@@ -157,6 +157,8 @@ proptest! {
 
     #[test]
     fn verified_compounds_still_verify_and_run_the_same(c in cosy_format::testing::valid_compound()) {
+        // A blocking pipe the compound holds both ends of would hang the run.
+        let c = cosy_format::testing::nonblocking_pipes(c);
         let a = tempfile::tempdir().expect("tempdir");
         let b = tempfile::tempdir().expect("tempdir");
         populate(a.path());

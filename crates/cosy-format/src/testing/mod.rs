@@ -74,6 +74,29 @@ pub fn valid_compound() -> impl Strategy<Value = Compound> {
     tape().prop_map(|t| valid_compound_from_choices(&t))
 }
 
+/// `c` with its pipes made non-blocking (`O_NONBLOCK` added to every `pipe2`'s flags): a
+/// generated compound may read a pipe it holds the write end of, or fill one, and a plain
+/// system call that blocks ignores the time limit, so a test run of it would hang.
+pub fn nonblocking_pipes(mut c: Compound) -> Compound {
+    for op in &mut c.ops {
+        if let cosy_model::Op::Sys {
+            call: cosy_model::Sys::Pipe2,
+            args,
+            ..
+        } = op
+            && let Some(cosy_model::Arg::Value(v)) = args.get_mut(2)
+        {
+            let flags = match v {
+                cosy_model::Value::Imm(f) => *f,
+                cosy_model::Value::Reg(_) => 0,
+            };
+            let nonblock = cosy_model::flags::constant("O_NONBLOCK").unwrap_or(0o4000);
+            *v = cosy_model::Value::Imm(flags | nonblock);
+        }
+    }
+    c
+}
+
 /// The compound [`compound`] builds from a tape of choices (the same tape, the same compound).
 pub fn compound_from_choices(choices: &[u64]) -> Compound {
     let mut g = Gen::new(choices, false);
