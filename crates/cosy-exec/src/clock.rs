@@ -1,11 +1,15 @@
 //! The time limit of a run, checked cheaply.
 //!
-//! The limit is checked before every system call and every backward jump
+//! The limit is checked at every system call, backward jump and map iteration
 //! (docs/semantics.md). Reading the precise clock costs tens of nanoseconds, a noticeable part
-//! of an operation the ring executor queues; so [`Deadline::passed`] reads the coarse clock
+//! of an operation the ring executor queues; so [`Pacer::passed`] reads the coarse clock
 //! (`CLOCK_MONOTONIC_COARSE`, a few nanoseconds, a resolution of a few milliseconds) and the
 //! precise one (`CLOCK_MONOTONIC`, the clock of [`Instant`]) only within two resolutions of the
-//! deadline: the answer is always the precise one.
+//! deadline: the answer is always the precise one. A lane's [`Pacer`] reads even the coarse
+//! clock only as often as it moves: while operations are fast (the clock has not ticked since
+//! the last reading) it reads it at every 2nd, 4th, … up to every 16th check; as soon as it has
+//! ticked (slow calls), at every check again. So the limit is missed by at most 16 fast
+//! operations or one slow one.
 //!
 //! The clocks are read through the C library's `clock_gettime`, not rustix's: rustix finds and
 //! parses the vDSO itself, from the auxiliary vector, and that crashes (SIGSEGV) under valgrind,
@@ -78,16 +82,6 @@ impl Deadline {
         }
     }
 
-    /// Whether the deadline has passed.
-    #[inline]
-    pub fn passed(&self) -> bool {
-        let Some(at) = self.at else { return false };
-        if now(COARSE) < self.coarse_before {
-            return false;
-        }
-        now(MONOTONIC) >= at
-    }
-
     /// The deadline as an [`Instant`] (for waits with a timeout).
     pub fn instant(&self) -> Option<Instant> {
         let at = self.at?;
@@ -99,19 +93,95 @@ impl Deadline {
     }
 }
 
+/// When a lane next reads the clock (see the module documentation).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pacer {
+    /// Checks to skip before the next reading.
+    left: u32,
+    /// Checks between readings now.
+    stride: u32,
+    /// The last coarse reading.
+    last: i128,
+}
+
+/// The most checks between two readings of the clock.
+const MAX_STRIDE: u32 = 16;
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer {
+            left: 0,
+            stride: 1,
+            last: i128::MIN,
+        }
+    }
+}
+
+impl Pacer {
+    /// Whether `d` has passed, reading the clock only when it is this check's turn.
+    #[inline]
+    pub fn passed(&mut self, d: &Deadline) -> bool {
+        let Some(at) = d.at else { return false };
+        if self.left > 0 {
+            self.left -= 1;
+            return false;
+        }
+        let t = now(COARSE);
+        self.stride = if t != self.last {
+            1
+        } else {
+            (self.stride * 2).min(MAX_STRIDE)
+        };
+        self.last = t;
+        self.left = self.stride - 1;
+        t >= d.coarse_before && now(MONOTONIC) >= at
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn deadlines() {
+        // A fresh pacer reads the clock at its first check.
+        let passed = |d: &Deadline| Pacer::default().passed(d);
         let t = Instant::now();
-        assert!(Deadline::new(t, Duration::ZERO).passed());
+        assert!(passed(&Deadline::new(t, Duration::ZERO)));
         let d = Deadline::new(t, Duration::from_millis(30));
-        assert!(!d.passed());
+        assert!(!passed(&d));
         assert!(d.instant().is_some());
         std::thread::sleep(Duration::from_millis(35));
-        assert!(d.passed());
-        assert!(!Deadline::new(Instant::now(), Duration::from_secs(3600)).passed());
+        assert!(passed(&d));
+        assert!(!passed(&Deadline::new(
+            Instant::now(),
+            Duration::from_secs(3600)
+        )));
+    }
+
+    #[test]
+    fn a_pacer_reads_the_clock_less_while_it_does_not_move_and_misses_few_checks() {
+        let d = Deadline::new(Instant::now(), Duration::from_millis(20));
+        let mut p = Pacer::default();
+        // Fast checks: the stride grows to its most.
+        for _ in 0..200 {
+            assert!(!p.passed(&d));
+        }
+        assert!(p.stride > 1 || p.last != now(COARSE), "stride {}", p.stride);
+        std::thread::sleep(Duration::from_millis(25));
+        // Past the deadline: seen within one stride of checks.
+        let checks = (1..=MAX_STRIDE + 1).find(|_| p.passed(&d));
+        assert!(
+            checks.is_some(),
+            "the deadline was not seen in {MAX_STRIDE} checks"
+        );
+        // Slow checks (the clock ticks between them): every one reads it.
+        let mut slow = Pacer::default();
+        let far = Deadline::new(Instant::now(), Duration::from_secs(60));
+        for _ in 0..3 {
+            slow.passed(&far);
+            std::thread::sleep(Duration::from_millis(15));
+        }
+        assert_eq!(slow.stride, 1);
     }
 }

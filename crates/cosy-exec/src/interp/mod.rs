@@ -45,7 +45,7 @@ use cosy_model::{
 use cosy_verify::Verified;
 
 use crate::arena::{Dirty, Layout, RangeError, Span};
-use crate::clock::Deadline;
+use crate::clock::{Deadline, Pacer};
 use crate::funcs::Functions;
 use crate::outcome::{CallError, Error, Outcome, Recorder};
 use crate::plan::Plan;
@@ -285,6 +285,8 @@ pub(crate) struct Lane {
     /// ([`Lane::flush_marks`]).
     marks: Vec<Span>,
     rargs: ResolvedArgs,
+    /// When this lane next reads the clock.
+    pacer: Pacer,
 }
 
 fn value(regs: &[i64], v: &Value) -> i64 {
@@ -373,6 +375,7 @@ impl Lane {
             undo: Vec::new(),
             marks: Vec::new(),
             rargs: ResolvedArgs::default(),
+            pacer: Pacer::default(),
         }
     }
 
@@ -468,8 +471,8 @@ impl Lane {
         Ok(span)
     }
 
-    fn check_time(&self, cx: &Cx<'_>, op: usize) -> Result<(), Error> {
-        if cx.deadline.passed() {
+    fn check_time(&mut self, cx: &Cx<'_>, op: usize) -> Result<(), Error> {
+        if self.pacer.passed(&cx.deadline) {
             Err(Error::Time {
                 op: op as u32,
                 limit: cx.limit,
