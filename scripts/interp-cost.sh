@@ -4,7 +4,7 @@
 #   scripts/interp-cost.sh [BACKEND...]      (default: direct ring)
 #
 # For each kind of compound of crates/cosy-exec/examples/interp_cost.rs (straight-line nops,
-# straight-line getppids, straight-line faccessat2s of one path, map iterations, backward jumps) and each executor, runs the example
+# straight-line getppids, straight-line faccessat2s of one path, map iterations (empty, or with a nop), backward jumps) and each executor, runs the example
 # under `valgrind --tool=callgrind` with N=1000 and N=11000 and prints
 # (Ir(11000) - Ir(1000)) / 10000: the instructions one more operation costs, the setup (ring,
 # arena, verifying a compound of constant size) cancelled. Instruction counts do not depend on
@@ -54,7 +54,7 @@ per_op() {
 
 printf "%-9s %-7s %9s %9s   (instructions per operation)\n" kind backend run program
 for backend in "${backends[@]}"; do
-    for kind in straight getppid access map jump; do
+    for kind in straight getppid access map nopmap jump; do
         run=$(per_op "$kind" "$backend" --toggle-collect='cosy_exec::run')
         program=$(per_op "$kind" "$backend")
         printf "%-9s %-7s %9s %9s\n" "$kind" "$backend" "$run" "$program"

@@ -9,6 +9,8 @@
 //! - `access`: N straight-line `faccessat2(cwd, "/", F_OK, 0)`s (a call with a path operand:
 //!   what resolving a path costs);
 //! - `map`: `map i in range(0, N, 1) { count = count + 1 }`;
+//! - `nopmap`: `map i in range(0, N, 1) { nop; count = count + 1 }` (the burst benchmark's
+//!   compound: on the ring, a window of concurrent iterations);
 //! - `jump`: `i = 0; top: i = i + 1; if i < N goto top bound N`.
 //!
 //! Two runs with different N and the same kind differ only by the operations added, so the
@@ -42,10 +44,15 @@ fn access(n: u32) -> Compound {
     c.finish()
 }
 
-fn map(n: u32) -> Compound {
+fn map(n: u32, nop: bool) -> Compound {
     let mut c = Builder::new();
     let count = c.value("count", 0);
-    c.map_range(0, i64::from(n), 1, |c, _| c.accumulate(count, 1));
+    c.map_range(0, i64::from(n), 1, |c, _| {
+        if nop {
+            c.nop();
+        }
+        c.accumulate(count, 1);
+    });
     c.output("count", count);
     c.finish()
 }
@@ -63,7 +70,7 @@ fn jump(n: u32) -> Compound {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: interp_cost straight|getppid|access|map|jump N [direct|ring]";
+    let usage = "usage: interp_cost straight|getppid|access|map|nopmap|jump N [direct|ring]";
     let (Some(kind), Some(n)) = (
         args.first(),
         args.get(1).and_then(|n| n.parse::<u32>().ok()),
@@ -75,7 +82,8 @@ fn main() -> ExitCode {
         "straight" => straight(n, false),
         "getppid" => straight(n, true),
         "access" => access(n),
-        "map" => map(n),
+        "map" => map(n, false),
+        "nopmap" => map(n, true),
         "jump" => jump(n),
         _ => {
             eprintln!("{usage}");
