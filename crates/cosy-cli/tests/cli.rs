@@ -93,6 +93,79 @@ fn cat_reads_a_file_larger_than_its_buffer() {
     assert_eq!(rest, format!("bytes = {}\n", data.len()));
 }
 
+/// `cosy run examples/cat.cosy` with stdout appended to a file (`>> log`, stdout `O_APPEND`)
+/// and on a FIFO and `/proc/self/status` as its input: the optimizer turns its read + write
+/// loop into sendfile, which the kernel refuses there (EINVAL); the output is what `--no-opt`
+/// writes.
+#[test]
+fn cat_writes_the_same_with_and_without_the_optimizer_where_sendfile_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cat = workspace().join("examples/cat.cosy");
+    let fifo = dir.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success(),
+        "mkfifo"
+    );
+    // Runs `cosy run --root / cat.cosy [--no-opt] file=INPUT >> log` (the root the whole file
+    // system, for /proc) through a shell, feeding the FIFO
+    // when it is the input; the log's bytes.
+    let run = |input: &str, opt: bool, n: usize| {
+        let log = dir.path().join(format!("log{n}"));
+        std::fs::write(&log, b"first line\n").expect("log");
+        let feed = if input == "fifo" {
+            "(printf 'through a fifo\\n' > fifo) & "
+        } else {
+            ""
+        };
+        let script = format!(
+            "{feed}'{}' run --root / {} '{}' file={} >> '{}'; s=$?; wait; exit $s",
+            env!("CARGO_BIN_EXE_cosy"),
+            if opt { "" } else { "--no-opt" },
+            cat.display(),
+            dir.path().join(input).display(),
+            log.display()
+        );
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(dir.path())
+            .output()
+            .expect("sh");
+        assert!(
+            o.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::fs::read(&log).expect("log")
+    };
+    std::fs::write(dir.path().join("plain"), b"a regular file\n").expect("write");
+    for (i, input) in ["plain", "fifo", "/proc/self/status"].iter().enumerate() {
+        let with = run(input, true, 2 * i);
+        let without = run(input, false, 2 * i + 1);
+        let text = String::from_utf8_lossy(&with).into_owned();
+        assert!(
+            text.starts_with("first line\n") && text.contains("bytes = "),
+            "{text}"
+        );
+        if *input == "/proc/self/status" {
+            // Each run is another process: compare the shape, not the numbers.
+            let keys = |b: &[u8]| -> Vec<String> {
+                String::from_utf8_lossy(b)
+                    .lines()
+                    .map(|l| l.split(':').next().unwrap_or("").to_string())
+                    .collect()
+            };
+            assert_eq!(keys(&with), keys(&without), "{input}");
+        } else {
+            assert_eq!(with, without, "{input}");
+        }
+    }
+}
+
 #[test]
 fn copy_makes_an_identical_file() {
     let dir = tempfile::tempdir().expect("tempdir");

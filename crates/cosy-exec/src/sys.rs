@@ -266,13 +266,13 @@ pub(crate) fn issue(call: Sys, a: &mut ResolvedArgs, mem: &mut [u8]) -> Result<i
         }
         // copy_file_range(2): an offset of -1 passes NULL.
         Sys::CopyFileRange => {
-            let (fd_in, mut off_in, fd_out, mut off_out) =
-                (a.fd(0)?, a.int(1)?, a.fd(2)?, a.int(3)?);
+            let (fd_in, off_in, fd_out, off_out) = (a.fd(0)?, a.int(1)?, a.fd(2)?, a.int(3)?);
             let (len, flags) = (a.int(4)?, a.int(5)?);
-            let p_in = offset_ptr(&mut off_in);
-            let p_out = offset_ptr(&mut off_out);
+            let (mut o_in, mut o_out) = (off_in, off_out);
+            let p_in = offset_ptr(&mut o_in);
+            let p_out = offset_ptr(&mut o_out);
             // SAFETY: the offset pointers are null or point to locals that outlive the call.
-            ok(unsafe {
+            let r = ok(unsafe {
                 syscall!(
                     Sysno::copy_file_range,
                     fd_in,
@@ -282,7 +282,8 @@ pub(crate) fn issue(call: Sys, a: &mut ResolvedArgs, mem: &mut [u8]) -> Result<i
                     len,
                     flags
                 )
-            })
+            });
+            copied_or_fallback(r, fd_in, off_in, fd_out, off_out, len)
         }
         // splice(2): an offset of -1 passes NULL.
         Sys::Splice => {
@@ -296,10 +297,12 @@ pub(crate) fn issue(call: Sys, a: &mut ResolvedArgs, mem: &mut [u8]) -> Result<i
         }
         // sendfile(2): an offset of -1 passes NULL.
         Sys::Sendfile => {
-            let (out_fd, in_fd, mut off, count) = (a.fd(0)?, a.fd(1)?, a.int(2)?, a.int(3)?);
-            let p = offset_ptr(&mut off);
+            let (out_fd, in_fd, off, count) = (a.fd(0)?, a.fd(1)?, a.int(2)?, a.int(3)?);
+            let mut o = off;
+            let p = offset_ptr(&mut o);
             // SAFETY: as for copy_file_range.
-            ok(unsafe { syscall!(Sysno::sendfile, out_fd, in_fd, p, count) })
+            let r = ok(unsafe { syscall!(Sysno::sendfile, out_fd, in_fd, p, count) });
+            copied_or_fallback(r, in_fd, off, out_fd, -1, count)
         }
         // pipe2(2): the two descriptors go to the NewFd operands.
         Sys::Pipe2 => {
@@ -344,6 +347,72 @@ fn raw_mut(mem: &mut [u8], span: Span) -> (*mut u8, usize) {
 fn raw(mem: &[u8], span: Span) -> (*const u8, usize) {
     let b = arena::bytes(mem, span);
     (b.as_ptr(), b.len())
+}
+
+/// The errors with which the kernel refuses a zero-copy transfer between two descriptors it
+/// cannot do one between (an `O_APPEND` output, a FIFO, a `/proc` file, two file systems, an
+/// old kernel), where a read and a write of the same bytes would succeed.
+const NO_ZERO_COPY: [Errno; 5] = [
+    Errno::EINVAL,
+    Errno::EXDEV,
+    Errno::ENOSYS,
+    Errno::EOPNOTSUPP,
+    Errno::ESPIPE,
+];
+
+/// Bytes moved by one fallback transfer at most (the call may return fewer than asked, as
+/// the zero-copy calls may).
+const FALLBACK_CHUNK: usize = 1 << 20;
+
+/// The result of a zero-copy call (`sendfile`, `copy_file_range`), or, if the kernel refused
+/// it with one of [`NO_ZERO_COPY`], the same transfer made as `std::io::copy` and GNU cp make it:
+/// one read (pread at `off_in` unless it is -1) of up to `len` bytes, then writes (pwrite at
+/// `off_out` unless -1) until all of them are written. Its result is the bytes written, or the
+/// error of the read or of the first write (what a read and a write would have said).
+fn copied_or_fallback(
+    r: Result<i64, Errno>,
+    fd_in: i32,
+    off_in: i64,
+    fd_out: i32,
+    off_out: i64,
+    len: i64,
+) -> Result<i64, Errno> {
+    match r {
+        Err(e) if NO_ZERO_COPY.contains(&e) && len >= 0 => {}
+        r => return r,
+    }
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0).min(FALLBACK_CHUNK)];
+    let (p, cap) = (buf.as_mut_ptr(), buf.len());
+    // SAFETY: `p..p+cap` is the local buffer, exclusively borrowed; the kernel writes at most
+    // `cap` bytes there.
+    let n = ok(unsafe {
+        if no_offset(off_in) {
+            syscall!(Sysno::read, fd_in, p, cap)
+        } else {
+            syscall!(Sysno::pread64, fd_in, p, cap, off_in)
+        }
+    })?;
+    let n = usize::try_from(n).unwrap_or(0).min(cap);
+    let mut done = 0usize;
+    while done < n {
+        let rest = &buf[done..n];
+        let at = off_out.saturating_add(done as i64);
+        // SAFETY: `rest` is a range of the local buffer the kernel only reads.
+        let w = ok(unsafe {
+            if no_offset(off_out) {
+                syscall!(Sysno::write, fd_out, rest.as_ptr(), rest.len())
+            } else {
+                syscall!(Sysno::pwrite64, fd_out, rest.as_ptr(), rest.len(), at)
+            }
+        });
+        match w {
+            Ok(0) => break,
+            Ok(w) => done += usize::try_from(w).unwrap_or(0),
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done as i64)
 }
 
 fn offset_ptr(off: &mut i64) -> *mut i64 {

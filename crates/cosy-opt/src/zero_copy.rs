@@ -29,10 +29,10 @@
 //! The copy takes the place and origin of the read; the write becomes `w = n` (its origin the
 //! write's) when `w` is read, and disappears otherwise. One rewrite is one pair.
 //!
-//! Limits inherent in the kernel calls, not detectable before the run: `copy_file_range` wants
-//! two regular files (older kernels also the same file system), `sendfile` wants an input that
-//! supports `mmap`-like reads and an output without `O_APPEND`; an error of the write side is
-//! reported at the read.
+//! Where the kernel cannot make the transfer (`copy_file_range` between two file systems or from
+//! `/proc`, `sendfile` to an `O_APPEND` output or from a FIFO) the executors make it by a read
+//! and a write of the same bytes (docs/semantics.md), so the rewrite gives the loop's result in
+//! every environment the loop worked in; an error of the write side is reported at the read.
 
 use std::collections::{BTreeMap, BTreeSet};
 
