@@ -166,6 +166,65 @@ fn cat_writes_the_same_with_and_without_the_optimizer_where_sendfile_is_refused(
     }
 }
 
+/// The two blocking cases of a compound under `--time-limit`: the open of a FIFO without a
+/// writer, and a read of standard input from a pipe that gets no data. On every backend the
+/// run ends within the limit plus 100 ms (with exit 1 and the time-limit error or, for the
+/// FIFO on io_uring, which opens it without waiting, at once).
+#[test]
+fn blocking_calls_end_at_the_time_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(
+        Command::new("mkfifo")
+            .arg(dir.path().join("fifo"))
+            .status()
+            .expect("mkfifo")
+            .success()
+    );
+    let fifo = compound_file(
+        dir.path(),
+        "fifo.cosy",
+        "f = openat cwd \"fifo\" O_RDONLY 0\nclose f\n",
+    );
+    let stdin = compound_file(
+        dir.path(),
+        "stdin.cosy",
+        "buffer b 16\nn = read stdin b\noutput n\n",
+    );
+    for backend in ["direct", "ring", "auto"] {
+        for f in [&fifo, &stdin] {
+            // Standard input is a pipe whose write end stays open here and gets no data.
+            let t = std::time::Instant::now();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_cosy"))
+                .args(["run", "--backend", backend, "--time-limit", "0.5"])
+                .arg(f)
+                .current_dir(dir.path())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("cosy runs");
+            // Kept until cosy ends (wait_with_output would close it: end of file).
+            let _writer = child.stdin.take();
+            let o = child.wait_with_output().expect("cosy ends");
+            let took = t.elapsed();
+            let err = String::from_utf8_lossy(&o.stderr);
+            let what = format!("{} on {backend}", f.display());
+            assert!(took.as_millis() < 600, "{what}: {took:?}");
+            if o.status.success() {
+                assert!(
+                    f == &fifo && backend != "direct",
+                    "{what} did not stop: {err}"
+                );
+            } else {
+                assert!(
+                    err.contains("time limit of 500ms exceeded"),
+                    "{what}: {err}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn copy_makes_an_identical_file() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -82,6 +82,22 @@ impl Deadline {
         }
     }
 
+    /// Whether the deadline has passed (reading the clock now).
+    pub fn passed(&self) -> bool {
+        self.at.is_some() && self.passed_at(now(COARSE))
+    }
+
+    /// Whether the deadline has passed, given a coarse reading `t` of now.
+    fn passed_at(&self, t: i128) -> bool {
+        self.at
+            .is_some_and(|at| t >= self.coarse_before && now(MONOTONIC) >= at)
+    }
+
+    /// The deadline in `CLOCK_MONOTONIC` nanoseconds (`None`: no deadline in reach).
+    pub fn nanos(&self) -> Option<i128> {
+        self.at
+    }
+
     /// The deadline as an [`Instant`] (for waits with a timeout).
     pub fn instant(&self) -> Option<Instant> {
         let at = self.at?;
@@ -121,7 +137,9 @@ impl Pacer {
     /// Whether `d` has passed, reading the clock only when it is this check's turn.
     #[inline]
     pub fn passed(&mut self, d: &Deadline) -> bool {
-        let Some(at) = d.at else { return false };
+        if d.at.is_none() {
+            return false;
+        }
         if self.left > 0 {
             self.left -= 1;
             return false;
@@ -134,7 +152,7 @@ impl Pacer {
         };
         self.last = t;
         self.left = self.stride - 1;
-        t >= d.coarse_before && now(MONOTONIC) >= at
+        d.passed_at(t)
     }
 }
 

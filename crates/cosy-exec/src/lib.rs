@@ -61,6 +61,7 @@
 //! std::fs::remove_file(&path).unwrap();
 //! ```
 
+pub(crate) mod alarm;
 pub mod arena;
 pub mod auto;
 pub(crate) mod clock;

@@ -545,7 +545,11 @@ fn threads<I: Issuer>(
                     .name("cosy-map".into())
                     .spawn_scoped(s, {
                         let shared = &shared;
-                        move || work(shared, iss)
+                        // Each thread's blocking calls end at the deadline too.
+                        move || {
+                            let _alarm = crate::alarm::Alarm::arm(&cx.deadline);
+                            work(shared, iss)
+                        }
                     })
                     .ok()
             })

@@ -682,6 +682,8 @@ pub(crate) fn execute<I: Issuer>(
         threads,
         trace,
     };
+    // Blocking plain calls of this thread end at the deadline (`alarm`).
+    let _alarm = crate::alarm::Alarm::arm(&cx.deadline);
     let mut dirty = Dirty::new(layout);
     let mut lane = Lane::new(c, 0, policy.fuel, trace);
     for input in &c.inputs {

@@ -55,7 +55,22 @@ impl Lane {
                 self.resolve(cx, pc, *call, args)?;
                 let mut rargs = std::mem::take(&mut self.rargs);
                 let at = self.at(pc);
-                let issued = issuer.issue(at, *call, &mut rargs, &mut self.rec);
+                let mut issued = issuer.issue(at, *call, &mut rargs, &mut self.rec);
+                // A blocking call interrupted (the deadline's alarm, or another signal): past
+                // the deadline the run stops there; before it the call is made again (not a
+                // close, which has closed the descriptor whatever it returned).
+                while matches!(issued, Issued::Ready(r) if r == -i64::from(libc::EINTR))
+                    && *call != Sys::Close
+                {
+                    if cx.deadline.passed() {
+                        self.rargs = rargs;
+                        return Err(Error::Time {
+                            op,
+                            limit: cx.limit,
+                        });
+                    }
+                    issued = issuer.issue(at, *call, &mut rargs, &mut self.rec);
+                }
                 let flow = match issued {
                     Issued::Wait => Ok(Flow::Block),
                     // Retired in order behind the pending calls.
