@@ -148,8 +148,14 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         ..RunOptions::default()
     };
     let outcome = cosy_exec::run(&verified, &options);
+    // A run that failed prints no results on standard output, where a script would take them
+    // for the answer; what the outputs held when it stopped goes to standard error.
     for (name, value) in &outcome.outputs {
-        println!("{name} = {value}");
+        if outcome.error.is_none() {
+            println!("{name} = {value}");
+        } else {
+            eprintln!("cosy: when the run stopped: {name} = {value}");
+        }
     }
     for e in &outcome.errors {
         eprintln!(

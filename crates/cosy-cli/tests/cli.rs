@@ -225,6 +225,27 @@ fn blocking_calls_end_at_the_time_limit() {
     }
 }
 
+/// A run that fails prints no results on standard output (a script reading it would take
+/// `count = 0` for the answer): they go to standard error, after the error's place.
+#[test]
+fn a_failed_run_prints_no_results_on_stdout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = compound_file(
+        dir.path(),
+        "fail.cosy",
+        "count = 0\nf = openat cwd \"missing\" O_RDONLY 0\ncount = count + 1\noutput count\n",
+    );
+    let o = cosy(dir.path(), &["run", &f.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ENOENT") && err.contains("count = 0"), "{err}");
+}
+
 #[test]
 fn copy_makes_an_identical_file() {
     let dir = tempfile::tempdir().expect("tempdir");
