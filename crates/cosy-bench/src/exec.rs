@@ -33,7 +33,16 @@ impl Compiled {
     /// Verifies `compound` (allowing the functions registered in `functions`), optimizes it,
     /// and verifies the optimized compound. With `optimize` false the compound runs as built.
     pub fn new(compound: Compound, functions: Functions, optimize: bool) -> Result<Self, String> {
-        let mut policy = Policy::trusted();
+        Self::under(compound, functions, optimize, Policy::trusted())
+    }
+
+    /// Like [`Compiled::new`], under `policy` (its time limit and functions set as there).
+    pub fn under(
+        compound: Compound,
+        functions: Functions,
+        optimize: bool,
+        mut policy: Policy,
+    ) -> Result<Self, String> {
         // An executor that hangs must not hang the benchmark.
         policy.time = RUN_TIME_LIMIT;
         policy.functions = functions.registered().map(str::to_string).collect();
@@ -190,6 +199,19 @@ pub fn variants(compound: Compound, functions: Functions) -> Vec<Entry> {
                 reason: why.clone(),
             })
             .collect(),
+    }
+}
+
+/// The `auto` variant of `compound` under a policy rooted at `root`, named `auto-confined`:
+/// beside `auto`, what confinement costs in calls and time.
+pub fn confined(compound: Compound, root: &std::path::Path) -> Entry {
+    let name = "auto-confined";
+    match Compiled::under(compound, Functions::new(), true, Policy::untrusted(root)) {
+        Ok(c) => Entry::Ready(Box::new(CosyVariant::new(name, Arc::new(c), Backend::Auto))),
+        Err(reason) => Entry::Skipped {
+            name: name.into(),
+            reason,
+        },
     }
 }
 

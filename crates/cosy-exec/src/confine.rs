@@ -15,7 +15,10 @@
 //!     path is opened `O_PATH` that way (with `O_NOFOLLOW` for `AT_SYMLINK_NOFOLLOW`), then the
 //!     call is made on that descriptor with an empty path and `AT_EMPTY_PATH`
 //!     (`statx(fd, "", AT_EMPTY_PATH, …)`); an empty path with `AT_EMPTY_PATH` acts on the
-//!     directory descriptor itself (the root for `cwd`);
+//!     directory descriptor itself (the root for `cwd`). A single name (no `/`, not `.` or
+//!     `..`) with `AT_SYMLINK_NOFOLLOW` cannot lead out of its directory, which is beneath the
+//!     root (the root, or a descriptor the compound opened beneath it): that call is made as it
+//!     is, one system call (what `du`- and `ls`-like compounds make for every entry);
 //!   - [`Confine::Parent`] (`mkdirat`, `unlinkat`, `readlinkat`): the parent directory is
 //!     opened that way and the call acts on the last component, which must not be `.` or
 //!     `..` (else `EXDEV`); the kernel does not follow a last component these calls name;
@@ -304,6 +307,15 @@ impl Cx<'_> {
         }
         let (d, p) = self.map(call, dirfd, path)?;
         let nofollow = flags & i64::from(libc::AT_SYMLINK_NOFOLLOW) != 0;
+        if nofollow && single_name(p.to_bytes()) {
+            // One name in a directory beneath the root, not followed if it is a link: the
+            // kernel looks it up in that directory and goes no further, so the call is made
+            // as it is (one system call where the general case makes three).
+            b.items[0] = Resolved::Fd(d);
+            b.items[1] = Resolved::Path(p.as_ref().into());
+            let r = sys::issue(call, &mut b, arena);
+            return self.rec(call, d, r);
+        }
         let oflags = libc::O_PATH as u64 | if nofollow { libc::O_NOFOLLOW as u64 } else { 0 };
         let fd = self.open_beneath(d, &p, oflags)?;
         b.items[0] = Resolved::Fd(fd as i32);
@@ -436,6 +448,12 @@ struct Parent {
     dirfd: i32,
     last: CString,
     opened: bool,
+}
+
+/// Whether `name` is one directory entry's name: not empty, no `/` (a trailing one would make
+/// the kernel follow a link to a directory), not `.` or `..`.
+fn single_name(name: &[u8]) -> bool {
+    !name.is_empty() && !name.contains(&b'/') && name != b"." && name != b".."
 }
 
 /// Whether a symbolic link's target, resolved from the link's directory inside the root, stays

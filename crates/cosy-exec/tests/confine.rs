@@ -218,6 +218,70 @@ fn statx_stays_beneath_the_root() {
     });
 }
 
+/// A single name with `AT_SYMLINK_NOFOLLOW` is statx'd with one call (no `O_PATH` open and
+/// close around it); what that call can reach is still only inside the root: a link pointing
+/// out is seen as a link, and a name with a trailing slash, `..` or a second component goes
+/// the general way (and is refused where it leads out).
+#[test]
+fn a_single_name_not_followed_is_one_call_and_stays_inside() {
+    each_executor(|| {
+        let t = tree();
+        let nofollow = libc::AT_SYMLINK_NOFOLLOW;
+        for link in [&b"outdir"[..], b"escape", b"abs"] {
+            let (e, _, mode) = statx_under(&t, link, nofollow);
+            assert_eq!(e, None, "{}", String::from_utf8_lossy(link));
+            assert_eq!(mode as u32 & libc::S_IFMT, libc::S_IFLNK);
+        }
+        for out in [
+            &b"outdir/"[..],
+            b"..",
+            b"outdir/secret.txt",
+            b"sub/../../secret.txt",
+        ] {
+            let (e, _, _) = statx_under(&t, out, nofollow);
+            assert_eq!(
+                e.and_then(|e| e.errno()),
+                Some(libc::EXDEV),
+                "{}",
+                String::from_utf8_lossy(out)
+            );
+        }
+        // One call per entry of a directory the compound opened beneath the root.
+        let mut c = Builder::new();
+        let sub = c.path("sub");
+        let ents = c.buffer("ents", 4096);
+        let st = c.local_buffer("st", 256);
+        let d = c.openat(
+            FdRef::Cwd,
+            sub,
+            i64::from(libc::O_RDONLY | libc::O_DIRECTORY),
+            0,
+        );
+        let n = c.getdents64(d, ents);
+        c.map_dirents(ents.prefix(n), |c, e| {
+            c.statx(
+                d,
+                e.name,
+                i64::from(nofollow),
+                i64::from(libc::STATX_BASIC_STATS),
+                st,
+            );
+        });
+        c.close(d);
+        let out = run_in(&t, c.finish());
+        assert!(out.error.is_none(), "{:?}", out.error);
+        let statx = out.stats.by_call.get("statx").copied().unwrap_or(0);
+        assert_eq!(statx, 1, "sub holds one file");
+        // openat2 of `sub` only: no O_PATH open per entry.
+        assert_eq!(
+            out.stats.by_call.get("openat2").copied(),
+            Some(1),
+            "{}",
+            out.stats
+        );
+    });
+}
+
 #[test]
 fn directory_changes_stay_beneath_the_root() {
     each_executor(|| {

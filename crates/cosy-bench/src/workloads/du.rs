@@ -142,6 +142,10 @@ fn build(ctx: &mut Ctx<'_>, _part: &str) -> io::Result<Vec<Case>> {
         for e in entries {
             case = case.entry(e);
         }
+        case = case.entry(crate::exec::confined(
+            compound(&bytes(&tree.root)),
+            &tree.root,
+        ));
         case = case.entry(tool("du", "du", &[&"-sb", &tree.root], parse_du));
         cases.push(case);
     }

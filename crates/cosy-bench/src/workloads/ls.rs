@@ -99,6 +99,7 @@ fn build(ctx: &mut Ctx<'_>, part: &str) -> io::Result<Vec<Case>> {
         for e in entries {
             case = case.entry(e);
         }
+        case = case.entry(crate::exec::confined(compound(&bytes(&dir)), &dir));
         case = case.entry(tool(
             "ls -l",
             "ls",
