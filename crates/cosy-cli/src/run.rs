@@ -157,9 +157,11 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             eprintln!("cosy: when the run stopped: {name} = {value}");
         }
     }
+    let c = verified.compound();
     for e in &outcome.errors {
+        let what = outside_root(c, &policy, e.op, e.call, e.errno).unwrap_or_else(|| e.to_string());
         eprintln!(
-            "cosy: {}: {e} (recorded; the compound continued)",
+            "cosy: {}: {what} (recorded; the compound continued)",
             loaded.place(&args.file, Some(original(e.op)))
         );
     }
@@ -168,11 +170,58 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     }
     match &outcome.error {
         None => Ok(()),
-        Some(e) => Err(Failure::failed(format!(
-            "{}: {e}",
-            loaded.place(&args.file, e.op().map(original))
-        ))),
+        Some(e) => {
+            let what = match e {
+                cosy_exec::Error::Call { op, call, errno } => {
+                    outside_root(c, &policy, *op, *call, *errno)
+                }
+                _ => None,
+            };
+            Err(Failure::failed(format!(
+                "{}: {}",
+                loaded.place(&args.file, e.op().map(original)),
+                what.unwrap_or_else(|| e.to_string())
+            )))
+        }
     }
+}
+
+/// What an `EXDEV` of a path call under a policy root means, in words: `openat
+/// "../secret": the path leads outside the root /srv (EXDEV)` (the errno kept for scripts);
+/// `None` for any other failure.
+fn outside_root(
+    c: &cosy_model::Compound,
+    policy: &Policy,
+    op: u32,
+    call: cosy_model::Sys,
+    errno: i32,
+) -> Option<String> {
+    let root = policy.root.as_ref()?;
+    if errno != libc::EXDEV {
+        return None;
+    }
+    let cosy_model::Op::Sys { args, .. } = c.ops.get(op as usize)? else {
+        return None;
+    };
+    let path = args.iter().find_map(|a| match a {
+        cosy_model::Arg::Path(p) => Some(*p),
+        _ => None,
+    })?;
+    let shown = match path {
+        cosy_model::PathRef::Data(d) => format!(
+            "{:?}",
+            String::from_utf8_lossy(c.data.get(d.index()).map_or(&[][..], |v| v.as_slice()))
+        ),
+        cosy_model::PathRef::Var(v) => format!(
+            "of the name bound to `{}`",
+            c.paths.get(v.index()).map_or("?", |s| s.as_str())
+        ),
+    };
+    Some(format!(
+        "{} {shown}: the path leads outside the root {} (EXDEV)",
+        call.name(),
+        root.display()
+    ))
 }
 
 /// Applies the optimizer's default passes and verifies the result again (a rewrite must never
