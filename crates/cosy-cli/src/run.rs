@@ -62,6 +62,9 @@ pub struct CheckArgs {
     /// Input overrides, `NAME=VALUE`.
     #[arg(value_name = "NAME=VALUE")]
     inputs: Vec<String>,
+    /// Check the compound as written, as `cosy run --no-opt` would run it.
+    #[arg(long)]
+    no_opt: bool,
     #[command(flatten)]
     policy: PolicyArgs,
 }
@@ -111,10 +114,17 @@ fn prepare(file: &Path, inputs: &[String], policy: &Policy) -> Result<(Loaded, V
     Ok((loaded, verified))
 }
 
-/// `cosy check`.
+/// `cosy check`: what `cosy run` with the same arguments accepts — the compound verified under
+/// the same policy, then the optimizer's rewrite verified again — so that exit 0 means `run`
+/// will start it.
 pub fn check(args: &CheckArgs) -> Result<(), Failure> {
     let policy = policy(&args.policy)?;
     let (_, verified) = prepare(&args.file, &args.inputs, &policy)?;
+    let verified = if args.no_opt {
+        verified
+    } else {
+        optimize(&args.file, verified, &policy)?.0
+    };
     println!(
         "{}: ok ({} operations, {} bytes of arena)",
         args.file.display(),
