@@ -184,13 +184,30 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>, terminal: bool) -> Parsed
         }
     };
     let set = |id: &str| m.get_count(id) > 0;
-    let format = match last_of(&m, &["long", "numeric-uid-gid", "one", "columns"]) {
-        Some(0 | 1) => Format::Long,
-        Some(2) => Format::OnePerLine,
-        Some(_) => Format::Columns,
-        None if terminal => Format::Columns,
-        None => Format::OnePerLine,
-    };
+    // Every format flag in command-line order: `-1` has no effect after `-l` (GNU).
+    let mut given: Vec<(usize, Format)> = Vec::new();
+    for (id, f) in [
+        ("long", Format::Long),
+        ("numeric-uid-gid", Format::Long),
+        ("one", Format::OnePerLine),
+        ("columns", Format::Columns),
+    ] {
+        if m.get_count(id) > 0 {
+            given.extend(m.indices_of(id).into_iter().flatten().map(|i| (i, f)));
+        }
+    }
+    given.sort_by_key(|g| g.0);
+    let format = given
+        .into_iter()
+        .fold(None, |now, (_, f)| match (now, f) {
+            (Some(Format::Long), Format::OnePerLine) => now,
+            _ => Some(f),
+        })
+        .unwrap_or(if terminal {
+            Format::Columns
+        } else {
+            Format::OnePerLine
+        });
     let dots = match last_of(&m, &["all", "almost-all"]) {
         Some(0) => Dots::All,
         Some(_) => Dots::AlmostAll,
@@ -235,7 +252,9 @@ mod tests {
 
     #[test]
     fn the_last_of_competing_flags_wins() {
-        assert_eq!(opts(&["-l1"]).format, Format::OnePerLine);
+        assert_eq!(opts(&["-l1"]).format, Format::Long);
+        assert_eq!(opts(&["-lC"]).format, Format::Columns);
+        assert_eq!(opts(&["-C1"]).format, Format::OnePerLine);
         assert_eq!(opts(&["-1l"]).format, Format::Long);
         assert_eq!(opts(&["-n"]).format, Format::Long);
         assert_eq!(opts(&[]).format, Format::OnePerLine);

@@ -356,8 +356,10 @@ fn columns(files: &[&File], w: &Widths, cx: &mut Context<'_>, quoted: bool, out:
     }
 }
 
+/// Columns a name takes in the C locale: its printable bytes (mbsnwidth(3) counts others as
+/// nothing).
 fn display_width(t: &[u8]) -> usize {
-    t.len()
+    t.iter().filter(|&&c| (0x20..0x7f).contains(&c)).count()
 }
 
 fn indent(mut from: usize, to: usize, out: &mut Vec<u8>) {
