@@ -5,7 +5,7 @@
 /// `n` units of `from` bytes, in units of `to` bytes, rounded up (the `total` line without
 /// `-h`: `from` 512, `to` 1024).
 pub fn blocks(n: u64, from: u64, to: u64) -> String {
-    if to >= from && to % from == 0 {
+    if to >= from && to.is_multiple_of(from) {
         let d = to / from;
         n.div_ceil(d).to_string()
     } else {

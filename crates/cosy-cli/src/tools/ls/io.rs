@@ -162,6 +162,77 @@ pub fn stat_all<'a>(
     out
 }
 
+/// Entries of one directory worth stat'ing on several threads: below this, starting a thread
+/// and its session costs more than it saves.
+const PARALLEL_MIN: usize = 4096;
+
+/// [`stat_all`] of `names` relative to the open directory `dir` (without following links),
+/// split over the machine's cores when there are many: each other thread has a session of
+/// its own, which opens the directory again as `/proc/self/fd/N` (a handle belongs to its
+/// session).
+pub fn stat_dir(
+    s: &mut Session,
+    stats: BufHandle,
+    dir: FdHandle,
+    names: &[&OsStr],
+) -> Vec<Result<Stat, i32>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(4);
+    let raw = if names.len() >= PARALLEL_MIN && threads > 1 {
+        raw_fd(s, dir)
+    } else {
+        None
+    };
+    let Some(raw) = raw else {
+        return stat_all(s, stats, Fd::Handle(dir), names.iter().copied(), true);
+    };
+    let per = names.len().div_ceil(threads);
+    let mut chunks = names.chunks(per);
+    let Some(first) = chunks.next() else {
+        return Vec::new();
+    };
+    let proc_path = format!("/proc/self/fd/{raw}");
+    std::thread::scope(|scope| {
+        let others: Vec<_> = chunks
+            .map(|chunk| {
+                let proc_path = proc_path.as_str();
+                scope.spawn(move || stat_elsewhere(proc_path, chunk))
+            })
+            .collect();
+        let mut out = stat_all(s, stats, Fd::Handle(dir), first.iter().copied(), true);
+        for (h, chunk) in others.into_iter().zip(names.chunks(per).skip(1)) {
+            match h.join() {
+                Ok(Some(r)) => out.extend(r),
+                _ => out.extend(stat_all(
+                    s,
+                    stats,
+                    Fd::Handle(dir),
+                    chunk.iter().copied(),
+                    true,
+                )),
+            }
+        }
+        out
+    })
+}
+
+/// The stats of `names` in the directory `dir_path` names, in a session of this thread's
+/// own; `None` if the session or the directory cannot be had.
+fn stat_elsewhere(dir_path: &str, names: &[&OsStr]) -> Option<Vec<Result<Stat, i32>>> {
+    let mut io = Io::new()?;
+    let h = io.open_dir(OsStr::new(dir_path)).ok()?;
+    let r = stat_all(
+        &mut io.s,
+        io.stats,
+        Fd::Handle(h),
+        names.iter().copied(),
+        true,
+    );
+    io.close(h);
+    Some(r)
+}
+
 /// The whole file at `path`, read through `buf`.
 pub fn read_file(s: &mut Session, buf: BufHandle, path: &str) -> Option<Vec<u8>> {
     let h = s

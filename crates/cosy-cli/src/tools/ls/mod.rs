@@ -428,8 +428,8 @@ impl<'o> Printer<'o> {
             })
             .collect();
         if !need.is_empty() {
-            let names = need.iter().map(|&k| files[k].name.as_os_str());
-            let results = io::stat_all(s, stats, Fd::Handle(dir), names, true);
+            let names: Vec<&OsStr> = need.iter().map(|&k| files[k].name.as_os_str()).collect();
+            let results = io::stat_dir(s, stats, dir, &names);
             for (&k, r) in need.iter().zip(results) {
                 match r {
                     Ok(st) => {
