@@ -182,13 +182,21 @@ impl Clock {
         let local = when.sec + i64::from(self.zone.offset(when.sec));
         let (y, m, d) = civil(local.div_euclid(86_400));
         let secs = local.rem_euclid(86_400);
-        let month = MONTHS[(m - 1) as usize];
-        let s = if recent {
-            format!("{month} {d:>2} {:02}:{:02}", secs / 3600, secs / 60 % 60)
-        } else {
-            format!("{month} {d:>2}  {y}")
+        out.extend_from_slice(MONTHS[(m - 1) as usize].as_bytes());
+        let two = |out: &mut Vec<u8>, n: i64, pad: u8| {
+            out.push(if n >= 10 { b'0' + (n / 10) as u8 } else { pad });
+            out.push(b'0' + (n % 10) as u8);
         };
-        out.extend_from_slice(s.as_bytes());
+        out.push(b' ');
+        two(out, i64::from(d), b' ');
+        if recent {
+            out.push(b' ');
+            two(out, secs / 3600, b'0');
+            out.push(b':');
+            two(out, secs / 60 % 60, b'0');
+        } else {
+            out.extend_from_slice(format!("  {y}").as_bytes());
+        }
     }
 }
 

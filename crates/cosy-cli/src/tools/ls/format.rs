@@ -38,7 +38,7 @@ impl File {
     /// Its inode number as printed.
     fn inode(&self) -> String {
         match (&self.stat, self.ino) {
-            (Some(s), _) => s.ino.to_string(),
+            (Some(s), _) => Digits::of(s.ino).as_str().to_string(),
             (None, 0) => "?".into(),
             (None, i) => i.to_string(),
         }
@@ -146,10 +146,58 @@ pub struct Widths {
     minor: usize,
 }
 
-fn id_text(names: &Names, numeric: bool, id: u32) -> (Vec<u8>, bool) {
+/// A number's decimal digits, without allocating (a long line has several).
+pub struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    /// The digits of `n`.
+    pub fn of(mut n: u64) -> Digits {
+        let mut buf = [0u8; 20];
+        let mut start = buf.len();
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        Digits { buf, start }
+    }
+
+    /// The digits.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// The digits as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.bytes()).unwrap_or("")
+    }
+}
+
+/// An owner or group as printed: its name (left-aligned), or its number (right-aligned).
+enum Id<'a> {
+    Name(&'a [u8]),
+    Number(Digits),
+}
+
+impl Id<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Id::Name(n) => n.len(),
+            Id::Number(d) => d.bytes().len(),
+        }
+    }
+}
+
+fn id_text(names: &Names, numeric: bool, id: u32) -> Id<'_> {
     match names.get(id) {
-        Some(n) if !numeric => (n.to_vec(), true),
-        _ => (id.to_string().into_bytes(), false),
+        Some(n) if !numeric => Id::Name(n),
+        _ => Id::Number(Digits::of(u64::from(id))),
     }
 }
 
@@ -177,19 +225,20 @@ impl Widths {
             let (true, Some(s)) = (long, &f.stat) else {
                 continue;
             };
-            w.nlink = w.nlink.max(s.nlink.to_string().len());
-            w.owner = w
-                .owner
-                .max(id_text(cx.users, cx.opts.numeric, s.uid).0.len());
+            let digits = |n: u32| Digits::of(u64::from(n)).bytes().len();
+            w.nlink = w.nlink.max(digits(s.nlink));
+            w.owner = w.owner.max(id_text(cx.users, cx.opts.numeric, s.uid).len());
             w.group = w
                 .group
-                .max(id_text(cx.groups, cx.opts.numeric, s.gid).0.len());
+                .max(id_text(cx.groups, cx.opts.numeric, s.gid).len());
             if is_device(s) {
-                w.major = w.major.max(s.rdev.0.to_string().len());
-                w.minor = w.minor.max(s.rdev.1.to_string().len());
+                w.major = w.major.max(digits(s.rdev.0));
+                w.minor = w.minor.max(digits(s.rdev.1));
                 w.size = w.size.max(w.major + 2 + w.minor);
+            } else if !cx.opts.human {
+                w.size = w.size.max(Digits::of(s.size).bytes().len());
             } else {
-                w.size = w.size.max(size_text(s, cx.opts.human).len());
+                w.size = w.size.max(size_text(s, true).len());
             }
         }
         w
@@ -245,23 +294,28 @@ pub fn long_line(f: &File, w: &Widths, cx: &mut Context<'_>, some_quoted: bool, 
     };
     out.extend_from_slice(&mode_string(s.mode));
     out.push(b' ');
-    pad_left(out, s.nlink.to_string().as_bytes(), w.nlink);
+    pad_left(out, Digits::of(u64::from(s.nlink)).bytes(), w.nlink);
     out.push(b' ');
     for (names, id, width) in [(cx.users, s.uid, w.owner), (cx.groups, s.gid, w.group)] {
         match id_text(names, cx.opts.numeric, id) {
-            (t, true) => pad_right(out, &t, width),
-            (t, false) => pad_left(out, &t, width),
+            Id::Name(t) => pad_right(out, t, width),
+            Id::Number(d) => pad_left(out, d.bytes(), width),
         }
         out.push(b' ');
     }
     if is_device(s) {
-        let major = s.rdev.0.to_string();
         let blanks = w.size.saturating_sub(w.major + 2 + w.minor);
-        pad_left(out, major.as_bytes(), w.major + blanks);
+        pad_left(
+            out,
+            Digits::of(u64::from(s.rdev.0)).bytes(),
+            w.major + blanks,
+        );
         out.extend_from_slice(b", ");
-        pad_left(out, s.rdev.1.to_string().as_bytes(), w.minor);
+        pad_left(out, Digits::of(u64::from(s.rdev.1)).bytes(), w.minor);
+    } else if cx.opts.human {
+        pad_left(out, size_text(s, true).as_bytes(), w.size);
     } else {
-        pad_left(out, size_text(s, cx.opts.human).as_bytes(), w.size);
+        pad_left(out, Digits::of(s.size).bytes(), w.size);
     }
     out.push(b' ');
     cx.clock.format(s.mtime, out);

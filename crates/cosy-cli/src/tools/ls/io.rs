@@ -7,7 +7,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex};
 
-use cosy_exec::session::{BufHandle, Call, Fd, FdHandle, Session};
+use cosy_exec::session::{BufHandle, Call, Fd, FdHandle, Session, SessionOptions};
 use cosy_exec::{Backend, Functions, RunOptions};
 use cosy_model::builder::cond;
 use cosy_model::{Arg, BinOp, Builder, ErrorMode, FdRef, Policy, Value};
@@ -16,7 +16,7 @@ use crate::tools::stat::{STATX_LEN, Stat};
 use crate::tools::walk::{Entry, parse_dirents};
 
 /// statx calls sent before one barrier: their buffers are one slice of the arena.
-pub const BATCH: usize = 1024;
+pub const BATCH: usize = 256;
 
 /// Bytes of the getdents64 buffer.
 const DENTS: usize = 64 << 10;
@@ -44,7 +44,13 @@ pub const BACKEND: Backend = Backend::Direct;
 impl Io {
     /// A session with its buffers; `None` if the session cannot be made.
     pub fn new() -> Option<Io> {
-        let mut s = Session::new(BACKEND, &Policy::trusted()).ok()?;
+        // The arena is zeroed when the session starts: no bigger than the buffers (these, and
+        // the walker's getdents64 and statx buffers for -R).
+        let opts = SessionOptions {
+            arena: BATCH * STATX_LEN + DENTS + FILE_BUF + (DENTS + STATX_LEN) + 4096,
+            ..SessionOptions::default()
+        };
+        let mut s = Session::with_options(BACKEND, &Policy::trusted(), opts).ok()?;
         let stats = s.buffer(BATCH * STATX_LEN).ok()?;
         let dents = s.buffer(DENTS).ok()?;
         let file = s.buffer(FILE_BUF).ok()?;
@@ -176,14 +182,14 @@ pub fn stat_dir(
     dir: FdHandle,
     names: &[&OsStr],
 ) -> Vec<Result<Stat, i32>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(4);
-    let raw = if names.len() >= PARALLEL_MIN && threads > 1 {
-        raw_fd(s, dir)
+    let threads = if names.len() >= PARALLEL_MIN {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .min(4)
     } else {
-        None
+        1
     };
+    let raw = if threads > 1 { raw_fd(s, dir) } else { None };
     let Some(raw) = raw else {
         return stat_all(s, stats, Fd::Handle(dir), names.iter().copied(), true);
     };
