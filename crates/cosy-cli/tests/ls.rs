@@ -242,3 +242,57 @@ fn an_empty_directory_and_help() {
     let bad = Command::new(COSY).args(["ls", "--nope"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn a_directory_large_enough_to_be_stated_on_several_threads() {
+    if !have("ls") {
+        eprintln!("GNU ls missing, skipping");
+        return;
+    }
+    let t = tempfile::Builder::new()
+        .prefix("cosy-ls-big-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    chmod(t.path(), 0o755);
+    let d = t.path().join("many");
+    std::fs::create_dir(&d).unwrap();
+    for i in 0..5000 {
+        std::fs::write(d.join(format!("f{i:05}")), vec![0u8; i % 7]).unwrap();
+    }
+    symlink("f00001", d.join("link")).unwrap();
+    compare(t.path(), &os(&["-l", "many"]));
+    compare(t.path(), &os(&["-lS", "many"]));
+}
+
+#[test]
+fn times_in_the_zone_tz_names() {
+    if !have("ls") || !Path::new("/usr/share/zoneinfo/Asia/Tokyo").exists() {
+        eprintln!("GNU ls or zoneinfo missing, skipping");
+        return;
+    }
+    let t = tree();
+    for tz in [
+        "Asia/Tokyo",
+        "UTC0",
+        "JST-9",
+        ":/usr/share/zoneinfo/Asia/Tokyo",
+    ] {
+        let with_tz = |program: &[&str]| {
+            Command::new(program[0])
+                .args(&program[1..])
+                .arg("-l")
+                .current_dir(t.path())
+                .env("LC_ALL", "C")
+                .env("TZ", tz)
+                .output()
+                .unwrap()
+        };
+        let ours = with_tz(&[COSY, "ls"]);
+        let theirs = with_tz(&["ls"]);
+        assert_eq!(
+            String::from_utf8_lossy(&ours.stdout),
+            String::from_utf8_lossy(&theirs.stdout),
+            "TZ={tz}"
+        );
+    }
+}
