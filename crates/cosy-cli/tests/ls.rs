@@ -296,3 +296,32 @@ fn times_in_the_zone_tz_names() {
         );
     }
 }
+
+#[test]
+fn on_a_terminal_names_are_in_columns_and_quoted_as_ls_does() {
+    if !have("ls") || !have("script") {
+        eprintln!("GNU ls or script(1) missing, skipping");
+        return;
+    }
+    let t = tree();
+    for args in ["", "-l", "-a", "-i"] {
+        // script(1) runs the command on a pseudo-terminal of 80 columns.
+        let on_tty = |program: &str| {
+            let cmd = format!("stty cols 80; {program} {args}");
+            Command::new("script")
+                .args(["-qc", &cmd, "/dev/null"])
+                .current_dir(t.path())
+                .env("LC_ALL", "C")
+                .output()
+                .unwrap()
+                .stdout
+        };
+        let ours = on_tty(&format!("{COSY} ls"));
+        let theirs = on_tty("ls");
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs),
+            "ls {args} on a terminal"
+        );
+    }
+}
