@@ -16,13 +16,16 @@ use crate::tools::stat::{STATX_LEN, Stat};
 use crate::tools::walk::{Entry, parse_dirents};
 
 /// statx calls sent before one barrier: their buffers are one slice of the arena.
-pub const BATCH: usize = 256;
+pub const BATCH: usize = 128;
 
 /// Bytes of the getdents64 buffer.
-const DENTS: usize = 64 << 10;
+const DENTS: usize = 32 << 10;
 
 /// Bytes of the buffer files are read through.
-const FILE_BUF: usize = 64 << 10;
+const FILE_BUF: usize = 16 << 10;
+
+/// What the walker takes from the arena: its getdents64 buffer (64 KiB) and a statx buffer.
+const WALK_BUFS: usize = (64 << 10) + STATX_LEN;
 
 /// `O_RDONLY | O_DIRECTORY | O_CLOEXEC`.
 pub const O_DIR: i32 = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
@@ -42,12 +45,13 @@ pub struct Io {
 pub const BACKEND: Backend = Backend::Direct;
 
 impl Io {
-    /// A session with its buffers; `None` if the session cannot be made.
-    pub fn new() -> Option<Io> {
+    /// A session with its buffers, and room for the walker's if `walk`; `None` if the
+    /// session cannot be made.
+    pub fn new(walk: bool) -> Option<Io> {
         // The arena is zeroed when the session starts: no bigger than the buffers (these, and
         // the walker's getdents64 and statx buffers for -R).
         let opts = SessionOptions {
-            arena: BATCH * STATX_LEN + DENTS + FILE_BUF + (DENTS + STATX_LEN) + 4096,
+            arena: BATCH * STATX_LEN + DENTS + FILE_BUF + if walk { WALK_BUFS } else { 0 } + 4096,
             ..SessionOptions::default()
         };
         let mut s = Session::with_options(BACKEND, &Policy::trusted(), opts).ok()?;
@@ -226,7 +230,7 @@ pub fn stat_dir(
 /// The stats of `names` in the directory `dir_path` names, in a session of this thread's
 /// own; `None` if the session or the directory cannot be had.
 fn stat_elsewhere(dir_path: &str, names: &[&OsStr]) -> Option<Vec<Result<Stat, i32>>> {
-    let mut io = Io::new()?;
+    let mut io = Io::new(false)?;
     let h = io.open_dir(OsStr::new(dir_path)).ok()?;
     let r = stat_all(
         &mut io.s,

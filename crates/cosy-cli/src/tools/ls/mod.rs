@@ -55,7 +55,7 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         Parsed::Run(o) => o,
         Parsed::Exit(code) => return ExitCode::from(code),
     };
-    let Some(mut io) = Io::new() else {
+    let Some(mut io) = Io::new(false) else {
         eprintln!("ls: cannot start a session");
         return ExitCode::from(SERIOUS);
     };
@@ -362,7 +362,7 @@ impl<'o> Printer<'o> {
     /// Lists `root` and every directory below it (`-R`), in a session of its own (the walker
     /// takes its buffers from the session's arena).
     fn walk(&mut self, root: &OsStr) {
-        let Some(mut io) = Io::new() else {
+        let Some(mut io) = Io::new(true) else {
             return self.fail(SERIOUS, "cannot start a session");
         };
         let stats = io_stats(&io);
