@@ -598,3 +598,83 @@ fn more_descriptors_open_than_the_rings_file_table() {
         got
     });
 }
+
+/// The file-tool calls through a session: a link made and read back, a hard link, a mode, the
+/// times, extended attributes where the file system has them, and a copy.
+#[test]
+fn the_file_tool_calls_do_what_their_man_pages_say() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    each("file tools", |b, d| {
+        std::fs::write(d.join("a"), b"contents").unwrap();
+        let mut s = trusted(b);
+        let buf = s.buffer(4096).unwrap();
+        let times = s.buffer(32).unwrap();
+        let mut t = Vec::new();
+        for (sec, nsec) in [(1_000_000_000i64, 5i64), (1_500_000_000, 123_456_789)] {
+            t.extend_from_slice(&sec.to_ne_bytes());
+            t.extend_from_slice(&nsec.to_ne_bytes());
+        }
+        s.bytes_mut(times).unwrap().copy_from_slice(&t);
+        let sym = s.send(Call::symlinkat("a", Fd::Cwd, d.join("l"))).unwrap();
+        let n = s.send(Call::readlinkat(Fd::Cwd, d.join("l"), buf)).unwrap();
+        let hard = s
+            .send(Call::linkat(Fd::Cwd, d.join("a"), Fd::Cwd, d.join("h"), 0))
+            .unwrap();
+        let m = s
+            .send(Call::fchmodat(Fd::Cwd, d.join("a"), 0o640, 0))
+            .unwrap();
+        let u = s
+            .send(Call::utimensat(Fd::Cwd, d.join("a"), times, 0))
+            .unwrap();
+        // copy_file_range is a plain call: its descriptors are the process's.
+        let src = s
+            .send(Call::openat(Fd::Cwd, d.join("a"), RD, 0).plain())
+            .unwrap();
+        let dst = s
+            .send(Call::openat(Fd::Cwd, d.join("copy"), CREATE, 0o600).plain())
+            .unwrap();
+        let copied = s
+            .send(Call::copy_file_range(src, -1, dst, -1, 1 << 20))
+            .unwrap();
+        s.send(Call::close(src)).unwrap();
+        s.send(Call::close(dst)).unwrap();
+        for h in [sym, hard, m, u] {
+            assert_eq!(s.get(h), Ok(0), "on {b}");
+        }
+        assert_eq!(s.get(n), Ok(1));
+        assert_eq!(&s.bytes(buf).unwrap()[..1], b"a");
+        assert_eq!(s.get(copied), Ok(8));
+        let meta = std::fs::metadata(d.join("a")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            (meta.mtime(), meta.mtime_nsec()),
+            (1_500_000_000, 123_456_789)
+        );
+        assert_eq!(meta.nlink(), 2);
+        assert_eq!(std::fs::read(d.join("copy")).unwrap(), b"contents");
+        // Extended attributes, on a plain descriptor.
+        let f = s
+            .send(Call::openat(Fd::Cwd, d.join("a"), RD, 0).plain())
+            .unwrap();
+        let val = s.buffer(16).unwrap();
+        s.bytes_mut(val).unwrap()[..5].copy_from_slice(b"value");
+        let set = s
+            .send(Call::fsetxattr(f, "user.cosy", val.prefix(5), 0))
+            .unwrap();
+        let xattrs = match s.get(set) {
+            Ok(_) => true,
+            Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => false,
+            Err(e) => panic!("fsetxattr on {b}: {e}"),
+        };
+        if xattrs {
+            let got = s.send(Call::fgetxattr(f, "user.cosy", buf)).unwrap();
+            assert_eq!(s.get(got), Ok(5));
+            assert_eq!(&s.bytes(buf).unwrap()[..5], b"value");
+            let list = s.send(Call::flistxattr(f, buf)).unwrap();
+            assert!(s.get(list).unwrap() >= 10);
+        }
+        s.send(Call::close(f)).unwrap();
+        s.barrier();
+        xattrs
+    });
+}

@@ -242,6 +242,179 @@ impl Call<ValueHandle> {
         )
     }
 
+    /// [readlinkat(2)](https://man7.org/linux/man-pages/man2/readlinkat.2.html): the target
+    /// of the symbolic link `path` into `buf` (not NUL-terminated); the result is its length
+    /// (equal to the range's length: perhaps truncated).
+    pub fn readlinkat(dir: impl Into<Fd>, path: impl AsRef<Path>, buf: impl Into<Buf>) -> Self {
+        Call::new(
+            Sys::Readlinkat,
+            vec![
+                Operand::Fd(dir.into()),
+                path_of(path),
+                Operand::Buf(buf.into()),
+            ],
+        )
+    }
+
+    /// [linkat(2)](https://man7.org/linux/man-pages/man2/linkat.2.html): a new name for a
+    /// file (`AT_SYMLINK_FOLLOW` in `flags` to link what a symbolic link points to).
+    pub fn linkat(
+        olddir: impl Into<Fd>,
+        oldpath: impl AsRef<Path>,
+        newdir: impl Into<Fd>,
+        newpath: impl AsRef<Path>,
+        flags: i32,
+    ) -> Self {
+        Call::new(
+            Sys::Linkat,
+            vec![
+                Operand::Fd(olddir.into()),
+                path_of(oldpath),
+                Operand::Fd(newdir.into()),
+                path_of(newpath),
+                Operand::Int(Val::Imm(i64::from(flags))),
+            ],
+        )
+    }
+
+    /// [symlinkat(2)](https://man7.org/linux/man-pages/man2/symlinkat.2.html): a symbolic
+    /// link `linkpath` holding `target` (stored as it is, not resolved).
+    pub fn symlinkat(
+        target: impl AsRef<Path>,
+        newdir: impl Into<Fd>,
+        linkpath: impl AsRef<Path>,
+    ) -> Self {
+        Call::new(
+            Sys::Symlinkat,
+            vec![
+                path_of(target),
+                Operand::Fd(newdir.into()),
+                path_of(linkpath),
+            ],
+        )
+    }
+
+    /// [fchmodat(2)](https://man7.org/linux/man-pages/man2/fchmodat.2.html) (fchmodat2 with
+    /// `flags`: `AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`).
+    pub fn fchmodat(dir: impl Into<Fd>, path: impl AsRef<Path>, mode: u32, flags: i32) -> Self {
+        Call::new(
+            Sys::Fchmodat,
+            vec![
+                Operand::Fd(dir.into()),
+                path_of(path),
+                Operand::Int(Val::Imm(i64::from(mode))),
+                Operand::Int(Val::Imm(i64::from(flags))),
+            ],
+        )
+    }
+
+    /// [fchownat(2)](https://man7.org/linux/man-pages/man2/fchownat.2.html); an owner or
+    /// group of -1 leaves it as it is.
+    pub fn fchownat(
+        dir: impl Into<Fd>,
+        path: impl AsRef<Path>,
+        owner: i64,
+        group: i64,
+        flags: i32,
+    ) -> Self {
+        Call::new(
+            Sys::Fchownat,
+            vec![
+                Operand::Fd(dir.into()),
+                path_of(path),
+                Operand::Int(Val::Imm(owner)),
+                Operand::Int(Val::Imm(group)),
+                Operand::Int(Val::Imm(i64::from(flags))),
+            ],
+        )
+    }
+
+    /// [utimensat(2)](https://man7.org/linux/man-pages/man2/utimensat.2.html): the access and
+    /// modification times from `times`, a `struct timespec[2]` (32 bytes, native byte order;
+    /// `UTIME_NOW`, `UTIME_OMIT` in `tv_nsec`).
+    pub fn utimensat(
+        dir: impl Into<Fd>,
+        path: impl AsRef<Path>,
+        times: impl Into<Buf>,
+        flags: i32,
+    ) -> Self {
+        Call::new(
+            Sys::Utimensat,
+            vec![
+                Operand::Fd(dir.into()),
+                path_of(path),
+                Operand::Buf(times.into()),
+                Operand::Int(Val::Imm(i64::from(flags))),
+            ],
+        )
+    }
+
+    /// [fgetxattr(2)](https://man7.org/linux/man-pages/man2/fgetxattr.2.html): the value of
+    /// the extended attribute `name` into `buf` (a plain descriptor); an empty range asks for
+    /// its length.
+    pub fn fgetxattr(fd: impl Into<Fd>, name: impl AsRef<Path>, buf: impl Into<Buf>) -> Self {
+        Call::new(
+            Sys::Fgetxattr,
+            vec![
+                Operand::Fd(fd.into()),
+                path_of(name),
+                Operand::Buf(buf.into()),
+            ],
+        )
+    }
+
+    /// [fsetxattr(2)](https://man7.org/linux/man-pages/man2/fsetxattr.2.html): sets the
+    /// extended attribute `name` to the bytes of `value` (a plain descriptor).
+    pub fn fsetxattr(
+        fd: impl Into<Fd>,
+        name: impl AsRef<Path>,
+        value: impl Into<Buf>,
+        flags: i32,
+    ) -> Self {
+        Call::new(
+            Sys::Fsetxattr,
+            vec![
+                Operand::Fd(fd.into()),
+                path_of(name),
+                Operand::Buf(value.into()),
+                Operand::Int(Val::Imm(i64::from(flags))),
+            ],
+        )
+    }
+
+    /// [flistxattr(2)](https://man7.org/linux/man-pages/man2/flistxattr.2.html): the
+    /// NUL-terminated names of the file's extended attributes into `buf` (a plain
+    /// descriptor); an empty range asks for their length.
+    pub fn flistxattr(fd: impl Into<Fd>, buf: impl Into<Buf>) -> Self {
+        Call::new(
+            Sys::Flistxattr,
+            vec![Operand::Fd(fd.into()), Operand::Buf(buf.into())],
+        )
+    }
+
+    /// [copy_file_range(2)](https://man7.org/linux/man-pages/man2/copy_file_range.2.html):
+    /// up to `len` bytes from `fd_in` to `fd_out` (offsets of -1: the file positions); where
+    /// the kernel refuses the copy, a read and a write of the same bytes (docs/semantics.md).
+    pub fn copy_file_range(
+        fd_in: impl Into<Fd>,
+        off_in: impl Into<Val>,
+        fd_out: impl Into<Fd>,
+        off_out: impl Into<Val>,
+        len: impl Into<Val>,
+    ) -> Self {
+        Call::new(
+            Sys::CopyFileRange,
+            vec![
+                Operand::Fd(fd_in.into()),
+                Operand::Int(off_in.into()),
+                Operand::Fd(fd_out.into()),
+                Operand::Int(off_out.into()),
+                Operand::Int(len.into()),
+                Operand::Int(Val::Imm(0)),
+            ],
+        )
+    }
+
     /// [getpid(2)](https://man7.org/linux/man-pages/man2/getpid.2.html).
     pub fn getpid() -> Self {
         Call::new(Sys::Getpid, Vec::new())
