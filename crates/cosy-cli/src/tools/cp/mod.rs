@@ -188,8 +188,8 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     let (srcs, dst) = files.split_at(files.len() - 1);
     let dst = PathBuf::from(&dst[0]);
-    let dst_is_dir =
-        matches!(stat_at(&mut s, Fd::Cwd, dst.as_os_str(), true, stbuf), Ok(st) if st.is_dir());
+    let dst_st = stat_at(&mut s, Fd::Cwd, dst.as_os_str(), true, stbuf);
+    let dst_is_dir = matches!(dst_st, Ok(st) if st.is_dir());
     let no_target = on("no-target-directory");
     if no_target && srcs.len() > 1 {
         diag.error(format_args!("extra operand {}", quote(&srcs[1])));
@@ -197,7 +197,8 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         return ExitCode::from(1);
     }
     if !no_target && !dst_is_dir && srcs.len() > 1 {
-        diag.error(format_args!("target {} is not a directory", quote(&dst)));
+        let errno = dst_st.err().unwrap_or(libc::ENOTDIR);
+        diag.errno(format_args!("target {}", quote(&dst)), errno);
         return ExitCode::from(1);
     }
     let mut run = Run {
@@ -391,8 +392,13 @@ impl Run<'_> {
             st,
             what,
         };
+        // A source given by name is opened as it was stated (followed unless -P or -r).
+        let set = Settings {
+            follow: self.set.follow_top,
+            ..self.set.clone()
+        };
         let batch = Batch {
-            set: self.set,
+            set: &set,
             fds: DirFds {
                 src: sfd,
                 dst: dfd,
