@@ -101,11 +101,11 @@ fn snapshot(root: &Path) -> (BTreeMap<PathBuf, String>, BTreeSet<Vec<PathBuf>>) 
                 d += &format!(" sum={:x}", fnv(&bytes));
             }
             inodes.entry(m.ino()).or_default().push(rel.clone());
-        } else if ft.is_dir() {
-            if let Ok(rd) = fs::read_dir(&p) {
-                for e in rd {
-                    todo.push(rel.join(e.unwrap().file_name()));
-                }
+        } else if ft.is_dir()
+            && let Ok(rd) = fs::read_dir(&p)
+        {
+            for e in rd {
+                todo.push(rel.join(e.unwrap().file_name()));
             }
         }
         if !ft.is_symlink() {
@@ -353,7 +353,7 @@ fn unreadable_files_and_directories_as_nobody_match_cp() {
         .status()
         .unwrap();
     assert!(out.success());
-    fs::set_permissions(src.join("unreadable"), fs::Permissions::from_mode(0)).unwrap();
+    fs::set_permissions(src.join("unreadable"), fs::Permissions::from_mode(0o0)).unwrap();
     fs::set_permissions(src.join("no-read"), fs::Permissions::from_mode(0o311)).unwrap();
     fs::set_permissions(src.join("no-search"), fs::Permissions::from_mode(0o644)).unwrap();
     let ours = cosy_cp(t.path(), true, &["-a", "src", "ours"]);
