@@ -492,3 +492,30 @@ fn a_fifo_is_reported_and_never_opened() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(fs::read(t.path().join("dst/f")).unwrap(), b"x");
 }
+
+#[test]
+fn across_file_systems_the_bytes_are_read_and_written() {
+    // copy_file_range(2) between a tmpfs and another file system says EXDEV.
+    let Ok(shm) = tempfile::Builder::new()
+        .prefix("cosy-cp-")
+        .tempdir_in("/dev/shm")
+    else {
+        eprintln!("no /dev/shm: skipped");
+        return;
+    };
+    let t = scratch();
+    let src = shm.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("a"), vec![3u8; 300 << 10]).unwrap();
+    fs::write(src.join("b"), b"short").unwrap();
+    fs::write(src.join("empty"), b"").unwrap();
+    let dst = t.path().join("dst");
+    let o = Command::new(COSY)
+        .args(["cp", "-a"])
+        .arg(&src)
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_trees(&src, &dst);
+}

@@ -207,7 +207,12 @@ impl Batch<'_> {
             .filter(|&i| matches!(items[i].what, What::Symlink))
             .collect();
         let targets = self.read_links(items, &links, diag);
-        let deferred = self.copy_files(items, &targets, diag);
+        let (mut deferred, refused) = self.copy_files(items, &targets, None, diag);
+        if !refused.is_empty() {
+            // The kernel would not copy these files' bytes: read and written instead.
+            let (more, _) = self.copy_files(items, &targets, Some(&refused), diag);
+            deferred.extend(more);
+        }
         if !deferred.is_empty() {
             self.set_xattrs(items, &deferred, diag);
         }
@@ -279,14 +284,16 @@ impl Batch<'_> {
         targets
     }
 
-    /// The main compound: files and symbolic links. Returns the copies whose attributes are
-    /// still to be set.
+    /// The main compound: files and symbolic links (with `rw`, only the files listed, their
+    /// bytes read and written). Returns the copies whose attributes are still to be set, and
+    /// the files whose copy_file_range(2) the kernel refused.
     fn copy_files(
         &self,
         items: &[Item],
         targets: &[Option<Vec<u8>>],
+        rw_only: Option<&[usize]>,
         diag: &mut Diag,
-    ) -> Vec<Deferred> {
+    ) -> (Vec<Deferred>, Vec<usize>) {
         let set = self.set;
         let mut p = Prog::new();
         let sl = self.open_dirs(&mut p, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
@@ -305,11 +312,18 @@ impl Batch<'_> {
         let empty = p.empty();
         let mut roles: Vec<(u32, usize, Role)> = Vec::new();
         let mut any = false;
+        let by_rw = rw_only.is_some();
         for (i, it) in items.iter().enumerate() {
+            if let Some(only) = rw_only
+                && !only.contains(&i)
+            {
+                continue;
+            }
             match &it.what {
                 What::File => {
                     any = true;
-                    self.file(&mut p, &sl, &r, i, it, times, rw, xlist, empty, &mut roles);
+                    let bufs = (times, rw, xlist);
+                    self.file(&mut p, &sl, &r, i, it, bufs, by_rw, empty, &mut roles);
                 }
                 What::Symlink => {
                     let Some(t) = &targets[i] else { continue };
@@ -320,7 +334,7 @@ impl Batch<'_> {
             }
         }
         if !any {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         let Some((out, kept)) = p.run() else {
             for it in items {
@@ -329,7 +343,7 @@ impl Batch<'_> {
                     libc::EINVAL,
                 );
             }
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         if let Some(e) = out.errors.iter().find(|e| e.op < 2) {
             // The directories themselves could not be named (no /proc?): every item fails.
@@ -339,15 +353,17 @@ impl Batch<'_> {
                     e.errno,
                 );
             }
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
-        self.report(items, &roles, &out.errors, diag);
-        kept.into_iter()
+        let refused = self.report(items, &roles, &out.errors, diag);
+        let deferred = kept
+            .into_iter()
             .map(|(tag, names)| Deferred {
                 item: tag as usize,
                 names,
             })
-            .collect()
+            .collect();
+        (deferred, refused)
     }
 
     /// Words the failures of a run, the first that matters for each item.
@@ -357,8 +373,9 @@ impl Batch<'_> {
         roles: &[(u32, usize, Role)],
         errors: &[cosy_exec::CallError],
         diag: &mut Diag,
-    ) {
+    ) -> Vec<usize> {
         let mut failed = vec![false; items.len()];
+        let mut refused = Vec::new();
         for e in errors {
             let Ok(k) = roles.binary_search_by_key(&e.op, |&(at, _, _)| at) else {
                 continue;
@@ -372,7 +389,11 @@ impl Batch<'_> {
             let errno = e.errno;
             match role {
                 Role::Quiet => continue,
-                Role::Copy if copy_refused(errno) => continue,
+                Role::Copy if copy_refused(errno) => {
+                    refused.push(i);
+                    failed[i] = true;
+                    continue;
+                }
                 Role::Chown if !self.set.root && matches!(errno, libc::EPERM | libc::EINVAL) => {
                     continue;
                 }
@@ -405,6 +426,7 @@ impl Batch<'_> {
             }
             failed[i] = true;
         }
+        refused
     }
 
     /// The mode a copy is created with, and whether a chmod must follow (after the chown,
@@ -436,9 +458,8 @@ impl Batch<'_> {
         r: &Regs,
         i: usize,
         it: &Item,
-        times: BufId,
-        rw: BufId,
-        xlist: Option<BufId>,
+        (times, rw, xlist): (BufId, BufId, Option<BufId>),
+        by_rw: bool,
         empty: PathRef,
         roles: &mut Vec<(u32, usize, Role)>,
     ) {
@@ -473,11 +494,14 @@ impl Batch<'_> {
                 Ret::Reg(r.c),
             )
         };
-        let refused = p.label();
+        // A refused copy_file_range ends the file's code like any failure: the file is done
+        // again with pread/pwrite by a second compound (the fallback code is not repeated
+        // for every file of a directory).
+        let refused = fail;
         p.mov(r.total, 0);
         // A file with fewer blocks than its size has holes: copy its data extents only.
         let sparse = size > 0 && st.blocks.saturating_mul(512) < st.size;
-        if sparse {
+        if !by_rw && sparse {
             let extent = p.label();
             let chunk = p.label();
             let tail = p.label();
@@ -525,7 +549,7 @@ impl Batch<'_> {
             role(at, Role::Write);
             p.jump_if(r.c, BinOp::Lt, 0, fail);
             p.goto(done);
-        } else {
+        } else if !by_rw {
             let again = p.label();
             p.bind(again);
             p.arith(r.rem, BinOp::Sub, size, r.total);
@@ -539,14 +563,7 @@ impl Batch<'_> {
             p.goto(done);
         }
         // The kernel will not copy between these files: read and write from where it stopped.
-        p.bind(refused);
-        let is_refused = p.label();
-        p.jump_if(r.c, BinOp::Eq, -i64::from(libc::EXDEV), is_refused);
-        p.jump_if(r.c, BinOp::Eq, -i64::from(libc::EINVAL), is_refused);
-        p.jump_if(r.c, BinOp::Eq, -i64::from(libc::ENOSYS), is_refused);
-        p.jump_if(r.c, BinOp::Ne, -i64::from(libc::EOPNOTSUPP), fail);
-        p.bind(is_refused);
-        {
+        if by_rw {
             let rloop = p.label();
             p.bind(rloop);
             let at = p.sys(
@@ -834,7 +851,9 @@ impl Batch<'_> {
             p.bind(ok);
         }
         match p.run() {
-            Some((out, _)) => self.report(items, &roles, &out.errors, diag),
+            Some((out, _)) => {
+                self.report(items, &roles, &out.errors, diag);
+            }
             None => diag.errno("cannot copy extended attributes", libc::EINVAL),
         }
     }
@@ -864,7 +883,9 @@ impl Batch<'_> {
             roles.push((at, i, Role::Link));
         }
         match p.run() {
-            Some((out, _)) => self.report(items, &roles, &out.errors, diag),
+            Some((out, _)) => {
+                self.report(items, &roles, &out.errors, diag);
+            }
             None => diag.errno("cannot create hard links", libc::EINVAL),
         }
     }
