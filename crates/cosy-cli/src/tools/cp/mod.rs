@@ -6,6 +6,7 @@
 
 mod batch;
 mod meta;
+mod parallel;
 mod prog;
 mod tree;
 
@@ -14,6 +15,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use clap::{Arg, ArgAction, Command};
 use cosy_exec::Backend;
@@ -206,7 +208,9 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         s: &mut s,
         stbuf,
         diag: &mut diag,
-        links: HashMap::new(),
+        links: Mutex::default(),
+        late: Mutex::default(),
+        failed: false,
     };
     for src in srcs {
         let src = Path::new(src);
@@ -217,8 +221,11 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         };
         run.copy(src, &target);
     }
+    let late = std::mem::take(&mut *run.late.lock().unwrap_or_else(|e| e.into_inner()));
+    parallel::late_links(&set, late, run.diag);
+    let failed = run.failed;
     drop(run);
-    if diag.failed() {
+    if diag.failed() || failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -280,7 +287,10 @@ struct Run<'a> {
     s: &'a mut Session,
     stbuf: BufHandle,
     diag: &'a mut Diag,
-    links: HashMap<tree::Id, PathBuf>,
+    links: Mutex<HashMap<tree::Id, PathBuf>>,
+    late: Mutex<Vec<parallel::Late>>,
+    /// A thread reported an error (on its own diagnostics).
+    failed: bool,
 }
 
 impl Run<'_> {
@@ -455,42 +465,88 @@ impl Run<'_> {
         let dst_root = stat_at(self.s, Fd::Cwd, dst.as_os_str(), true, self.stbuf)
             .ok()
             .map(|d| d.id());
-        let mut tree = Tree {
+        let root = Frame {
+            path: dst.to_path_buf(),
+            handle: Some(handle),
+            st,
+            fresh,
+            broken: false,
+            pending: HashMap::new(),
+        };
+        let threads = parallel::threads();
+        let split = threads > 1;
+        let shared = Shared {
             set: self.set,
-            diag: self.diag,
-            links: &mut self.links,
-            frames: vec![Frame {
-                path: dst.to_path_buf(),
-                handle: Some(handle),
-                st,
-                fresh,
-                broken: false,
-                pending: HashMap::new(),
-            }],
-            stbuf: self.stbuf,
+            links: &self.links,
+            late: split.then_some(&self.late),
             dst_root,
             src_root: src.to_path_buf(),
         };
-        let opts = Options {
-            max_open: 12,
-            follow: self.set.follow,
-        };
-        // The root's own metadata needs its source open: the walk has closed it, so it is
-        // opened again (by the path given) for its attributes.
-        walk::walk(self.s, src, &opts, &mut tree);
-        while tree.frames.len() > 1 {
-            tree.pop(self.s, None);
+        let mut tree = walk_tree(&shared, self.s, self.stbuf, self.diag, src, root, split);
+        if split {
+            // The subdirectories of the root, copied by several threads (one session each).
+            let mut parts: Vec<_> = tree.frames[0].pending.drain().collect();
+            parts.sort_by(|a, b| a.0.cmp(&b.0));
+            self.failed |= parallel::copy_parts(&shared, src, dst, parts, threads);
         }
-        let src_again = {
-            let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
-            self.s
-                .send(Call::openat(Fd::Cwd, src, flags, 0))
-                .ok()
-                .and_then(|h| self.s.get(h).ok().map(|fd| (h, fd)))
-        };
-        tree.pop(self.s, src_again.map(|(_, fd)| fd));
-        if let Some((h, _)) = src_again {
-            let _ = self.s.send(Call::close(h));
-        }
+        finish_root(&mut tree, self.s, src);
+    }
+}
+
+/// What the threads copying one source share.
+pub struct Shared<'a> {
+    /// The settings.
+    pub set: &'a Settings,
+    /// First copies of files with several links.
+    pub links: &'a Mutex<HashMap<tree::Id, PathBuf>>,
+    /// Hard links made once every thread is done (a first copy may be another thread's).
+    pub late: Option<&'a Mutex<Vec<parallel::Late>>>,
+    /// The destination root's identity.
+    pub dst_root: Option<tree::Id>,
+    /// The source root as given.
+    pub src_root: PathBuf,
+}
+
+/// Walks `src` into the destination directory `root`; with `split`, the root's
+/// subdirectories are made but left in its frame's `pending` for other walks. Returns the
+/// tree with the root's frame still to finish.
+fn walk_tree<'a>(
+    sh: &'a Shared<'a>,
+    s: &mut Session,
+    stbuf: BufHandle,
+    diag: &'a mut Diag,
+    src: &Path,
+    root: Frame,
+    split: bool,
+) -> Tree<'a> {
+    let mut tree = Tree {
+        sh,
+        diag,
+        frames: vec![root],
+        stbuf,
+        split,
+    };
+    let opts = Options {
+        max_open: 12,
+        follow: sh.set.follow,
+    };
+    walk::walk(s, src, &opts, &mut tree);
+    while tree.frames.len() > 1 {
+        tree.pop(s, None);
+    }
+    tree
+}
+
+/// Sets the metadata of the tree's root: its source opened again by the path given (the
+/// walk has closed it) for its attributes.
+fn finish_root(tree: &mut Tree<'_>, s: &mut Session, src: &Path) {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    let again = s
+        .send(Call::openat(Fd::Cwd, src, flags, 0))
+        .ok()
+        .and_then(|h| s.get(h).ok().map(|fd| (h, fd)));
+    tree.pop(s, again.map(|(_, fd)| fd));
+    if let Some((h, _)) = again {
+        let _ = s.send(Call::close(h));
     }
 }

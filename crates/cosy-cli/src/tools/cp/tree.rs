@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 
 use cosy_exec::session::{BufHandle, Call, Fd, FdHandle, Session};
 
-use super::Settings;
+use super::Shared;
 use super::batch::{Batch, DirFds, DirPaths, Item, What, stat_at};
 use super::meta::{self, DirEnd, MADE_MODE};
+use super::parallel::Late;
 use super::prog::fd_path;
 use crate::tools::common::{Diag, quote};
 use crate::tools::stat::Stat;
@@ -44,22 +45,18 @@ pub struct Frame {
     pub pending: HashMap<OsString, (Stat, bool)>,
 }
 
-/// The copy of one source tree.
+/// The copy of one source tree (or of a part of it).
 pub struct Tree<'a> {
-    /// The run's settings.
-    pub set: &'a Settings,
+    /// What the walks of the source share.
+    pub sh: &'a Shared<'a>,
     /// Where failures go.
     pub diag: &'a mut Diag,
-    /// First copies of files with several links, by the source's identity.
-    pub links: &'a mut HashMap<Id, PathBuf>,
     /// The destination directories, the deepest last (the root first).
     pub frames: Vec<Frame>,
     /// A statx buffer of the session.
     pub stbuf: BufHandle,
-    /// The destination root: a source directory that is it is not copied into itself.
-    pub dst_root: Option<Id>,
-    /// The source root as given, for the message about copying into itself.
-    pub src_root: PathBuf,
+    /// The root's subdirectories are made, not walked (other threads walk them).
+    pub split: bool,
 }
 
 fn join(dir: &Path, name: &OsStr) -> PathBuf {
@@ -83,6 +80,31 @@ pub fn open_dir(s: &mut Session, dir: Fd, name: &OsStr) -> Result<(FdHandle, i64
 }
 
 impl Tree<'_> {
+    /// `what`, or a link to the first copy of the same file (`-a`); `None` when the link is
+    /// made later (by [`super::parallel::late_links`]).
+    fn link_or(&mut self, what: What, st: &Stat, name: &OsStr, dst: PathBuf) -> Option<What> {
+        if !self.sh.set.links || st.nlink < 2 {
+            return Some(what);
+        }
+        let mut links = self.sh.links.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(first) = links.get(&st.id()).cloned() else {
+            links.insert(st.id(), dst);
+            return Some(what);
+        };
+        drop(links);
+        let Some(late) = self.sh.late else {
+            return Some(What::Link(first));
+        };
+        let top = self.frames.last()?;
+        late.lock().unwrap_or_else(|e| e.into_inner()).push(Late {
+            first,
+            dir: top.path.clone(),
+            name: name.to_os_string(),
+            dir_st: top.st,
+        });
+        None
+    }
+
     /// Closes the shallowest open destination directory but the deepest, when too many are
     /// open.
     fn evict(&mut self, s: &mut Session) {
@@ -149,7 +171,7 @@ impl Tree<'_> {
                     st: f.st,
                     fresh: f.fresh,
                 };
-                meta::finish(self.set, &end, self.diag);
+                meta::finish(self.sh.set, &end, self.diag);
             }
             if let Some(parent) = self.frames.last_mut()
                 && parent.handle.is_none()
@@ -218,7 +240,7 @@ impl Visitor for Tree<'_> {
                 s,
                 Fd::Handle(dir.handle),
                 &e.name,
-                self.set.follow,
+                self.sh.set.follow,
                 self.stbuf,
             ) {
                 Ok(st) => st,
@@ -231,30 +253,24 @@ impl Visitor for Tree<'_> {
             let dst_name = join(&dst_path, &e.name);
             match st.kind() {
                 libc::S_IFDIR => {
-                    if self.dst_root == Some(st.id()) {
+                    if self.sh.dst_root == Some(st.id()) {
                         self.diag.error(format_args!(
                             "cannot copy a directory, {}, into itself, {}",
-                            quote(&self.src_root),
+                            quote(&self.sh.src_root),
                             quote(&dst_name)
                         ));
                         continue;
                     }
                     if let Some(new) = self.make_dir(s, dst, &dst_path, &e.name, &src) {
                         pending.push((e.name.clone(), (st, new)));
-                        descend.push(e.name);
+                        if !(self.split && dir.depth == 0) {
+                            descend.push(e.name);
+                        }
                     }
                 }
                 libc::S_IFREG => {
-                    let what = if self.set.links && st.nlink > 1 {
-                        match self.links.get(&st.id()) {
-                            Some(first) => What::Link(first.clone()),
-                            None => {
-                                self.links.insert(st.id(), dst_name);
-                                What::File
-                            }
-                        }
-                    } else {
-                        What::File
+                    let Some(what) = self.link_or(What::File, &st, &e.name, dst_name) else {
+                        continue;
                     };
                     items.push(Item {
                         to: e.name.clone(),
@@ -264,16 +280,8 @@ impl Visitor for Tree<'_> {
                     });
                 }
                 libc::S_IFLNK => {
-                    let what = if self.set.links && st.nlink > 1 {
-                        match self.links.get(&st.id()) {
-                            Some(first) => What::Link(first.clone()),
-                            None => {
-                                self.links.insert(st.id(), dst_name);
-                                What::Symlink
-                            }
-                        }
-                    } else {
-                        What::Symlink
+                    let Some(what) = self.link_or(What::Symlink, &st, &e.name, dst_name) else {
+                        continue;
                     };
                     items.push(Item {
                         to: e.name.clone(),
@@ -302,7 +310,7 @@ impl Visitor for Tree<'_> {
         }
         if !items.is_empty() {
             let batch = Batch {
-                set: self.set,
+                set: self.sh.set,
                 fds: DirFds {
                     src: src_fd,
                     dst: dst_fd,
@@ -356,6 +364,6 @@ impl Visitor for Tree<'_> {
             st,
             fresh,
         };
-        meta::finish(self.set, &end, self.diag);
+        meta::finish(self.sh.set, &end, self.diag);
     }
 }
