@@ -519,3 +519,27 @@ fn across_file_systems_the_bytes_are_read_and_written() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_same_trees(&src, &dst);
 }
+
+#[test]
+fn many_subdirectories_and_many_sources() {
+    let t = scratch();
+    let src = t.path().join("src");
+    for i in 0..40 {
+        fs::create_dir_all(src.join(format!("d{i}/e"))).unwrap();
+        fs::write(src.join(format!("d{i}/e/f")), format!("{i}")).unwrap();
+    }
+    let o = cosy_cp(t.path(), false, &["-a", "src", "dst"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_trees(&src, &t.path().join("dst"));
+    fs::create_dir(t.path().join("into")).unwrap();
+    let mut args: Vec<String> = (0..40).map(|i| format!("src/d{i}")).collect();
+    args.insert(0, "-a".into());
+    args.push("into".into());
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = cosy_cp(t.path(), false, &a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for i in 0..40 {
+        let d = format!("d{i}");
+        assert_same_trees(&src.join(&d), &t.path().join("into").join(&d));
+    }
+}

@@ -454,7 +454,11 @@ impl Run<'_> {
                 false
             }
         };
-        let handle = match open_dir(self.s, Fd::Cwd, dst.as_os_str()) {
+        // A walk takes buffers of its session for good: each walk gets a session of its own.
+        let Some((mut ws, wbuf)) = walk_session() else {
+            return self.diag.error("cannot set up a session");
+        };
+        let handle = match open_dir(&mut ws, Fd::Cwd, dst.as_os_str()) {
             Ok(x) => x,
             Err(e) => {
                 self.diag
@@ -462,7 +466,7 @@ impl Run<'_> {
                 return;
             }
         };
-        let dst_root = stat_at(self.s, Fd::Cwd, dst.as_os_str(), true, self.stbuf)
+        let dst_root = stat_at(&mut ws, Fd::Cwd, dst.as_os_str(), true, wbuf)
             .ok()
             .map(|d| d.id());
         let root = Frame {
@@ -482,15 +486,22 @@ impl Run<'_> {
             dst_root,
             src_root: src.to_path_buf(),
         };
-        let mut tree = walk_tree(&shared, self.s, self.stbuf, self.diag, src, root, split);
+        let mut tree = walk_tree(&shared, &mut ws, wbuf, self.diag, src, root, split);
         if split {
             // The subdirectories of the root, copied by several threads (one session each).
             let mut parts: Vec<_> = tree.frames[0].pending.drain().collect();
             parts.sort_by(|a, b| a.0.cmp(&b.0));
             self.failed |= parallel::copy_parts(&shared, src, dst, parts, threads);
         }
-        finish_root(&mut tree, self.s, src);
+        finish_root(&mut tree, &mut ws, src);
     }
+}
+
+/// A session for one walk, and a statx buffer in it.
+pub fn walk_session() -> Option<(Session, BufHandle)> {
+    let mut s = Session::new(Backend::Direct, &Policy::trusted()).ok()?;
+    let b = s.buffer(STATX_LEN).ok()?;
+    Some((s, b))
 }
 
 /// What the threads copying one source share.

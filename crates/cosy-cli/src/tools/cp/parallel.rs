@@ -10,15 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use cosy_exec::Backend;
-use cosy_exec::session::{Fd, Session};
-use cosy_model::{Arg, BufRange, FdRef, Policy, Ret, Sys, Value};
+use cosy_exec::session::Fd;
+use cosy_model::{Arg, BufRange, FdRef, Ret, Sys, Value};
 
 use super::prog::Prog;
 use super::tree::{Frame, open_dir};
-use super::{Settings, Shared, finish_root, walk_tree};
+use super::{Settings, Shared, finish_root, walk_session, walk_tree};
 use crate::tools::common::{Diag, quote};
-use crate::tools::stat::{STATX_LEN, Stat};
+use crate::tools::stat::Stat;
 
 /// A hard link to make after the threads are done.
 #[derive(Clone, Debug)]
@@ -61,22 +60,17 @@ pub fn copy_parts(
         for _ in 0..n {
             scope.spawn(|| {
                 let mut diag = Diag::new("cp");
-                let Ok(mut s) = Session::new(Backend::Direct, &Policy::trusted()) else {
-                    diag.error("cannot set up a session");
-                    failed.store(true, Ordering::Relaxed);
-                    return;
-                };
-                let Ok(stbuf) = s.buffer(STATX_LEN) else {
-                    diag.error("cannot set up a session");
-                    failed.store(true, Ordering::Relaxed);
-                    return;
-                };
                 loop {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
                     let Some((name, (st, fresh))) = next else {
                         break;
                     };
                     let (sp, dp) = (src.join(&name), dst.join(&name));
+                    // A walk takes buffers of its session for good: one session per part.
+                    let Some((mut s, stbuf)) = walk_session() else {
+                        diag.error("cannot set up a session");
+                        break;
+                    };
                     let handle = match open_dir(&mut s, Fd::Cwd, dp.as_os_str()) {
                         Ok(h) => h,
                         Err(e) => {
