@@ -92,7 +92,12 @@ fn build(ctx: &mut Ctx<'_>, part: &str) -> io::Result<Vec<Case>> {
     case = match ctx.tools {
         Some(cosy) => {
             let program = cosy.to_string_lossy().into_owned();
-            case.entry(tool("cosy cp -a", &program, &[&"cp", &"-a", &src, &dst], none))
+            case.entry(tool(
+                "cosy cp -a",
+                &program,
+                &[&"cp", &"-a", &src, &dst],
+                none,
+            ))
         }
         None => case.entry(Entry::Skipped {
             name: "cosy cp -a".into(),

@@ -424,8 +424,37 @@ impl Run<'_> {
         let _ = self.s.send(Call::close(dh));
     }
 
+    /// Whether `dst` would be inside the directory `st` (one of its parent directories is
+    /// it).
+    fn inside(&mut self, dst: &Path, st: &Stat) -> bool {
+        let mut p = split(dst).0;
+        loop {
+            let at = if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p.clone()
+            };
+            if matches!(stat_at(self.s, Fd::Cwd, at.as_os_str(), true, self.stbuf), Ok(d) if d.id() == st.id())
+            {
+                return true;
+            }
+            if p.as_os_str().is_empty() || p == Path::new("/") {
+                return false;
+            }
+            p = split(&p).0;
+        }
+    }
+
     /// A source directory: made (or merged into) at `dst`, then walked.
     fn copy_dir(&mut self, src: &Path, dst: &Path, st: Stat) {
+        if self.inside(dst, &st) {
+            self.diag.error(format_args!(
+                "cannot copy a directory, {}, into itself, {}",
+                quote(src),
+                quote(dst)
+            ));
+            return;
+        }
         let h = match self.s.send(Call::mkdirat(Fd::Cwd, dst, meta::MADE_MODE)) {
             Ok(h) => h,
             Err(_) => return self.diag.errno("cannot create directory", libc::EINVAL),
