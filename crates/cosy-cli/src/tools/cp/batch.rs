@@ -26,7 +26,7 @@ const XLIST_BUF: u32 = 64 << 10;
 /// Bytes of the buffer of one attribute's value (`XATTR_SIZE_MAX`).
 const XVAL_BUF: u32 = 64 << 10;
 /// Files per compound at most: two data constants each, within the 16-bit data index.
-pub const MAX_FILES: usize = 8192;
+pub const MAX_FILES: usize = 1024;
 
 /// A directory the session holds, as the compounds name it.
 #[derive(Clone, Copy, Debug)]
