@@ -454,11 +454,14 @@ fn a_copy_killed_mid_file_leaves_only_complete_files() {
 fn works_under_a_limit_of_64_descriptors() {
     let t = scratch();
     let src = t.path().join("src");
-    let mut deep = src.clone();
-    for i in 0..100 {
-        deep.push(format!("level{i}"));
-        fs::create_dir_all(&deep).unwrap();
-        fs::write(deep.join("f"), format!("{i}")).unwrap();
+    // Two deep chains: the two threads walk one each.
+    for chain in ["a", "b"] {
+        let mut deep = src.join(chain);
+        for i in 0..100 {
+            deep.push(format!("level{i}"));
+            fs::create_dir_all(&deep).unwrap();
+            fs::write(deep.join("f"), format!("{i}")).unwrap();
+        }
     }
     let script = format!("ulimit -n 64; exec {COSY} cp -a src dst");
     let o = Command::new("sh")

@@ -567,7 +567,7 @@ fn walk_tree<'a>(
         split,
     };
     let opts = Options {
-        max_open: 12,
+        max_open: 8,
         follow: sh.set.follow,
     };
     walk::walk(s, src, &opts, &mut tree);

@@ -24,7 +24,7 @@ use crate::tools::stat::Stat;
 use crate::tools::walk::{Dir, Entry, Failed, Visitor};
 
 /// Destination directories open at once, at most.
-pub const MAX_DST_OPEN: usize = 12;
+pub const MAX_DST_OPEN: usize = 8;
 
 /// A file's identity: device and inode.
 pub type Id = (u32, u32, u64);
