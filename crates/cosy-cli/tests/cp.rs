@@ -299,6 +299,9 @@ fn plain_and_recursive_copies_match_cp() {
         &["src/f"],
         &[],
         &["src/f", "src/d", "src/f"],
+        &["-z", "src/f", "a8"],
+        &["--bogus", "src/f", "a9"],
+        &["-T", "src/f", "src/d", "a10"],
     ] {
         let ours = cosy_cp(t.path(), false, args);
         let mut theirs_args: Vec<String> = args.iter().map(|a| a.to_string()).collect();

@@ -126,9 +126,26 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("cp: {}", first.trim_start_matches("error: "));
+            let invalid = match e.get(clap::error::ContextKind::InvalidArg) {
+                Some(clap::error::ContextValue::String(a)) => Some(a.clone()),
+                _ => None,
+            };
+            match invalid {
+                // getopt's words for an unknown option.
+                Some(a) if e.kind() == ErrorKind::UnknownArgument && a.starts_with("--") => {
+                    let name = a.split('=').next().unwrap_or(&a);
+                    eprintln!("cp: unrecognized option '{name}'");
+                }
+                Some(a) if e.kind() == ErrorKind::UnknownArgument && a.starts_with('-') => {
+                    let c = a.chars().nth(1).unwrap_or('-');
+                    eprintln!("cp: invalid option -- '{c}'");
+                }
+                _ => {
+                    let text = e.to_string();
+                    let first = text.lines().next().unwrap_or("invalid arguments");
+                    eprintln!("cp: {}", first.trim_start_matches("error: "));
+                }
+            }
             eprintln!("Try 'cp --help' for more information.");
             return ExitCode::from(1);
         }
@@ -194,7 +211,7 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let dst_is_dir = matches!(dst_st, Ok(st) if st.is_dir());
     let no_target = on("no-target-directory");
     if no_target && srcs.len() > 1 {
-        diag.error(format_args!("extra operand {}", quote(&srcs[1])));
+        diag.error(format_args!("extra operand {}", quote(&files[2])));
         eprintln!("Try 'cp --help' for more information.");
         return ExitCode::from(1);
     }
