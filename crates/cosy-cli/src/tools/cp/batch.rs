@@ -22,7 +22,7 @@ const RW_BUF: u32 = 128 << 10;
 /// Bytes of the buffer of a symbolic link's target (`PATH_MAX`).
 const LINK_BUF: u32 = 4096;
 /// Bytes of the buffer of a file's attribute names.
-const XLIST_BUF: u32 = 64 << 10;
+const XLIST_BUF: u32 = 16 << 10;
 /// Bytes of the buffer of one attribute's value (`XATTR_SIZE_MAX`).
 const XVAL_BUF: u32 = 64 << 10;
 /// Files per compound at most: two data constants each, within the 16-bit data index.
@@ -307,7 +307,8 @@ impl Batch<'_> {
             x: p.reg(),
         };
         let times = p.buffer(cosy_model::flags::TIMES_BYTES as u32);
-        let rw = p.buffer(RW_BUF);
+        // The arena is zeroed for every run: the read/write buffer only where it is used.
+        let rw = p.buffer(if rw_only.is_some() { RW_BUF } else { 8 });
         let xlist = set.xattrs.then(|| p.buffer(XLIST_BUF));
         let empty = p.empty();
         let mut roles: Vec<(u32, usize, Role)> = Vec::new();
