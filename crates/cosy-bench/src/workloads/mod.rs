@@ -22,6 +22,7 @@ pub mod database;
 pub mod du;
 pub mod grep;
 pub mod ls;
+pub mod tool_cp;
 pub mod tool_ls;
 
 use std::io;
@@ -73,6 +74,7 @@ pub fn all() -> &'static [Workload] {
         du::WORKLOAD,
         cp::WORKLOAD,
         tool_ls::WORKLOAD,
+        tool_cp::WORKLOAD,
     ]
 }
 
