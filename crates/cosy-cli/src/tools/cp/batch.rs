@@ -1,8 +1,8 @@
 //! The files of one directory copied by one compound: for each regular file, the source
 //! opened relative to the directory, a temporary created beside the destination
 //! (`O_CREAT | O_EXCL`), its bytes moved by copy_file_range(2) (explicit offsets; the holes of
-//! a sparse file kept with `SEEK_DATA`/`SEEK_HOLE`; pread/pwrite when the kernel refuses
-//! the copy), its owner, mode and times set on the descriptor, then renamed into place; on
+//! a sparse file kept with `SEEK_DATA`/`SEEK_HOLE`; where the kernel refuses the copy, the
+//! executor reads and writes the same bytes), its owner, mode and times set on the descriptor, then renamed into place; on
 //! any failure the temporary is removed. Symbolic links are made with their targets read by a
 //! first compound; hard links within the copy are linked to the first copy.
 
@@ -17,8 +17,6 @@ use super::prog::{Prog, fd_path};
 use crate::tools::common::{Diag, quote};
 use crate::tools::stat::{STATX_LEN, Stat};
 
-/// Bytes of the pread/pwrite buffer of the fallback copy.
-const RW_BUF: u32 = 128 << 10;
 /// Bytes of the buffer of a symbolic link's target (`PATH_MAX`).
 const LINK_BUF: u32 = 4096;
 /// Bytes of the buffer of a file's attribute names.
@@ -142,14 +140,6 @@ struct Slots {
     d: FdRef,
 }
 
-/// Whether a failed copy_file_range(2) means "copy some other way".
-fn copy_refused(e: i32) -> bool {
-    matches!(
-        e,
-        libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP
-    )
-}
-
 /// One directory's worth of copying.
 pub struct Batch<'a> {
     /// The settings of the run.
@@ -207,12 +197,7 @@ impl Batch<'_> {
             .filter(|&i| matches!(items[i].what, What::Symlink))
             .collect();
         let targets = self.read_links(items, &links, diag);
-        let (mut deferred, refused) = self.copy_files(items, &targets, None, diag);
-        if !refused.is_empty() {
-            // The kernel would not copy these files' bytes: read and written instead.
-            let (more, _) = self.copy_files(items, &targets, Some(&refused), diag);
-            deferred.extend(more);
-        }
+        let deferred = self.copy_files(items, &targets, diag);
         if !deferred.is_empty() {
             self.set_xattrs(items, &deferred, diag);
         }
@@ -284,16 +269,14 @@ impl Batch<'_> {
         targets
     }
 
-    /// The main compound: files and symbolic links (with `rw`, only the files listed, their
-    /// bytes read and written). Returns the copies whose attributes are still to be set, and
-    /// the files whose copy_file_range(2) the kernel refused.
+    /// The main compound: files and symbolic links. Returns the copies whose attributes are
+    /// still to be set.
     fn copy_files(
         &self,
         items: &[Item],
         targets: &[Option<Vec<u8>>],
-        rw_only: Option<&[usize]>,
         diag: &mut Diag,
-    ) -> (Vec<Deferred>, Vec<usize>) {
+    ) -> Vec<Deferred> {
         let set = self.set;
         let mut p = Prog::new();
         let sl = self.open_dirs(&mut p, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
@@ -307,24 +290,15 @@ impl Batch<'_> {
             x: p.reg(),
         };
         let times = p.buffer(cosy_model::flags::TIMES_BYTES as u32);
-        // The arena is zeroed for every run: the read/write buffer only where it is used.
-        let rw = p.buffer(if rw_only.is_some() { RW_BUF } else { 8 });
         let xlist = set.xattrs.then(|| p.buffer(XLIST_BUF));
         let empty = p.empty();
         let mut roles: Vec<(u32, usize, Role)> = Vec::new();
         let mut any = false;
-        let by_rw = rw_only.is_some();
         for (i, it) in items.iter().enumerate() {
-            if let Some(only) = rw_only
-                && !only.contains(&i)
-            {
-                continue;
-            }
             match &it.what {
                 What::File => {
                     any = true;
-                    let bufs = (times, rw, xlist);
-                    self.file(&mut p, &sl, &r, i, it, bufs, by_rw, empty, &mut roles);
+                    self.file(&mut p, &sl, &r, i, it, (times, xlist), empty, &mut roles);
                 }
                 What::Symlink => {
                     let Some(t) = &targets[i] else { continue };
@@ -335,7 +309,7 @@ impl Batch<'_> {
             }
         }
         if !any {
-            return (Vec::new(), Vec::new());
+            return Vec::new();
         }
         let Some((out, kept)) = p.run() else {
             for it in items {
@@ -344,7 +318,7 @@ impl Batch<'_> {
                     libc::EINVAL,
                 );
             }
-            return (Vec::new(), Vec::new());
+            return Vec::new();
         };
         if let Some(e) = out.errors.iter().find(|e| e.op < 2) {
             // The directories themselves could not be named (no /proc?): every item fails.
@@ -354,17 +328,15 @@ impl Batch<'_> {
                     e.errno,
                 );
             }
-            return (Vec::new(), Vec::new());
+            return Vec::new();
         }
-        let refused = self.report(items, &roles, &out.errors, diag);
-        let deferred = kept
-            .into_iter()
+        self.report(items, &roles, &out.errors, diag);
+        kept.into_iter()
             .map(|(tag, names)| Deferred {
                 item: tag as usize,
                 names,
             })
-            .collect();
-        (deferred, refused)
+            .collect()
     }
 
     /// Words the failures of a run, the first that matters for each item.
@@ -374,9 +346,8 @@ impl Batch<'_> {
         roles: &[(u32, usize, Role)],
         errors: &[cosy_exec::CallError],
         diag: &mut Diag,
-    ) -> Vec<usize> {
+    ) {
         let mut failed = vec![false; items.len()];
-        let mut refused = Vec::new();
         for e in errors {
             let Ok(k) = roles.binary_search_by_key(&e.op, |&(at, _, _)| at) else {
                 continue;
@@ -390,11 +361,6 @@ impl Batch<'_> {
             let errno = e.errno;
             match role {
                 Role::Quiet => continue,
-                Role::Copy if copy_refused(errno) => {
-                    refused.push(i);
-                    failed[i] = true;
-                    continue;
-                }
                 Role::Chown if !self.set.root && matches!(errno, libc::EPERM | libc::EINVAL) => {
                     continue;
                 }
@@ -427,7 +393,6 @@ impl Batch<'_> {
             }
             failed[i] = true;
         }
-        refused
     }
 
     /// The mode a copy is created with, and whether a chmod must follow (after the chown,
@@ -459,8 +424,7 @@ impl Batch<'_> {
         r: &Regs,
         i: usize,
         it: &Item,
-        (times, rw, xlist): (BufId, BufId, Option<BufId>),
-        by_rw: bool,
+        (times, xlist): (BufId, Option<BufId>),
         empty: PathRef,
         roles: &mut Vec<(u32, usize, Role)>,
     ) {
@@ -495,14 +459,10 @@ impl Batch<'_> {
                 Ret::Reg(r.c),
             )
         };
-        // A refused copy_file_range ends the file's code like any failure: the file is done
-        // again with pread/pwrite by a second compound (the fallback code is not repeated
-        // for every file of a directory).
-        let refused = fail;
         p.mov(r.total, 0);
         // A file with fewer blocks than its size has holes: copy its data extents only.
         let sparse = size > 0 && st.blocks.saturating_mul(512) < st.size;
-        if !by_rw && sparse {
+        if sparse {
             let extent = p.label();
             let chunk = p.label();
             let tail = p.label();
@@ -519,7 +479,7 @@ impl Batch<'_> {
             // ENXIO: no data after the offset, the rest is a hole.
             role(at, Role::Quiet);
             p.jump_if(r.pos, BinOp::Eq, -i64::from(libc::ENXIO), tail);
-            p.jump_if(r.pos, BinOp::Lt, 0, refused);
+            p.jump_if(r.pos, BinOp::Lt, 0, fail);
             let at = p.sys(
                 Sys::Lseek,
                 vec![
@@ -535,7 +495,7 @@ impl Batch<'_> {
             p.arith(r.rem, BinOp::Sub, r.hole, r.pos);
             let at = cfr(p, r.pos, r.rem);
             role(at, Role::Copy);
-            p.jump_if(r.c, BinOp::Lt, 0, refused);
+            p.jump_if(r.c, BinOp::Lt, 0, fail);
             p.jump_if(r.c, BinOp::Eq, 0, tail);
             p.arith(r.pos, BinOp::Add, r.pos, r.c);
             p.jump_if(r.pos, BinOp::Lt, r.hole, chunk);
@@ -550,52 +510,18 @@ impl Batch<'_> {
             role(at, Role::Write);
             p.jump_if(r.c, BinOp::Lt, 0, fail);
             p.goto(done);
-        } else if !by_rw {
+        } else {
             let again = p.label();
             p.bind(again);
             p.arith(r.rem, BinOp::Sub, size, r.total);
             // A length of 0 still checks both descriptors: an empty file's open is tested.
             let at = cfr(p, r.total, r.rem);
             role(at, Role::Copy);
-            p.jump_if(r.c, BinOp::Lt, 0, refused);
+            p.jump_if(r.c, BinOp::Lt, 0, fail);
             p.jump_if(r.c, BinOp::Eq, 0, done);
             p.arith(r.total, BinOp::Add, r.total, r.c);
             p.jump_if(r.total, BinOp::Lt, size, again);
             p.goto(done);
-        }
-        // The kernel will not copy between these files: read and write from where it stopped.
-        if by_rw {
-            let rloop = p.label();
-            p.bind(rloop);
-            let at = p.sys(
-                Sys::Pread,
-                vec![
-                    Arg::Fd(sl.s),
-                    Arg::Buf(BufRange::whole(rw)),
-                    Arg::Value(Value::Reg(r.total)),
-                ],
-                Ret::Reg(r.n),
-            );
-            role(at, Role::Read);
-            p.jump_if(r.n, BinOp::Lt, 0, fail);
-            p.jump_if(r.n, BinOp::Eq, 0, done);
-            let at = p.sys(
-                Sys::Pwrite,
-                vec![
-                    Arg::Fd(sl.d),
-                    Arg::Buf(BufRange {
-                        buf: rw,
-                        start: Value::Imm(0),
-                        end: Some(Value::Reg(r.n)),
-                    }),
-                    Arg::Value(Value::Reg(r.total)),
-                ],
-                Ret::Reg(r.c),
-            );
-            role(at, Role::Write);
-            p.jump_if(r.c, BinOp::Ne, r.n, fail);
-            p.arith(r.total, BinOp::Add, r.total, r.n);
-            p.goto(rloop);
         }
         // The bytes are there: owner, attributes, mode, times, then the final name.
         p.bind(done);
