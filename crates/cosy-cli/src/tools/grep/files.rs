@@ -30,6 +30,9 @@ pub struct DirRef {
     pub path: std::path::PathBuf,
 }
 
+/// What is done with each file read: its index in the batch, its bytes or errno.
+pub type OnFile<'a> = dyn FnMut(usize, Result<&[u8], i32>) + 'a;
+
 /// A session of one thread reading files.
 pub struct Reader {
     backend: Backend,
@@ -135,12 +138,7 @@ impl Reader {
 
     /// Reads the files `names` of `dir` (at most [`Reader::batch`]), calling `f` with each
     /// one's index and its bytes or errno, in order.
-    pub fn read_dir_files(
-        &mut self,
-        dir: &DirRef,
-        names: &[OsString],
-        f: &mut dyn FnMut(usize, Result<&[u8], i32>),
-    ) {
+    pub fn read_dir_files(&mut self, dir: &DirRef, names: &[OsString], f: &mut OnFile<'_>) {
         let names = &names[..names.len().min(self.batch)];
         if let Err(e) = self.room(names.len() + 1) {
             return (0..names.len()).for_each(|i| f(i, Err(e)));

@@ -228,15 +228,17 @@ impl Visitor for TreeSearch<'_> {
         entries.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         // Files in runs between subdirectories.
         let mut runs: Vec<Vec<OsString>> = vec![Vec::new()];
-        let mut layout = Vec::new();
         let mut dirs = Vec::new();
         for e in &entries {
             match self.kind(s, dir, e) {
-                Kind::File => runs.last_mut().map_or((), |r| r.push(e.name.clone())),
+                Kind::File => {
+                    if let Some(r) = runs.last_mut() {
+                        r.push(e.name.clone());
+                    }
+                }
                 Kind::Dir => {
                     dirs.push(e.name.clone());
                     runs.push(Vec::new());
-                    layout.push(());
                 }
                 // Symbolic links are not followed, FIFOs, sockets and devices not opened.
                 _ => {}
@@ -253,7 +255,7 @@ impl Visitor for TreeSearch<'_> {
         let outs = if nonempty {
             self.search_files(&dref, runs, dir.path)
         } else {
-            (0..=layout.len()).map(|_| Out::default()).collect()
+            (0..=dirs.len()).map(|_| Out::default()).collect()
         };
         let mut node = VecDeque::with_capacity(2 * outs.len());
         for (i, o) in outs.into_iter().enumerate() {
