@@ -114,10 +114,10 @@ fn run(args: Args) -> Result<u8, String> {
         .saturating_sub(2)
         .clamp(1, 32);
     let backend = backend();
-    let mut reader = Reader::new(backend, batch)?;
-    let pool = Pool::new(threads - 1, Arc::clone(&searcher), move || {
-        Reader::new(backend, batch)
-    });
+    // Paths given are read one at a time; the readers of batches and the other threads
+    // are set up at the first directory (a session's arena takes time to set up).
+    let mut reader = Reader::new(backend, 1)?;
+    let mut walking: Option<(Reader, Pool)> = None;
     let mut sink = Sink::default();
     let implicit = operands.is_empty();
     let paths: Vec<PathBuf> = if implicit {
@@ -158,13 +158,22 @@ fn run(args: Args) -> Result<u8, String> {
         match reader.kind_of(path) {
             Err(e) => out.error(&walk_error(shown, e)),
             Ok(libc::S_IFDIR) => {
+                if walking.is_none() {
+                    let pool = Pool::new(threads - 1, Arc::clone(&searcher), move || {
+                        Reader::new(backend, batch)
+                    });
+                    walking = Some((Reader::new(backend, batch)?, pool));
+                }
+                let Some((tree_reader, pool)) = walking.as_mut() else {
+                    continue;
+                };
                 let mut s =
                     Session::with_options(backend, &Policy::trusted(), SessionOptions::default())
                         .map_err(|e| e.to_string())?;
                 let t = tree::TreeSearch::new(
                     &searcher,
-                    &mut reader,
-                    &pool,
+                    tree_reader,
+                    pool,
                     &mut sink,
                     implicit,
                     batch,
@@ -183,7 +192,7 @@ fn run(args: Args) -> Result<u8, String> {
         }
         sink.write(out);
     }
-    drop(pool);
+    drop(walking);
     sink.flush();
     Ok(if sink.failed {
         2
