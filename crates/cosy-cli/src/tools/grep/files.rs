@@ -42,6 +42,8 @@ pub struct Reader {
     bufs: Vec<BufHandle>,
     spill: BufHandle,
     dir: Option<(u64, Result<FdHandle, i32>)>,
+    /// The bytes of a file larger than its buffer (kept: no allocation per large file).
+    big: Vec<u8>,
 }
 
 const FILE_FLAGS: i32 =
@@ -60,6 +62,7 @@ impl Reader {
             bufs,
             spill,
             dir: None,
+            big: Vec::new(),
         })
     }
 
@@ -183,16 +186,18 @@ impl Reader {
                     }
                 }
                 Ok(n) => {
-                    let mut data = match self.s.bytes(self.bufs[i]) {
-                        Ok(b) => b[..n.min(b.len())].to_vec(),
-                        Err(_) => Vec::new(),
-                    };
+                    let mut data = std::mem::take(&mut self.big);
+                    data.clear();
+                    if let Ok(b) = self.s.bytes(self.bufs[i]) {
+                        data.extend_from_slice(&b[..n.min(b.len())]);
+                    }
                     let rest = self.read_rest(Fd::Handle(fd), &mut data);
                     let _ = self.s.send(Call::close(fd));
                     match rest {
                         Ok(()) => f(i, Ok(&data)),
                         Err(e) => f(i, Err(e)),
                     }
+                    self.big = data;
                 }
             }
         }
