@@ -23,10 +23,8 @@ impl Out {
         if !matches!(self.pieces.last(), Some((false, _))) {
             self.pieces.push((false, Vec::new()));
         }
-        match self.pieces.last_mut() {
-            Some((_, b)) => b,
-            None => unreachable!("a piece was just pushed"),
-        }
+        let last = self.pieces.len() - 1;
+        &mut self.pieces[last].1
     }
 
     /// Adds an error message (`grep: ` is prepended).

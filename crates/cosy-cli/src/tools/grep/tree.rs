@@ -225,6 +225,10 @@ fn shown_len(owner: &[usize]) -> usize {
 impl Visitor for TreeSearch<'_> {
     fn enter(&mut self, s: &mut Session, dir: &Dir<'_>, mut entries: Vec<Entry>) -> Vec<OsString> {
         self.stack.truncate(dir.depth);
+        if self.sink.closed {
+            // Nobody reads the output any more: the walk ends.
+            return Vec::new();
+        }
         entries.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         // Files in runs between subdirectories.
         let mut runs: Vec<Vec<OsString>> = vec![Vec::new()];
