@@ -16,8 +16,8 @@ pub struct Batch {
     pub dir: Arc<DirRef>,
     /// The files' names in it.
     pub names: Vec<OsString>,
-    /// The paths printed for them.
-    pub shown: Vec<Vec<u8>>,
+    /// The path printed for them, before their names.
+    pub shown: Arc<Vec<u8>>,
     /// Its index among the batches of its round.
     pub index: usize,
     /// The round it belongs to.

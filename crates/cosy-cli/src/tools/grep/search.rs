@@ -1,6 +1,7 @@
 //! A search's results: what each file prints, on which stream, and whether it matched.
 
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 
 use super::files::{DirRef, Reader};
 use super::matcher::Matcher;
@@ -78,21 +79,24 @@ pub struct Searcher {
 }
 
 impl Searcher {
-    /// Reads and searches the files `names` of `dir` (printed as `shown`), in batches of the
+    /// Reads and searches the files `names` of `dir` (printed as `shown` and the name), in batches of the
     /// reader's size.
     pub fn batch(
         &self,
         reader: &mut Reader,
         dir: &DirRef,
         names: &[OsString],
-        shown: &[Vec<u8>],
+        shown: &[u8],
     ) -> Out {
         let mut out = Out::default();
+        let mut path = shown.to_vec();
         let mut from = 0;
         while from < names.len() {
             let to = (from + reader.batch()).min(names.len());
             reader.read_dir_files(dir, &names[from..to], &mut |i, data| {
-                let path = &shown[from + i];
+                path.truncate(shown.len());
+                path.extend_from_slice(names[from + i].as_bytes());
+                let path = &path[..];
                 match data {
                     Ok(d) => {
                         let o = out.stdout();

@@ -78,18 +78,18 @@ impl<'a> TreeSearch<'a> {
         }
     }
 
-    fn shown(&self, dir: &Path, name: &OsString) -> Vec<u8> {
+    /// What the paths of `dir`'s files start with: its path and `/` (nothing for the
+    /// working directory when no path was given).
+    fn shown(&self, dir: &Path) -> Vec<u8> {
         let mut p = dir.as_os_str().as_bytes();
         if self.strip {
             p = p.strip_prefix(b".").unwrap_or(p);
             p = p.strip_prefix(b"/").unwrap_or(p);
         }
-        let mut v = Vec::with_capacity(p.len() + 1 + name.len());
-        v.extend_from_slice(p);
+        let mut v = p.to_vec();
         if !v.is_empty() && !v.ends_with(b"/") {
             v.push(b'/');
         }
-        v.extend_from_slice(name.as_bytes());
         v
     }
 
@@ -162,29 +162,23 @@ impl<'a> TreeSearch<'a> {
         runs: Vec<Vec<OsString>>,
         path: &Path,
     ) -> Vec<Out> {
-        let shown: Vec<Vec<Vec<u8>>> = runs
-            .iter()
-            .map(|r| r.iter().map(|n| self.shown(path, n)).collect())
-            .collect();
+        let shown = Arc::new(self.shown(path));
         if self.pool.is_empty() {
             return runs
                 .iter()
-                .zip(&shown)
-                .map(|(r, sh)| self.searcher.batch(self.reader, dir, r, sh))
+                .map(|r| self.searcher.batch(self.reader, dir, r, &shown))
                 .collect();
         }
         // Every run cut into batches, searched by every thread; gathered back in order.
         let mut parts = Vec::new();
-        for (k, (r, sh)) in runs.into_iter().zip(shown).enumerate() {
+        for (k, r) in runs.into_iter().enumerate() {
             let mut names = r.into_iter();
-            let mut sh = sh.into_iter();
             loop {
                 let n: Vec<OsString> = names.by_ref().take(self.batch).collect();
                 if n.is_empty() {
                     break;
                 }
-                let s: Vec<Vec<u8>> = sh.by_ref().take(n.len()).collect();
-                parts.push((k, n, s));
+                parts.push((k, n));
             }
         }
         let round = Round::new(parts.len());
@@ -192,12 +186,12 @@ impl<'a> TreeSearch<'a> {
         let batches = parts
             .into_iter()
             .enumerate()
-            .map(|(i, (k, names, shown))| {
+            .map(|(i, (k, names))| {
                 owner.push(k);
                 Batch {
                     dir: Arc::clone(dir),
                     names,
-                    shown,
+                    shown: Arc::clone(&shown),
                     index: i,
                     round: Arc::clone(&round),
                 }
@@ -233,15 +227,15 @@ impl Visitor for TreeSearch<'_> {
         // Files in runs between subdirectories.
         let mut runs: Vec<Vec<OsString>> = vec![Vec::new()];
         let mut dirs = Vec::new();
-        for e in &entries {
-            match self.kind(s, dir, e) {
+        for e in entries {
+            match self.kind(s, dir, &e) {
                 Kind::File => {
                     if let Some(r) = runs.last_mut() {
-                        r.push(e.name.clone());
+                        r.push(e.name);
                     }
                 }
                 Kind::Dir => {
-                    dirs.push(e.name.clone());
+                    dirs.push(e.name);
                     runs.push(Vec::new());
                 }
                 // Symbolic links are not followed, FIFOs, sockets and devices not opened.
