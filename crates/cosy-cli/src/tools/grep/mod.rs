@@ -110,6 +110,8 @@ fn run(args: Args) -> Result<u8, String> {
     // directory, within the process's limit (`ulimit -n 64` is enough).
     let budget = fd_limit().saturating_sub(12).max(8);
     let max_open = (budget / 4).clamp(2, 24);
+    // Each thread holds at least a file and its directory open at once.
+    let threads = threads.min(((budget - max_open) / 3).max(1));
     let batch = ((budget - max_open) / threads)
         .saturating_sub(2)
         .clamp(1, 32);
