@@ -248,6 +248,9 @@ fn every_flag_and_combination_matches_ripgrep_on_a_tree_of_edge_cases() {
         &["-j", "3", "-n", "needle"],
         &["-F", "."],
         &["x{1000}"],
+        &["$"],
+        &["-c", "-v", "^"],
+        &["-w", ""],
         &["nothing matches this"],
     ];
     for c in cases {

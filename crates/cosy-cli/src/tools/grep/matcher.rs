@@ -73,7 +73,9 @@ impl Matcher {
                 return;
             };
             let s = m.start();
-            if s >= data.len() {
+            // A match at the very end is on a last line without `\n` (`$` on `a\nb`), or
+            // after the last line.
+            if s >= data.len() && data.last() == Some(&b'\n') {
                 return;
             }
             let start = memrchr(b'\n', &data[pos..s]).map_or(pos, |i| pos + i + 1);
@@ -147,6 +149,9 @@ mod tests {
         let m = Matcher::new(&["^".into()], Syntax::default()).unwrap();
         assert_eq!(lines(&m, b"a\n\nb", false), ["a", "", "b"]);
         assert_eq!(lines(&m, b"a\n", false), ["a"]);
+        let end = Matcher::new(&["$".into()], Syntax::default()).unwrap();
+        assert_eq!(lines(&end, b"a\nb", false), ["a", "b"]);
+        assert_eq!(lines(&end, b"a\n", false), ["a"]);
         assert!(lines(&m, b"", false).is_empty());
     }
 
