@@ -24,6 +24,7 @@ pub mod grep;
 pub mod ls;
 pub mod tool_cp;
 pub mod tool_ls;
+pub mod tool_grep;
 
 use std::io;
 
@@ -75,6 +76,7 @@ pub fn all() -> &'static [Workload] {
         cp::WORKLOAD,
         tool_ls::WORKLOAD,
         tool_cp::WORKLOAD,
+        tool_grep::WORKLOAD,
     ]
 }
 
