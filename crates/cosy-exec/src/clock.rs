@@ -64,6 +64,11 @@ pub(crate) struct Deadline {
 }
 
 impl Deadline {
+    /// The deadline `limit` from now (one clock read).
+    pub fn from_now(limit: Duration) -> Deadline {
+        Self::at(now(MONOTONIC), limit)
+    }
+
     /// The deadline `limit` after `started`.
     pub fn new(started: Instant, limit: Duration) -> Deadline {
         let Some(left) = limit.checked_sub(started.elapsed()) else {
@@ -72,7 +77,11 @@ impl Deadline {
                 coarse_before: i128::MIN,
             };
         };
-        let t = now(MONOTONIC);
+        Self::at(now(MONOTONIC), left)
+    }
+
+    /// The deadline `left` after the `CLOCK_MONOTONIC` reading `t`.
+    fn at(t: i128, left: Duration) -> Deadline {
         let at = t.saturating_add(left.as_nanos() as i128);
         static RES: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
         let res = *RES.get_or_init(|| resolution(COARSE));

@@ -23,8 +23,8 @@ pub mod du;
 pub mod grep;
 pub mod ls;
 pub mod tool_cp;
-pub mod tool_ls;
 pub mod tool_grep;
+pub mod tool_ls;
 
 use std::io;
 

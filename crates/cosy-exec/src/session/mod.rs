@@ -50,7 +50,6 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use cosy_model::{
     Arg, ArgKind, BufId, BufRange, Buffer, Compound, ErrorMode, FdRef, FdSlot, Op, PathRef, Policy,
@@ -621,12 +620,13 @@ impl Session {
         };
         // Everything checked: the operation is appended.
         self.c.data.extend(data);
-        if let Some(r) = reg {
-            self.c.regs.push(format!("r{}", r.0));
+        if reg.is_some() {
+            // Unnamed (no allocation per call): a session's compound is never printed.
+            self.c.regs.push(String::new());
             self.lane.regs.push(0);
         }
-        if let Some((s, plain)) = slot {
-            self.c.fds.push(format!("f{}", s.0));
+        if let Some((_, plain)) = slot {
+            self.c.fds.push(String::new());
             self.lane.fds.grow(self.c.fds.len());
             self.open += 1;
             if let Exec::Ring(r) = &mut self.exec {
@@ -832,7 +832,7 @@ impl Session {
             plan: &self.plan,
             layout: &self.layout,
             limit: self.policy.time,
-            deadline: Deadline::new(Instant::now(), self.policy.time),
+            deadline: Deadline::from_now(self.policy.time),
             stop_mode: false,
             threads: Threads::default(),
             trace: true,
