@@ -1,0 +1,49 @@
+//! `cosy du`: GNU du's output and exit codes, the file work done by a session: the walker
+//! opens each directory relative to its parent and reads its entries, and every entry of a
+//! directory is stated relative to the directory's handle in one batch (see [`count`]).
+
+mod args;
+mod count;
+mod size;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use cosy_exec::Backend;
+use cosy_exec::session::Session;
+use cosy_model::Policy;
+
+/// Runs `du` with `argv` (its name first); the exit code.
+pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let opts = match args::parse(argv) {
+        Ok(o) => o,
+        Err(args::Exit::Done) => return ExitCode::SUCCESS,
+        Err(args::Exit::Usage) => return ExitCode::FAILURE,
+    };
+    let mut s = match Session::new(Backend::Direct, &Policy::trusted()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("du: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut c = match count::Counter::new(&opts, &mut s) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("du: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for p in &opts.paths {
+        c.argument(&mut s, p);
+    }
+    if opts.total {
+        c.line(c.grand, b"total");
+    }
+    c.flush();
+    if c.diag.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
