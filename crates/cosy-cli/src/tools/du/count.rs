@@ -189,6 +189,9 @@ impl<'o> Counter<'o> {
 
     /// Counts one argument: a file is one line; a directory is walked.
     pub fn argument(&mut self, s: &mut Session, arg: &OsStr) {
+        if arg.is_empty() {
+            return self.diag.error("invalid zero-length file name");
+        }
         let path = trim_slashes(arg.as_bytes());
         let path = Path::new(OsStr::from_bytes(path));
         let flags = match self.opts.deref {
@@ -346,7 +349,7 @@ impl<'o> Counter<'o> {
 }
 
 impl Visitor for Counter<'_> {
-    fn enter(&mut self, s: &mut Session, dir: &Dir<'_>, entries: Vec<Entry>) -> Vec<OsString> {
+    fn enter(&mut self, s: &mut Session, dir: &Dir<'_>, mut entries: Vec<Entry>) -> Vec<OsString> {
         let (path, st) = if dir.depth == 0 {
             let Some(st) = self.root.take() else {
                 return Vec::new();
@@ -368,6 +371,9 @@ impl Visitor for Counter<'_> {
             }
             (path, st)
         };
+        if entries.len() > INODE_SORT && inode_sort_helps(s, dir.handle) {
+            entries.sort_by_key(|e| e.ino);
+        }
         let mut items = self.stat_all(s, dir.handle, &entries);
         if self.opts.one_fs {
             let dev = self.root_dev;
@@ -404,10 +410,7 @@ impl Visitor for Counter<'_> {
                 let st = if depth == 0 {
                     self.root.take()
                 } else {
-                    match self.take_next_dir() {
-                        Some((_, st)) => Some(st),
-                        None => None,
-                    }
+                    self.take_next_dir().map(|(_, st)| st)
                 };
                 let Some(st) = st else {
                     return;
@@ -440,6 +443,32 @@ impl Visitor for Counter<'_> {
             }
         }
     }
+}
+
+/// Entries beyond which fts(3) visits a directory in inode order (gnulib's
+/// `FTS_INODE_SORT_DIR_ENTRIES_THRESHOLD`), as du does.
+const INODE_SORT: usize = 10_000;
+
+/// Whether fts sorts a large directory by inode: on every file system but tmpfs, NFS and
+/// CIFS. The session has no statfs call: fstatfs(2) of the directory's descriptor.
+fn inode_sort_helps(s: &mut Session, dir: FdHandle) -> bool {
+    const TMPFS: i64 = 0x0102_1994;
+    const NFS: i64 = 0x6969;
+    const CIFS: i64 = 0xFF53_4D42u32 as i64;
+    let Ok(fd) = s.get(dir) else {
+        return true;
+    };
+    let Ok(fd) = i32::try_from(fd) else {
+        return true;
+    };
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `st` is a writable statfs; `fd` is the session's open directory.
+    if unsafe { libc::fstatfs(fd, st.as_mut_ptr()) } != 0 {
+        return true;
+    }
+    // SAFETY: fstatfs succeeded and filled it.
+    let magic = unsafe { st.assume_init() }.f_type;
+    !matches!(magic, TMPFS | NFS | CIFS)
 }
 
 /// `dir/name` as fts spells it: no second slash after a directory ending in one.
