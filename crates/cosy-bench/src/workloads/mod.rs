@@ -22,6 +22,7 @@ pub mod database;
 pub mod du;
 pub mod grep;
 pub mod ls;
+pub mod tool_du;
 
 use std::io;
 
@@ -71,6 +72,7 @@ pub fn all() -> &'static [Workload] {
         grep::WORKLOAD,
         du::WORKLOAD,
         cp::WORKLOAD,
+        tool_du::WORKLOAD,
     ]
 }
 
