@@ -8,12 +8,18 @@ use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cosy_exec::Backend;
+use cosy_model::Policy;
 
 use cosy_exec::session::{BufHandle, Call, Fd, FdHandle, Session};
 
 use super::args::{Deref, Opts};
+use super::report::Report;
 use super::size;
-use crate::tools::common::{Diag, Progress, quote};
+use crate::tools::common::{Progress, quote};
 use crate::tools::stat::{STATX_LEN, Stat};
 use crate::tools::walk::{Dir, Entry, Failed, Visitor};
 
@@ -39,6 +45,8 @@ struct Item {
     stat: Result<Stat, Missing>,
     /// A directory the walk descends into (its line comes from the walk, not from here).
     descend: bool,
+    /// A directory counted on a thread: its total and its messages.
+    done: Option<(u64, Report)>,
 }
 
 /// A directory being counted.
@@ -57,13 +65,17 @@ struct Level {
 pub struct Counter<'o> {
     opts: &'o Opts,
     /// Files counted already (device and inode), so that each is counted once.
-    seen: HashSet<(u32, u32, u64)>,
+    seen: &'o Mutex<HashSet<(u32, u32, u64)>>,
     /// Directories and every file are remembered (several arguments, or `-L`), not only
     /// files with several links.
     hash_all: bool,
     out: std::io::BufWriter<std::io::Stdout>,
     /// Diagnostics and the exit status.
-    pub diag: Diag,
+    pub diag: Report,
+    /// No lines printed: a subtree counted for its total only.
+    quiet: bool,
+    /// Subtrees of an argument counted on threads (`-s` of a directory with several).
+    threads: usize,
     slots: BufHandle,
     /// The stat of the argument being walked (taken by its `enter`).
     root: Option<Stat>,
@@ -71,28 +83,34 @@ pub struct Counter<'o> {
     levels: Vec<Level>,
     /// The sum over the arguments (`-c`).
     pub grand: u64,
-    progress: Progress,
+    progress: Option<Progress>,
     files: u64,
 }
 
 impl<'o> Counter<'o> {
     /// A counter for `opts`, with its batch buffer in `s`.
-    pub fn new(opts: &'o Opts, s: &mut Session) -> Result<Self, String> {
+    pub fn new(
+        opts: &'o Opts,
+        seen: &'o Mutex<HashSet<(u32, u32, u64)>>,
+        s: &mut Session,
+    ) -> Result<Self, String> {
         let slots = s
             .buffer(SLOTS * STATX_LEN)
             .map_err(|e| format!("cannot set up the session: {e}"))?;
         Ok(Counter {
             opts,
-            seen: HashSet::new(),
+            seen,
             hash_all: opts.paths.len() > 1 || opts.deref == Deref::All,
             out: std::io::BufWriter::with_capacity(64 << 10, std::io::stdout()),
-            diag: Diag::new("du"),
+            diag: Report::printed(),
+            quiet: false,
+            threads: 1,
             slots,
             root: None,
             root_dev: (0, 0),
             levels: Vec::new(),
             grand: 0,
-            progress: Progress::new("files"),
+            progress: Some(Progress::new("files")),
             files: 0,
         })
     }
@@ -117,11 +135,18 @@ impl<'o> Counter<'o> {
     /// Whether `st` was counted already (and remembers it if it is to be remembered).
     fn counted(&mut self, st: &Stat) -> bool {
         let remember = self.hash_all || (!st.is_dir() && st.nlink > 1);
-        remember && !self.seen.insert(st.id())
+        if !remember {
+            return false;
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        !seen.insert(st.id())
     }
 
     /// Prints one line: the size, a tab, the path.
     pub fn line(&mut self, bytes: u64, path: &[u8]) {
+        if self.quiet {
+            return;
+        }
         let end = if self.opts.null { b'\0' } else { b'\n' };
         let size = size::format(bytes, self.opts.units);
         let ok = self.out.write_all(size.as_bytes()).is_ok()
@@ -188,6 +213,12 @@ impl<'o> Counter<'o> {
     }
 
     /// Counts one argument: a file is one line; a directory is walked.
+    /// Counts the subdirectories of each argument on `n` threads (only totals are printed:
+    /// `-s`).
+    pub fn set_threads(&mut self, n: usize) {
+        self.threads = n.max(1);
+    }
+
     pub fn argument(&mut self, s: &mut Session, arg: &OsStr) {
         if arg.is_empty() {
             return self.diag.error("invalid zero-length file name");
@@ -260,6 +291,7 @@ impl<'o> Counter<'o> {
                     name: e.name.clone(),
                     stat,
                     descend: false,
+                    done: None,
                 });
             }
         }
@@ -290,15 +322,23 @@ impl<'o> Counter<'o> {
             let Some(it) = level.items.get(level.next) else {
                 return;
             };
-            if it.descend {
+            if it.descend && it.done.is_none() {
                 return;
             }
             level.next += 1;
+            if let Some((size, report)) = level.items[level.next - 1].done.take() {
+                level.size += size;
+                self.diag.replay(report);
+                continue;
+            }
+            let it = &level.items[level.next - 1];
             let stat = it.stat;
             let path = join(&level.path, it.name.as_bytes());
             self.files += 1;
             if self.files.is_multiple_of(4096) {
-                self.progress.set(self.files);
+                if let Some(p) = &mut self.progress {
+                    p.set(self.files);
+                }
             }
             let st = match stat {
                 Ok(st) => st,
@@ -336,6 +376,44 @@ impl<'o> Counter<'o> {
             }
         }
         self.advance();
+    }
+
+    /// Counts the directories among `items` (entries of the argument `root`) on
+    /// `self.threads` threads, one session each, for their totals: each thread takes the next
+    /// directory not taken yet. Their messages are kept, to be printed in du's order.
+    fn count_on_threads(&mut self, root: &[u8], items: &mut [Item]) {
+        let work: Vec<(usize, Vec<u8>, Stat)> = items
+            .iter()
+            .enumerate()
+            .filter(|(_, it)| it.descend)
+            .filter_map(|(i, it)| Some((i, join(root, it.name.as_bytes()), it.stat.ok()?)))
+            .collect();
+        let next = AtomicUsize::new(0);
+        let (opts, seen, dev) = (self.opts, self.seen, self.root_dev);
+        let worker = || {
+            let mut done = Vec::new();
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some((i, path, st)) = work.get(k) else {
+                    return done;
+                };
+                done.push((*i, subtree(opts, seen, dev, path, *st)));
+            }
+        };
+        let results: Vec<(usize, (u64, Report))> = std::thread::scope(|scope| {
+            let others: Vec<_> = (1..self.threads).map(|_| scope.spawn(worker)).collect();
+            let mut all = worker();
+            for h in others {
+                match h.join() {
+                    Ok(r) => all.extend(r),
+                    Err(_) => self.diag.error("a counting thread failed"),
+                }
+            }
+            all
+        });
+        for (i, r) in results {
+            items[i].done = Some(r);
+        }
     }
 
     /// The next entry of the deepest directory, which the walk is entering (or failed to).
@@ -385,6 +463,10 @@ impl Visitor for Counter<'_> {
                 it.descend = true;
                 down.push(it.name.clone());
             }
+        }
+        if dir.depth == 0 && self.threads > 1 && down.len() > 1 {
+            self.count_on_threads(&path, &mut items);
+            down.clear();
         }
         let size = self.size_of(&st);
         self.levels.push(Level {
@@ -443,6 +525,49 @@ impl Visitor for Counter<'_> {
             }
         }
     }
+}
+
+/// The total of the directory `path` (stat `st`) below an argument on device `dev`, counted
+/// quietly on a session of its own; its messages kept.
+fn subtree(
+    opts: &Opts,
+    seen: &Mutex<HashSet<(u32, u32, u64)>>,
+    dev: (u32, u32),
+    path: &[u8],
+    st: Stat,
+) -> (u64, Report) {
+    let mut report = Report::kept();
+    let mut s = match Session::new(Backend::Direct, &Policy::trusted()) {
+        Ok(s) => s,
+        Err(e) => {
+            report.error(e);
+            return (0, report);
+        }
+    };
+    let mut c = match Counter::new(opts, seen, &mut s) {
+        Ok(c) => c,
+        Err(e) => {
+            report.error(e);
+            return (0, report);
+        }
+    };
+    c.quiet = true;
+    c.diag = report;
+    c.progress = None;
+    if c.counted(&st) {
+        return (0, c.diag);
+    }
+    c.root = Some(st);
+    c.root_dev = dev;
+    let wopts = crate::tools::walk::Options {
+        follow: opts.deref == Deref::All,
+        ..Default::default()
+    };
+    crate::tools::walk::walk(&mut s, Path::new(OsStr::from_bytes(path)), &wopts, &mut c);
+    while !c.levels.is_empty() {
+        c.finish();
+    }
+    (c.grand, std::mem::take(&mut c.diag))
 }
 
 /// Entries beyond which fts(3) visits a directory in inode order (gnulib's

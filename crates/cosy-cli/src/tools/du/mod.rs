@@ -4,6 +4,7 @@
 
 mod args;
 mod count;
+mod report;
 mod size;
 
 use std::ffi::OsString;
@@ -27,13 +28,20 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut c = match count::Counter::new(&opts, &mut s) {
+    let seen = std::sync::Mutex::new(std::collections::HashSet::new());
+    let mut c = match count::Counter::new(&opts, &seen, &mut s) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("du: {e}");
             return ExitCode::FAILURE;
         }
     };
+    // Only totals are printed: the subtrees of an argument can be counted on several
+    // threads, their messages printed in du's order after.
+    if opts.max_depth == 0 && !opts.all {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        c.set_threads(cores.min(4));
+    }
     for p in &opts.paths {
         c.argument(&mut s, p);
     }
