@@ -335,10 +335,12 @@ impl<'o> Counter<'o> {
             let stat = it.stat;
             let path = join(&level.path, it.name.as_bytes());
             self.files += 1;
-            if self.files.is_multiple_of(4096) {
-                if let Some(p) = &mut self.progress {
-                    p.set(self.files);
-                }
+            if let Some(p) = self
+                .progress
+                .as_mut()
+                .filter(|_| self.files.is_multiple_of(4096))
+            {
+                p.set(self.files);
             }
             let st = match stat {
                 Ok(st) => st,
