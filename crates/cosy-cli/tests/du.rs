@@ -300,3 +300,32 @@ fn an_empty_directory_and_a_large_one_match() {
     std::fs::create_dir(big.join("zdir")).unwrap();
     same(s.path(), &["-a", "big"]);
 }
+
+#[test]
+fn totals_counted_on_threads_keep_du_messages_in_order() {
+    if !ready() {
+        return;
+    }
+    let s = scratch();
+    let t = s.path().join("t");
+    // More subdirectories than a counting thread walks with one session, each with an
+    // unreadable directory and a hard link into the next one.
+    for i in 0..30 {
+        let d = t.join(format!("d{i:02}"));
+        std::fs::create_dir_all(d.join("closed")).unwrap();
+        write(&d.join("f"), 100 * i + 1);
+        if i > 0 {
+            std::fs::hard_link(d.join("f"), t.join(format!("d{:02}/link", i - 1))).unwrap();
+        }
+        std::fs::set_permissions(d.join("closed"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    write(&t.join("top"), 10);
+    for args in [
+        &["-s", "t"][..],
+        &["-sb", "t"],
+        &["-csh", "t", "t/d03"],
+        &["-s", "t/d01", "t"],
+    ] {
+        same(s.path(), args);
+    }
+}

@@ -28,7 +28,10 @@ pub const MASK: u32 =
     libc::STATX_TYPE | libc::STATX_NLINK | libc::STATX_INO | libc::STATX_SIZE | libc::STATX_BLOCKS;
 
 /// statx buffers in the batch buffer: entries stated per barrier.
-pub const SLOTS: usize = 2048;
+pub const SLOTS: usize = 256;
+
+/// Walks a counting thread makes with one session (each takes 68 KiB of its 1 MiB arena).
+const WALKS_PER_SESSION: usize = 8;
 
 /// Why an entry has no stat.
 #[derive(Clone, Copy, Debug)]
@@ -392,16 +395,8 @@ impl<'o> Counter<'o> {
             .collect();
         let next = AtomicUsize::new(0);
         let (opts, seen, dev) = (self.opts, self.seen, self.root_dev);
-        let worker = || {
-            let mut done = Vec::new();
-            loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some((i, path, st)) = work.get(k) else {
-                    return done;
-                };
-                done.push((*i, subtree(opts, seen, dev, path, *st)));
-            }
-        };
+        let take = || work.get(next.fetch_add(1, Ordering::Relaxed)).cloned();
+        let worker = || count_share(opts, seen, dev, &take);
         let results: Vec<(usize, (u64, Report))> = std::thread::scope(|scope| {
             let others: Vec<_> = (1..self.threads).map(|_| scope.spawn(worker)).collect();
             let mut all = worker();
@@ -529,47 +524,60 @@ impl Visitor for Counter<'_> {
     }
 }
 
-/// The total of the directory `path` (stat `st`) below an argument on device `dev`, counted
-/// quietly on a session of its own; its messages kept.
-fn subtree(
+/// Counts, on a session of its own, the directories `work` hands out (the next one not taken
+/// yet each time): their totals, quietly, and their messages kept.
+fn count_share(
     opts: &Opts,
     seen: &Mutex<HashSet<(u32, u32, u64)>>,
     dev: (u32, u32),
-    path: &[u8],
-    st: Stat,
-) -> (u64, Report) {
-    let mut report = Report::kept();
-    let mut s = match Session::new(Backend::Direct, &Policy::trusted()) {
-        Ok(s) => s,
-        Err(e) => {
-            report.error(e);
-            return (0, report);
+    take: &dyn Fn() -> Option<(usize, Vec<u8>, Stat)>,
+) -> Vec<(usize, (u64, Report))> {
+    let mut done = Vec::new();
+    let mut current: Option<(Session, Counter<'_>, usize)> = None;
+    while let Some((i, path, st)) = take() {
+        // Every walk takes buffers of the session's arena that it does not give back: a new
+        // session after a few walks.
+        if current.as_ref().is_none_or(|c| c.2 >= WALKS_PER_SESSION) {
+            current = None;
+            let setup = Session::new(Backend::Direct, &Policy::trusted())
+                .map_err(|e| e.to_string())
+                .and_then(|mut s| Counter::new(opts, seen, &mut s).map(|c| (s, c, 0)));
+            match setup {
+                Ok(mut sc) => {
+                    sc.1.quiet = true;
+                    sc.1.progress = None;
+                    sc.1.root_dev = dev;
+                    current = Some(sc);
+                }
+                Err(e) => {
+                    let mut r = Report::kept();
+                    r.error(&e);
+                    done.push((i, (0, r)));
+                    continue;
+                }
+            }
         }
-    };
-    let mut c = match Counter::new(opts, seen, &mut s) {
-        Ok(c) => c,
-        Err(e) => {
-            report.error(e);
-            return (0, report);
+        let Some((s, c, walks)) = current.as_mut() else {
+            continue;
+        };
+        *walks += 1;
+        c.diag = Report::kept();
+        c.grand = 0;
+        if !c.counted(&st) {
+            c.root = Some(st);
+            let wopts = crate::tools::walk::Options {
+                follow: opts.deref == Deref::All,
+                ..Default::default()
+            };
+            let p = Path::new(OsStr::from_bytes(&path));
+            crate::tools::walk::walk(s, p, &wopts, c);
+            while !c.levels.is_empty() {
+                c.finish();
+            }
         }
-    };
-    c.quiet = true;
-    c.diag = report;
-    c.progress = None;
-    if c.counted(&st) {
-        return (0, c.diag);
+        done.push((i, (c.grand, std::mem::take(&mut c.diag))));
     }
-    c.root = Some(st);
-    c.root_dev = dev;
-    let wopts = crate::tools::walk::Options {
-        follow: opts.deref == Deref::All,
-        ..Default::default()
-    };
-    crate::tools::walk::walk(&mut s, Path::new(OsStr::from_bytes(path)), &wopts, &mut c);
-    while !c.levels.is_empty() {
-        c.finish();
-    }
-    (c.grand, std::mem::take(&mut c.diag))
+    done
 }
 
 /// Entries beyond which fts(3) visits a directory in inode order (gnulib's

@@ -1,6 +1,9 @@
 //! `cosy du`: GNU du's output and exit codes, the file work done by a session: the walker
 //! opens each directory relative to its parent and reads its entries, and every entry of a
 //! directory is stated relative to the directory's handle in one batch (see [`count`]).
+//!
+//! With `-s` (only totals printed) the subdirectories of each argument are counted on one
+//! thread per core (at most 4; `COSY_DU_THREADS=N` sets the number, 1 for none).
 
 mod args;
 mod count;
@@ -40,7 +43,11 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     // threads, their messages printed in du's order after.
     if opts.max_depth == 0 && !opts.all {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        c.set_threads(cores.min(4));
+        let threads = std::env::var("COSY_DU_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(cores.min(4));
+        c.set_threads(threads);
     }
     for p in &opts.paths {
         c.argument(&mut s, p);
