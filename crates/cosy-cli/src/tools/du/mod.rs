@@ -14,7 +14,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use cosy_exec::Backend;
-use cosy_exec::session::Session;
+use cosy_exec::session::{Session, SessionOptions};
 use cosy_model::Policy;
 
 /// Runs `du` with `argv` (its name first); the exit code.
@@ -24,7 +24,13 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         Err(args::Exit::Done) => return ExitCode::SUCCESS,
         Err(args::Exit::Usage) => return ExitCode::FAILURE,
     };
-    let mut s = match Session::new(Backend::Direct, &Policy::trusted()) {
+    // The walker's two buffers and the batch of statx buffers, no more: a small arena is
+    // cheap to set up, which matters on small trees.
+    let options = SessionOptions {
+        arena: 192 << 10,
+        ..SessionOptions::default()
+    };
+    let mut s = match Session::with_options(Backend::Direct, &Policy::trusted(), options) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("du: {e}");
