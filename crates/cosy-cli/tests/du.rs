@@ -214,6 +214,11 @@ fn several_paths_count_each_file_once() {
     ] {
         same(s.path(), args);
     }
+    // More directory arguments than one session's arena has walks for.
+    let many: Vec<String> = (0..12).map(|i| format!("t/d{i:02}")).collect();
+    let mut args: Vec<&str> = vec!["-c"];
+    args.extend(many.iter().map(String::as_str));
+    same(s.path(), &args);
 }
 
 #[test]
@@ -328,4 +333,9 @@ fn totals_counted_on_threads_keep_du_messages_in_order() {
     ] {
         same(s.path(), args);
     }
+    // More directory arguments than one session's arena has walks for.
+    let many: Vec<String> = (0..12).map(|i| format!("t/d{i:02}")).collect();
+    let mut args: Vec<&str> = vec!["-c"];
+    args.extend(many.iter().map(String::as_str));
+    same(s.path(), &args);
 }

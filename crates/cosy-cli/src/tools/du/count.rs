@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use cosy_exec::Backend;
 use cosy_model::Policy;
 
-use cosy_exec::session::{BufHandle, Call, Fd, FdHandle, Session};
+use cosy_exec::session::{BufHandle, Call, Fd, FdHandle, Session, SessionOptions};
 
 use super::args::{Deref, Opts};
 use super::report::Report;
@@ -30,8 +30,22 @@ pub const MASK: u32 =
 /// statx buffers in the batch buffer: entries stated per barrier.
 pub const SLOTS: usize = 256;
 
-/// Walks a counting thread makes with one session (each takes 68 KiB of its 1 MiB arena).
-const WALKS_PER_SESSION: usize = 8;
+/// Bytes of a session's arena: the batch buffer and the buffers of [`WALKS_PER_ARENA`] walks
+/// (64 KiB of entries and a statx buffer each). Small, as a small arena is cheap to set up.
+pub const ARENA: usize = SLOTS * STATX_LEN + WALKS_PER_ARENA * (72 << 10);
+
+/// Walks made with one session before a new one is set up.
+const WALKS_PER_ARENA: usize = 4;
+
+/// A session for counting: direct system calls, an arena of [`ARENA`] bytes.
+pub fn session() -> Result<Session, String> {
+    let options = SessionOptions {
+        arena: ARENA,
+        ..SessionOptions::default()
+    };
+    Session::with_options(Backend::Direct, &Policy::trusted(), options)
+        .map_err(|e| format!("cannot set up the session: {e}"))
+}
 
 /// Why an entry has no stat.
 #[derive(Clone, Copy, Debug)]
@@ -88,6 +102,8 @@ pub struct Counter<'o> {
     pub grand: u64,
     progress: Option<Progress>,
     files: u64,
+    /// Walks made with the current session.
+    walks: usize,
 }
 
 impl<'o> Counter<'o> {
@@ -115,6 +131,7 @@ impl<'o> Counter<'o> {
             grand: 0,
             progress: Some(Progress::new("files")),
             files: 0,
+            walks: 0,
         })
     }
 
@@ -216,6 +233,34 @@ impl<'o> Counter<'o> {
     }
 
     /// Counts one argument: a file is one line; a directory is walked.
+    /// Makes sure `s` has arena left for one more walk: a walk takes buffers it does not give
+    /// back, so after [`WALKS_PER_ARENA`] walks `s` is replaced by a new session (and the
+    /// batch buffer with it). False, the error reported, if none can be set up.
+    fn room_for_a_walk(&mut self, s: &mut Session) -> bool {
+        if self.walks < WALKS_PER_ARENA {
+            self.walks += 1;
+            return true;
+        }
+        let fresh = session().and_then(|mut n| {
+            let slots = n
+                .buffer(SLOTS * STATX_LEN)
+                .map_err(|e| format!("cannot set up the session: {e}"))?;
+            Ok((n, slots))
+        });
+        match fresh {
+            Ok((n, slots)) => {
+                *s = n;
+                self.slots = slots;
+                self.walks = 1;
+                true
+            }
+            Err(e) => {
+                self.diag.error(e);
+                false
+            }
+        }
+    }
+
     /// Counts the subdirectories of each argument on `n` threads (only totals are printed:
     /// `-s`).
     pub fn set_threads(&mut self, n: usize) {
@@ -251,6 +296,9 @@ impl<'o> Counter<'o> {
             follow: self.opts.deref == Deref::All,
             ..Default::default()
         };
+        if !self.room_for_a_walk(s) {
+            return;
+        }
         crate::tools::walk::walk(s, path, &opts, self);
         // A walk cut short (a directory that could not be reopened) leaves levels behind.
         while !self.levels.is_empty() {
@@ -533,44 +581,32 @@ fn count_share(
     take: &dyn Fn() -> Option<(usize, Vec<u8>, Stat)>,
 ) -> Vec<(usize, (u64, Report))> {
     let mut done = Vec::new();
-    let mut current: Option<(Session, Counter<'_>, usize)> = None;
-    while let Some((i, path, st)) = take() {
-        // Every walk takes buffers of the session's arena that it does not give back: a new
-        // session after a few walks.
-        if current.as_ref().is_none_or(|c| c.2 >= WALKS_PER_SESSION) {
-            current = None;
-            let setup = Session::new(Backend::Direct, &Policy::trusted())
-                .map_err(|e| e.to_string())
-                .and_then(|mut s| Counter::new(opts, seen, &mut s).map(|c| (s, c, 0)));
-            match setup {
-                Ok(mut sc) => {
-                    sc.1.quiet = true;
-                    sc.1.progress = None;
-                    sc.1.root_dev = dev;
-                    current = Some(sc);
-                }
-                Err(e) => {
-                    let mut r = Report::kept();
-                    r.error(&e);
-                    done.push((i, (0, r)));
-                    continue;
-                }
+    let setup = session().and_then(|mut s| Counter::new(opts, seen, &mut s).map(|c| (s, c)));
+    let (mut s, mut c) = match setup {
+        Ok(sc) => sc,
+        Err(e) => {
+            while let Some((i, _, _)) = take() {
+                let mut r = Report::kept();
+                r.error(&e);
+                done.push((i, (0, r)));
             }
+            return done;
         }
-        let Some((s, c, walks)) = current.as_mut() else {
-            continue;
-        };
-        *walks += 1;
+    };
+    c.quiet = true;
+    c.progress = None;
+    c.root_dev = dev;
+    let wopts = crate::tools::walk::Options {
+        follow: opts.deref == Deref::All,
+        ..Default::default()
+    };
+    while let Some((i, path, st)) = take() {
         c.diag = Report::kept();
         c.grand = 0;
-        if !c.counted(&st) {
+        if !c.counted(&st) && c.room_for_a_walk(&mut s) {
             c.root = Some(st);
-            let wopts = crate::tools::walk::Options {
-                follow: opts.deref == Deref::All,
-                ..Default::default()
-            };
             let p = Path::new(OsStr::from_bytes(&path));
-            crate::tools::walk::walk(s, p, &wopts, c);
+            crate::tools::walk::walk(&mut s, p, &wopts, &mut c);
             while !c.levels.is_empty() {
                 c.finish();
             }

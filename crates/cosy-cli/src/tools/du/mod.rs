@@ -13,10 +13,6 @@ mod size;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use cosy_exec::Backend;
-use cosy_exec::session::{Session, SessionOptions};
-use cosy_model::Policy;
-
 /// Runs `du` with `argv` (its name first); the exit code.
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let opts = match args::parse(argv) {
@@ -24,13 +20,7 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         Err(args::Exit::Done) => return ExitCode::SUCCESS,
         Err(args::Exit::Usage) => return ExitCode::FAILURE,
     };
-    // The walker's two buffers and the batch of statx buffers, no more: a small arena is
-    // cheap to set up, which matters on small trees.
-    let options = SessionOptions {
-        arena: 192 << 10,
-        ..SessionOptions::default()
-    };
-    let mut s = match Session::with_options(Backend::Direct, &Policy::trusted(), options) {
+    let mut s = match count::session() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("du: {e}");
