@@ -339,3 +339,45 @@ fn totals_counted_on_threads_keep_du_messages_in_order() {
     args.extend(many.iter().map(String::as_str));
     same(s.path(), &args);
 }
+
+/// Unmounts on drop.
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn one_file_system_skips_what_is_mounted_below() {
+    if !ready() {
+        return;
+    }
+    let s = scratch();
+    let t = tree(s.path());
+    let mnt = t.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m,mode=0755", "cosy-du-test"])
+        .arg(&mnt)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("skipping: cannot mount a tmpfs (not root?)");
+        return;
+    }
+    let _m = Mount(mnt.clone());
+    std::fs::create_dir(mnt.join("inside")).unwrap();
+    write(&mnt.join("inside/f"), 20_000);
+    for args in [
+        &["t"][..],
+        &["-x", "t"],
+        &["-ax", "t"],
+        &["-sx", "t"],
+        &["-x", "t/mnt"],
+    ] {
+        same(s.path(), args);
+    }
+}

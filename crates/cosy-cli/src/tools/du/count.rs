@@ -43,7 +43,11 @@ pub fn session() -> Result<Session, String> {
         arena: ARENA,
         ..SessionOptions::default()
     };
-    Session::with_options(Backend::Direct, &Policy::trusted(), options)
+    let backend = match std::env::var("COSY_DU_BACKEND").as_deref() {
+        Ok("ring") => Backend::Ring,
+        _ => Backend::Direct,
+    };
+    Session::with_options(backend, &Policy::trusted(), options)
         .map_err(|e| format!("cannot set up the session: {e}"))
 }
 
