@@ -311,9 +311,9 @@ impl<'o> Counter<'o> {
     }
 
     /// statx of every entry of `dir`, `SLOTS` per barrier.
-    fn stat_all(&mut self, s: &mut Session, dir: FdHandle, entries: &[Entry]) -> Vec<Item> {
+    fn stat_all(&mut self, s: &mut Session, dir: FdHandle, entries: Vec<Entry>) -> Vec<Item> {
         let flags = self.flags();
-        let mut items = Vec::with_capacity(entries.len());
+        let mut stats = Vec::with_capacity(entries.len());
         for chunk in entries.chunks(SLOTS) {
             let mut sent = Vec::with_capacity(chunk.len());
             for (i, e) in chunk.iter().enumerate() {
@@ -335,21 +335,25 @@ impl<'o> Counter<'o> {
                 });
             }
             let bytes = s.bytes(self.slots).ok();
-            for (i, (e, r)) in chunk.iter().zip(results).enumerate() {
-                let stat = r.and_then(|()| {
+            for (i, r) in results.into_iter().enumerate() {
+                stats.push(r.and_then(|()| {
                     bytes
                         .and_then(|b| b.get(i * STATX_LEN..(i + 1) * STATX_LEN))
                         .and_then(Stat::parse)
                         .ok_or(Missing::Errno(libc::EIO))
-                });
-                items.push(Item {
-                    name: e.name.clone(),
-                    stat,
-                    descend: false,
-                    done: None,
-                });
+                }));
             }
         }
+        let mut items: Vec<Item> = entries
+            .into_iter()
+            .zip(stats)
+            .map(|(e, stat)| Item {
+                name: e.name,
+                stat,
+                descend: false,
+                done: None,
+            })
+            .collect();
         if flags & libc::AT_SYMLINK_NOFOLLOW == 0 {
             for it in &mut items {
                 if let Err(Missing::Errno(libc::ENOENT)) = it.stat {
@@ -388,7 +392,11 @@ impl<'o> Counter<'o> {
             }
             let it = &level.items[level.next - 1];
             let stat = it.stat;
-            let path = join(&level.path, it.name.as_bytes());
+            // The path is spelled only when it is printed.
+            let path = |c: &Self| {
+                let level = &c.levels[depth - 1];
+                join(&level.path, level.items[level.next - 1].name.as_bytes())
+            };
             self.files += 1;
             if let Some(p) = self
                 .progress
@@ -400,7 +408,8 @@ impl<'o> Counter<'o> {
             let st = match stat {
                 Ok(st) => st,
                 Err(why) => {
-                    self.report(&path, why);
+                    let p = path(self);
+                    self.report(&p, why);
                     continue;
                 }
             };
@@ -412,7 +421,8 @@ impl<'o> Counter<'o> {
                 l.size += size;
             }
             if self.opts.all && depth <= self.opts.max_depth {
-                self.line(size, &path);
+                let p = path(self);
+                self.line(size, &p);
             }
         }
     }
@@ -501,7 +511,7 @@ impl Visitor for Counter<'_> {
         if entries.len() > INODE_SORT && inode_sort_helps(s, dir.handle) {
             entries.sort_by_key(|e| e.ino);
         }
-        let mut items = self.stat_all(s, dir.handle, &entries);
+        let mut items = self.stat_all(s, dir.handle, entries);
         if self.opts.one_fs {
             let dev = self.root_dev;
             items.retain(|it| it.stat.map(|st| st.dev == dev).unwrap_or(true));
