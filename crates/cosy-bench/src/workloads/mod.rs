@@ -23,6 +23,7 @@ pub mod du;
 pub mod grep;
 pub mod ls;
 pub mod tool_cp;
+pub mod tool_du;
 pub mod tool_grep;
 pub mod tool_ls;
 
@@ -74,9 +75,10 @@ pub fn all() -> &'static [Workload] {
         grep::WORKLOAD,
         du::WORKLOAD,
         cp::WORKLOAD,
+        tool_grep::WORKLOAD,
+        tool_du::WORKLOAD,
         tool_ls::WORKLOAD,
         tool_cp::WORKLOAD,
-        tool_grep::WORKLOAD,
     ]
 }
 
