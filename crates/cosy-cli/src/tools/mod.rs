@@ -4,8 +4,6 @@
 //! `cosy` is also a multi-call binary: run through a link named `grep`, `du`, `ls` or `cp`
 //! (busybox style), it is that tool; `cosy du -s .` and a `du` link to `cosy` are the same.
 
-#![allow(dead_code)] // The shared parts are used as the tools land.
-
 mod common;
 mod cp;
 mod du;

@@ -102,11 +102,6 @@ impl Stat {
         self.kind() == libc::S_IFDIR
     }
 
-    /// A regular file.
-    pub fn is_file(&self) -> bool {
-        self.kind() == libc::S_IFREG
-    }
-
     /// A symbolic link.
     pub fn is_symlink(&self) -> bool {
         self.kind() == libc::S_IFLNK
@@ -152,7 +147,7 @@ mod tests {
         assert_eq!(s.blocks, m.blocks());
         assert_eq!(s.mtime.sec, m.mtime());
         assert_eq!(i64::from(s.mtime.nsec), m.mtime_nsec());
-        assert!(s.is_file() && !s.is_dir());
+        assert!(s.kind() == libc::S_IFREG && !s.is_dir());
         assert_eq!(
             libc::makedev(s.dev.0, s.dev.1),
             m.dev(),

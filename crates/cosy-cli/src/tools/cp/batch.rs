@@ -76,7 +76,6 @@ enum Role {
     OpenSrc,
     OpenDst,
     Copy,
-    Read,
     Write,
     Seek,
     Chown,
@@ -128,7 +127,6 @@ struct Regs {
     rem: Reg,
     pos: Reg,
     hole: Reg,
-    n: Reg,
     x: Reg,
 }
 
@@ -286,7 +284,6 @@ impl Batch<'_> {
             rem: p.reg(),
             pos: p.reg(),
             hole: p.reg(),
-            n: p.reg(),
             x: p.reg(),
         };
         let times = p.buffer(cosy_model::flags::TIMES_BYTES as u32);
@@ -369,7 +366,7 @@ impl Batch<'_> {
                     diag.errno(format_args!("cannot create regular file {dst}"), errno)
                 }
                 Role::Copy => diag.errno(format_args!("error copying {src} to {dst}"), errno),
-                Role::Read | Role::Seek => diag.errno(format_args!("error reading {src}"), errno),
+                Role::Seek => diag.errno(format_args!("error reading {src}"), errno),
                 Role::Write => diag.errno(format_args!("error writing {dst}"), errno),
                 Role::Chown => diag.errno(
                     format_args!("failed to preserve ownership for {dst}"),

@@ -48,11 +48,6 @@ impl Prog {
         self.c.ops.len() as u32
     }
 
-    /// Operations written so far.
-    pub fn len(&self) -> usize {
-        self.c.ops.len()
-    }
-
     /// A register.
     pub fn reg(&mut self) -> Reg {
         let r = Reg(self.c.regs.len() as u16);
@@ -76,11 +71,6 @@ impl Prog {
             local: false,
         });
         b
-    }
-
-    /// Data constants a compound may still take (their index is 16 bits).
-    pub fn data_left(&self) -> usize {
-        usize::from(u16::MAX) - 1 - self.c.data.len()
     }
 
     /// A path or string constant (not deduplicated: names in a directory are distinct).
