@@ -157,7 +157,7 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     // The last of -L and -P wins (clap's override); -a implies -P unless -L is given.
     let deref = on("dereference");
     let noderef = on("no-dereference") || (archive && !deref);
-    let euid = unsafe_free::euid();
+    let euid = ids::euid();
     let mut set = Settings {
         recursive,
         mode: preserve,
@@ -167,9 +167,9 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         links: archive,
         follow: deref,
         follow_top: deref || (!recursive && !noderef),
-        umask: unsafe_free::umask(),
+        umask: ids::umask(),
         euid,
-        egid: unsafe_free::egid(),
+        egid: ids::egid(),
         root: euid == 0,
         pid: std::process::id(),
     };
@@ -273,28 +273,23 @@ fn split(p: &Path) -> (PathBuf, OsString) {
     (dir, name)
 }
 
-/// The process's attributes the copy needs (ids, umask): plain libc calls, no file work.
-mod unsafe_free {
+/// The process's attributes the copy needs (ids, umask): no file work.
+mod ids {
     /// The effective user id.
     pub fn euid() -> u32 {
-        // SAFETY: geteuid(2) cannot fail and touches no memory.
-        unsafe { libc::geteuid() }
+        rustix::process::geteuid().as_raw()
     }
 
     /// The effective group id.
     pub fn egid() -> u32 {
-        // SAFETY: getegid(2) cannot fail and touches no memory.
-        unsafe { libc::getegid() }
+        rustix::process::getegid().as_raw()
     }
 
     /// The umask (read by setting it and setting it back).
     pub fn umask() -> u32 {
-        // SAFETY: umask(2) cannot fail and touches no memory; the old mask is restored.
-        unsafe {
-            let old = libc::umask(0o022);
-            libc::umask(old);
-            old
-        }
+        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+        rustix::process::umask(old);
+        old.as_raw_mode()
     }
 }
 

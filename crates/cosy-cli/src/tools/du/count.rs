@@ -635,7 +635,8 @@ fn count_share(
 const INODE_SORT: usize = 10_000;
 
 /// Whether fts sorts a large directory by inode: on every file system but tmpfs, NFS and
-/// CIFS. The session has no statfs call: fstatfs(2) of the directory's descriptor.
+/// CIFS. The session has no statfs call: statfs(2) of the directory's descriptor, named
+/// `/proc/self/fd/N`.
 fn inode_sort_helps(s: &mut Session, dir: FdHandle) -> bool {
     const TMPFS: i64 = 0x0102_1994;
     const NFS: i64 = 0x6969;
@@ -643,17 +644,10 @@ fn inode_sort_helps(s: &mut Session, dir: FdHandle) -> bool {
     let Ok(fd) = s.get(dir) else {
         return true;
     };
-    let Ok(fd) = i32::try_from(fd) else {
-        return true;
-    };
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
-    // SAFETY: `st` is a writable statfs; `fd` is the session's open directory.
-    if unsafe { libc::fstatfs(fd, st.as_mut_ptr()) } != 0 {
-        return true;
+    match rustix::fs::statfs(format!("/proc/self/fd/{fd}")) {
+        Ok(st) => !matches!(st.f_type, TMPFS | NFS | CIFS),
+        Err(_) => true,
     }
-    // SAFETY: fstatfs succeeded and filled it.
-    let magic = unsafe { st.assume_init() }.f_type;
-    !matches!(magic, TMPFS | NFS | CIFS)
 }
 
 /// `dir/name` as fts spells it: no second slash after a directory ending in one.

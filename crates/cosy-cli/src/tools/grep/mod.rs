@@ -62,17 +62,9 @@ fn backend() -> Backend {
 
 /// Descriptors the process may open (`RLIMIT_NOFILE`).
 fn fd_limit() -> usize {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct it is given.
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0;
-    if ok {
-        usize::try_from(r.rlim_cur).unwrap_or(usize::MAX)
-    } else {
-        1024
-    }
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 fn run(args: Args) -> Result<u8, String> {

@@ -98,10 +98,9 @@ fn is_dir_kind(st: &Stat) -> Kind {
 
 /// The width of the terminal: `TIOCGWINSZ`, else `COLUMNS`, else 80.
 fn line_width() -> usize {
-    // SAFETY: TIOCGWINSZ fills the winsize it is given and touches nothing else.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
-    if ok && ws.ws_col > 0 {
+    if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stdout())
+        && ws.ws_col > 0
+    {
         return usize::from(ws.ws_col);
     }
     std::env::var("COLUMNS")
