@@ -1,10 +1,8 @@
 //! What every tool shares: names quoted as GNU coreutils quotes them in messages, errno text,
-//! diagnostics that remember the exit status, and a progress bar on long runs.
+//! diagnostics that remember the exit status, and a progress spinner on long runs.
 
 use std::ffi::OsStr;
-use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
-use std::time::{Duration, Instant};
 
 /// `name` as GNU coreutils quotes a file name in a message (`quoteaf`: the
 /// `shell-escape-always` style of `ls --quoting-style`, C locale): `'a b'`, `"it's"`,
@@ -102,57 +100,64 @@ impl Diag {
     }
 }
 
-/// A progress bar that appears only when standard error is a terminal and the run has lasted
-/// a second: short runs and redirected runs print nothing.
-pub struct Progress {
-    start: Instant,
-    bar: Option<indicatif::ProgressBar>,
-    enabled: bool,
-    what: &'static str,
-}
+/// The run's progress: the directory entries every walk of the process has read, shown as a
+/// spinner on standard error only when it is a terminal and the run has lasted a second
+/// (short runs and redirected runs print nothing). One for the whole process, so that walks
+/// on several threads make one line.
+mod progress {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Mutex, OnceLock};
+    use std::time::{Duration, Instant};
 
-impl Progress {
-    /// A progress counter of `what` (`files`).
-    pub fn new(what: &'static str) -> Self {
-        Progress {
-            start: Instant::now(),
-            bar: None,
-            enabled: std::io::stderr().is_terminal(),
-            what,
-        }
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    static ON: AtomicBool = AtomicBool::new(false);
+    static STARTED: OnceLock<Instant> = OnceLock::new();
+    static BAR: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+    /// Entries between two looks at the clock.
+    const EVERY: u64 = 4096;
+
+    /// Starts counting (a tool's start).
+    pub fn start() {
+        use std::io::IsTerminal;
+        STARTED.get_or_init(Instant::now);
+        ON.store(std::io::stderr().is_terminal(), Ordering::Relaxed);
     }
 
-    /// Sets the count done so far (cheap: call it as often as convenient).
-    pub fn set(&mut self, done: u64) {
-        if !self.enabled {
+    /// Counts `n` more entries read.
+    pub fn add(n: u64) {
+        let before = SEEN.fetch_add(n, Ordering::Relaxed);
+        if !ON.load(Ordering::Relaxed) || before / EVERY == (before + n) / EVERY {
             return;
         }
-        if self.bar.is_none() {
-            if self.start.elapsed() < Duration::from_secs(1) {
-                return;
-            }
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {pos} {msg} {elapsed}")
+        let Some(t) = STARTED.get() else { return };
+        if t.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let Ok(mut bar) = BAR.lock() else { return };
+        let b = bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new_spinner().with_elapsed(t.elapsed());
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {pos} entries {elapsed}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
-            bar.set_message(self.what);
-            bar.enable_steady_tick(Duration::from_millis(200));
-            self.bar = Some(bar);
-        }
-        if let Some(b) = &self.bar {
-            b.set_position(done);
-        }
+            b.enable_steady_tick(Duration::from_millis(200));
+            b
+        });
+        b.set_position(before + n);
     }
-}
 
-impl Drop for Progress {
-    fn drop(&mut self) {
-        if let Some(b) = self.bar.take() {
+    /// Clears the spinner (a tool's end).
+    pub fn end() {
+        if let Ok(mut bar) = BAR.lock()
+            && let Some(b) = bar.take()
+        {
             b.finish_and_clear();
         }
     }
 }
+
+pub use progress::{add as progress, end as progress_end, start as progress_start};
 
 #[cfg(test)]
 mod tests {

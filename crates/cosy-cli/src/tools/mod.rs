@@ -35,11 +35,14 @@ pub fn which(args: &[OsString]) -> Option<(&'static str, usize)> {
 /// Runs tool `name` on `args` (the arguments after the tool's name); its exit code.
 pub fn run(name: &str, args: Vec<OsString>) -> ExitCode {
     let argv = std::iter::once(OsString::from(name)).chain(args);
-    match name {
+    common::progress_start();
+    let code = match name {
         "grep" => grep::main(argv),
         "du" => du::main(argv),
         "ls" => ls::main(argv),
         "cp" => cp::main(argv),
         _ => ExitCode::from(2),
-    }
+    };
+    common::progress_end();
+    code
 }

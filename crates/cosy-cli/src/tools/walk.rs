@@ -208,6 +208,7 @@ impl Walk<'_> {
     fn push(&mut self, v: &mut dyn Visitor, name: OsString, h: FdHandle) {
         let depth = self.frames.len();
         let (entries, err) = self.read(h);
+        super::common::progress(entries.len() as u64);
         if let Some(e) = err {
             v.error(&self.path, depth, Failed::Read(e));
         }

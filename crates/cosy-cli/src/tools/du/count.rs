@@ -19,7 +19,7 @@ use cosy_exec::session::{BufHandle, Call, Fd, FdHandle, Session, SessionOptions}
 use super::args::{Deref, Opts};
 use super::report::Report;
 use super::size;
-use crate::tools::common::{Progress, quote};
+use crate::tools::common::quote;
 use crate::tools::stat::{STATX_LEN, Stat};
 use crate::tools::walk::{Dir, Entry, Failed, Visitor};
 
@@ -104,7 +104,6 @@ pub struct Counter<'o> {
     levels: Vec<Level>,
     /// The sum over the arguments (`-c`).
     pub grand: u64,
-    progress: Option<Progress>,
     files: u64,
     /// Walks made with the current session.
     walks: usize,
@@ -133,7 +132,6 @@ impl<'o> Counter<'o> {
             root_dev: (0, 0),
             levels: Vec::new(),
             grand: 0,
-            progress: Some(Progress::new("files")),
             files: 0,
             walks: 0,
         })
@@ -398,13 +396,6 @@ impl<'o> Counter<'o> {
                 join(&level.path, level.items[level.next - 1].name.as_bytes())
             };
             self.files += 1;
-            if let Some(p) = self
-                .progress
-                .as_mut()
-                .filter(|_| self.files.is_multiple_of(4096))
-            {
-                p.set(self.files);
-            }
             let st = match stat {
                 Ok(st) => st,
                 Err(why) => {
@@ -608,7 +599,6 @@ fn count_share(
         }
     };
     c.quiet = true;
-    c.progress = None;
     c.root_dev = dev;
     let wopts = crate::tools::walk::Options {
         follow: opts.deref == Deref::All,
