@@ -8,6 +8,7 @@ mod common;
 mod cp;
 mod du;
 mod grep;
+mod human;
 mod ls;
 pub mod stat;
 pub mod walk;
