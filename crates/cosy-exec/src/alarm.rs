@@ -56,60 +56,91 @@ fn installed() -> bool {
     })
 }
 
-/// A timer interrupting this thread's blocking calls from a deadline on; deleted on drop.
-#[derive(Debug)]
-pub(crate) struct Alarm {
-    timer: libc::timer_t,
-}
+/// This thread's timer, made at its first alarm and deleted when the thread ends: arming it
+/// for a run is one timer_settime(2) and disarming it another (making and deleting a timer
+/// for every run cost about 2 µs, more than a small compound's whole run).
+struct ThreadTimer(libc::timer_t);
 
-// SAFETY: a `timer_t` is a kernel timer id; deleting it from another thread is allowed.
-unsafe impl Send for Alarm {}
-
-impl Alarm {
-    /// Arms an alarm for the calling thread at `deadline` (`None`: no deadline, or alarms are
-    /// not available).
-    pub fn arm(deadline: &Deadline) -> Option<Alarm> {
-        let at = deadline.nanos()?;
-        if !installed() {
-            return None;
-        }
+impl ThreadTimer {
+    fn new() -> Option<ThreadTimer> {
         // SAFETY: `ev` is a zeroed `sigevent` filled with the thread-directed notification;
-        // `timer` is written by timer_create before it is used; `spec` is a valid itimerspec.
+        // `timer` is written by timer_create before it is used.
         unsafe {
             let mut ev: libc::sigevent = std::mem::zeroed();
             ev.sigev_notify = libc::SIGEV_THREAD_ID;
             ev.sigev_signo = signal();
             ev.sigev_notify_thread_id = libc::gettid();
             let mut timer: libc::timer_t = std::mem::zeroed();
-            if libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut timer) != 0 {
-                return None;
-            }
-            let at = at.max(1);
-            let spec = libc::itimerspec {
-                it_interval: libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: REPEAT.as_nanos() as libc::c_long,
-                },
-                it_value: libc::timespec {
-                    tv_sec: (at / 1_000_000_000) as libc::time_t,
-                    tv_nsec: (at % 1_000_000_000) as libc::c_long,
-                },
-            };
-            if libc::timer_settime(timer, libc::TIMER_ABSTIME, &spec, std::ptr::null_mut()) != 0 {
-                libc::timer_delete(timer);
-                return None;
-            }
-            Some(Alarm { timer })
+            (libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut timer) == 0)
+                .then_some(ThreadTimer(timer))
         }
+    }
+
+    /// Sets the timer to fire at `at` (`CLOCK_MONOTONIC` nanoseconds) and every [`REPEAT`]
+    /// after, or disarms it (`None`).
+    fn set(&self, at: Option<i128>) -> bool {
+        let ts = |ns: i128| libc::timespec {
+            tv_sec: (ns / 1_000_000_000) as libc::time_t,
+            tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+        };
+        let spec = match at {
+            Some(at) => libc::itimerspec {
+                it_interval: ts(REPEAT.as_nanos() as i128),
+                it_value: ts(at.max(1)),
+            },
+            None => libc::itimerspec {
+                it_interval: ts(0),
+                it_value: ts(0),
+            },
+        };
+        // SAFETY: the timer was made by timer_create and is not deleted while the thread
+        // lives; `spec` is a valid itimerspec.
+        unsafe {
+            libc::timer_settime(self.0, libc::TIMER_ABSTIME, &spec, std::ptr::null_mut()) == 0
+        }
+    }
+}
+
+impl Drop for ThreadTimer {
+    fn drop(&mut self) {
+        // SAFETY: the timer was made by timer_create and is deleted once, at thread exit.
+        unsafe {
+            libc::timer_delete(self.0);
+        }
+    }
+}
+
+thread_local! {
+    static TIMER: Option<ThreadTimer> = if installed() { ThreadTimer::new() } else { None };
+}
+
+/// An armed alarm of the calling thread: from its deadline on, the thread's blocking calls
+/// are interrupted; disarmed on drop.
+#[derive(Debug)]
+pub(crate) struct Alarm {
+    /// Not `Send`: the timer is the arming thread's.
+    _thread: std::marker::PhantomData<*const ()>,
+}
+
+impl Alarm {
+    /// Arms the calling thread's alarm at `deadline` (`None`: no deadline, or alarms are not
+    /// available).
+    pub fn arm(deadline: &Deadline) -> Option<Alarm> {
+        let at = deadline.nanos()?;
+        TIMER
+            .with(|t| t.as_ref().is_some_and(|t| t.set(Some(at))))
+            .then_some(Alarm {
+                _thread: std::marker::PhantomData,
+            })
     }
 }
 
 impl Drop for Alarm {
     fn drop(&mut self) {
-        // SAFETY: `timer` was created by timer_create and is deleted once, here. A signal
-        // already queued is delivered to the no-op handler.
-        unsafe {
-            libc::timer_delete(self.timer);
-        }
+        TIMER.with(|t| {
+            if let Some(t) = t {
+                t.set(None);
+            }
+        });
     }
 }

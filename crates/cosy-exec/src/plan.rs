@@ -23,6 +23,9 @@ pub struct Plan {
     /// The data constants used as paths, as C strings (by [`DataId`] index): made once here,
     /// shared by every call that names them.
     paths: Vec<Option<Arc<CStr>>>,
+    /// Whether a call of the compound can wait without end (the table's `blocks`): only then
+    /// does a run arm the alarm that interrupts it at the time limit.
+    blocks: bool,
 }
 
 impl Plan {
@@ -66,10 +69,20 @@ impl Plan {
                 }
             }
         }
+        let blocks = c
+            .ops
+            .iter()
+            .any(|op| matches!(op, Op::Sys { call, .. } if call.spec().blocks));
         Ok(Plan {
             structure: Arc::clone(v.structure()),
             paths,
+            blocks,
         })
+    }
+
+    /// Whether a call of the compound can wait without end.
+    pub fn blocks(&self) -> bool {
+        self.blocks
     }
 
     /// Data constant `d` as a C string, if an operation uses it as a path.

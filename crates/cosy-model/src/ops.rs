@@ -15,6 +15,7 @@
 //! | `breaks_link` | `bool` | a fact measured on the kernel by a test; the ring issuer hard-links its chains, so none of its ordering depends on it |
 //! | `confine` | [`Confine`] | the policy root (`cosy-exec` `confine.rs`, an exhaustive match) |
 //! | `min_buf` | `usize` | verifier ([`SysSpec::min_buf`]), executors' range checks |
+//! | `blocks` | `bool` | executors: whether a run arms the alarm that interrupts blocking calls at the time limit |
 //! | `man` | `&str` | documentation |
 //!
 //! Adding a call touches, besides this row: its issuing function and the arm of `issue` in
@@ -200,6 +201,10 @@ pub struct SysSpec {
     /// The smallest buffer range the call accepts, in bytes, for each of its buffer operands
     /// (statx writes a whole `struct statx`, utimensat reads a whole `struct timespec[2]`).
     pub min_buf: usize,
+    /// Whether the call can wait without end: an open of a FIFO, a read or write of a pipe,
+    /// terminal or socket, and the copies that read or write them. A run whose compound has
+    /// such a call arms the executor's alarm, which interrupts it at the time limit.
+    pub blocks: bool,
     /// The man page of the call issued.
     pub man: &'static str,
 }
@@ -268,6 +273,7 @@ macro_rules! sys_table {
                 breaks_link: $brk:literal,
                 confine: $confine:ident,
                 min_buf: $minbuf:expr,
+                blocks: $blocks:literal,
                 man: $man:literal $(,)?
             }
     )*) => {
@@ -308,6 +314,7 @@ macro_rules! sys_table {
                             breaks_link: $brk,
                             confine: Confine::$confine,
                             min_buf: $minbuf,
+                            blocks: $blocks,
                             man: $man,
                         };
                         &SPEC
@@ -326,132 +333,132 @@ sys_table! {
     /// Does nothing and returns 0 (an io_uring NOP on the ring).
     Nop = 0, "nop", () -> Value {
         effect: Read, uring: Nop, cost: Inline, fixed: [], position: false,
-        breaks_link: true, confine: NoPath, min_buf: 0, man: "io_uring_enter(2) IORING_OP_NOP",
+        breaks_link: true, confine: NoPath, min_buf: 0, blocks: false, man: "io_uring_enter(2) IORING_OP_NOP",
     }
     /// getpid(2).
     Getpid = 1, "getpid", () -> Value {
         effect: Read, uring: None, cost: Syscall, fixed: [], position: false,
-        breaks_link: true, confine: NoPath, min_buf: 0, man: "getpid(2)",
+        breaks_link: true, confine: NoPath, min_buf: 0, blocks: false, man: "getpid(2)",
     }
     /// getppid(2).
     Getppid = 2, "getppid", () -> Value {
         effect: Read, uring: None, cost: Syscall, fixed: [], position: false,
-        breaks_link: true, confine: NoPath, min_buf: 0, man: "getppid(2)",
+        breaks_link: true, confine: NoPath, min_buf: 0, blocks: false, man: "getppid(2)",
     }
     /// openat(2).
     Openat = 3, "openat",
         (dirfd: DirFd, path: Path, flags: ArgKind::Flags(F::Open), mode: ArgKind::Flags(F::Mode)) -> Fd {
         effect: Read, uring: OpenAt, cost: Inline, fixed: [], position: false,
-        breaks_link: true, confine: Open, min_buf: 0, man: "openat(2)",
+        breaks_link: true, confine: Open, min_buf: 0, blocks: true, man: "openat(2)",
     }
     /// openat2(2) with `struct open_how { flags, mode, resolve }`.
     Openat2 = 4, "openat2",
         (dirfd: DirFd, path: Path, flags: ArgKind::Flags(F::Open), mode: ArgKind::Flags(F::Mode),
          resolve: ArgKind::Flags(F::Resolve)) -> Fd {
         effect: Read, uring: OpenAt2, cost: Inline, fixed: [], position: false,
-        breaks_link: true, confine: Open, min_buf: 0, man: "openat2(2)",
+        breaks_link: true, confine: Open, min_buf: 0, blocks: true, man: "openat2(2)",
     }
     /// close(2).
     Close = 5, "close", (fd: Fd) -> Value {
         effect: Read, uring: Close, cost: Inline, fixed: [0], position: false,
-        breaks_link: true, confine: NoPath, min_buf: 0, man: "close(2)",
+        breaks_link: true, confine: NoPath, min_buf: 0, blocks: false, man: "close(2)",
     }
     /// read(2).
     Read = 6, "read", (fd: Fd, buf: BufOut) -> Value {
         effect: Read, uring: Read, cost: Inline, fixed: [0], position: true,
-        breaks_link: true, confine: NoPath, min_buf: 0, man: "read(2)",
+        breaks_link: true, confine: NoPath, min_buf: 0, blocks: true, man: "read(2)",
     }
     /// pread64(2).
     Pread = 7, "pread", (fd: Fd, buf: BufOut, offset: Int) -> Value {
         effect: Read, uring: Read, cost: Inline, fixed: [0], position: false,
-        breaks_link: true, confine: NoPath, min_buf: 0, man: "pread(2)",
+        breaks_link: true, confine: NoPath, min_buf: 0, blocks: true, man: "pread(2)",
     }
     /// write(2).
     Write = 8, "write", (fd: Fd, buf: BufIn) -> Value {
         effect: Write, uring: Write, cost: Inline, fixed: [0], position: true,
-        breaks_link: true, confine: NoPath, min_buf: 0, man: "write(2)",
+        breaks_link: true, confine: NoPath, min_buf: 0, blocks: true, man: "write(2)",
     }
     /// pwrite64(2).
     Pwrite = 9, "pwrite", (fd: Fd, buf: BufIn, offset: Int) -> Value {
         effect: Write, uring: Write, cost: Inline, fixed: [0], position: false,
-        breaks_link: true, confine: NoPath, min_buf: 0, man: "pwrite(2)",
+        breaks_link: true, confine: NoPath, min_buf: 0, blocks: false, man: "pwrite(2)",
     }
     /// lseek(2).
     Lseek = 10, "lseek", (fd: Fd, offset: Int, whence: ArgKind::Flags(F::Whence)) -> Value {
         effect: Read, uring: None, cost: Syscall, fixed: [], position: true,
-        breaks_link: true, confine: NoPath, min_buf: 0, man: "lseek(2)",
+        breaks_link: true, confine: NoPath, min_buf: 0, blocks: false, man: "lseek(2)",
     }
     /// statx(2): writes a `struct statx` (256 bytes) into the buffer.
     Statx = 11, "statx",
         (dirfd: DirFd, path: Path, flags: ArgKind::Flags(F::At), mask: ArgKind::Flags(F::StatxMask),
          buf: BufOut) -> Value {
         effect: Read, uring: Statx, cost: Worker, fixed: [], position: false,
-        breaks_link: false, confine: Object, min_buf: STATX_BYTES, man: "statx(2)",
+        breaks_link: false, confine: Object, min_buf: STATX_BYTES, blocks: false, man: "statx(2)",
     }
     /// fstat through statx(2) with `AT_EMPTY_PATH` and `STATX_BASIC_STATS`.
     Fstat = 12, "fstat", (fd: Fd, buf: BufOut) -> Value {
         effect: Read, uring: Statx, cost: Worker, fixed: [], position: false,
-        breaks_link: false, confine: NoPath, min_buf: STATX_BYTES, man: "statx(2)",
+        breaks_link: false, confine: NoPath, min_buf: STATX_BYTES, blocks: false, man: "statx(2)",
     }
     /// getdents64(2): `linux_dirent64` records into the buffer.
     Getdents64 = 13, "getdents64", (fd: Fd, buf: BufOut) -> Value {
         effect: Read, uring: None, cost: Syscall, fixed: [], position: true,
-        breaks_link: true, confine: NoPath, min_buf: 0, man: "getdents64(2)",
+        breaks_link: true, confine: NoPath, min_buf: 0, blocks: false, man: "getdents64(2)",
     }
     /// mkdirat(2).
     Mkdirat = 14, "mkdirat", (dirfd: DirFd, path: Path, mode: ArgKind::Flags(F::Mode)) -> Value {
         effect: Write, uring: MkDirAt, cost: Worker, fixed: [], position: false,
-        breaks_link: false, confine: Parent, min_buf: 0, man: "mkdirat(2)",
+        breaks_link: false, confine: Parent, min_buf: 0, blocks: false, man: "mkdirat(2)",
     }
     /// unlinkat(2).
     Unlinkat = 15, "unlinkat", (dirfd: DirFd, path: Path, flags: ArgKind::Flags(F::At)) -> Value {
         effect: Write, uring: UnlinkAt, cost: Worker, fixed: [], position: false,
-        breaks_link: false, confine: Parent, min_buf: 0, man: "unlinkat(2)",
+        breaks_link: false, confine: Parent, min_buf: 0, blocks: false, man: "unlinkat(2)",
     }
     /// renameat2(2).
     Renameat2 = 16, "renameat2",
         (olddirfd: DirFd, oldpath: Path, newdirfd: DirFd, newpath: Path,
          flags: ArgKind::Flags(F::Rename)) -> Value {
         effect: Write, uring: RenameAt, cost: Worker, fixed: [], position: false,
-        breaks_link: false, confine: TwoParents, min_buf: 0, man: "renameat2(2)",
+        breaks_link: false, confine: TwoParents, min_buf: 0, blocks: false, man: "renameat2(2)",
     }
     /// fsync(2).
     Fsync = 17, "fsync", (fd: Fd) -> Value {
         effect: Write, uring: Fsync, cost: Worker, fixed: [0], position: false,
-        breaks_link: false, confine: NoPath, min_buf: 0, man: "fsync(2)",
+        breaks_link: false, confine: NoPath, min_buf: 0, blocks: false, man: "fsync(2)",
     }
     /// fdatasync(2).
     Fdatasync = 18, "fdatasync", (fd: Fd) -> Value {
         effect: Write, uring: Fsync, cost: Worker, fixed: [0], position: false,
-        breaks_link: false, confine: NoPath, min_buf: 0, man: "fdatasync(2)",
+        breaks_link: false, confine: NoPath, min_buf: 0, blocks: false, man: "fdatasync(2)",
     }
     /// ftruncate(2).
     Ftruncate = 19, "ftruncate", (fd: Fd, length: Int) -> Value {
         effect: Write, uring: Ftruncate, cost: Worker, fixed: [0], position: false,
-        breaks_link: false, confine: NoPath, min_buf: 0, man: "ftruncate(2)",
+        breaks_link: false, confine: NoPath, min_buf: 0, blocks: false, man: "ftruncate(2)",
     }
     /// copy_file_range(2); an offset of -1 passes NULL (use and advance the file position).
     CopyFileRange = 20, "copy_file_range",
         (fd_in: Fd, off_in: Int, fd_out: Fd, off_out: Int, len: Int, flags: Int) -> Value {
         effect: Write, uring: None, cost: Syscall, fixed: [], position: true,
-        breaks_link: true, confine: NoPath, min_buf: 0, man: "copy_file_range(2)",
+        breaks_link: true, confine: NoPath, min_buf: 0, blocks: true, man: "copy_file_range(2)",
     }
     /// splice(2); an offset of -1 passes NULL. One side must be a pipe.
     Splice = 21, "splice",
         (fd_in: Fd, off_in: Int, fd_out: Fd, off_out: Int, len: Int,
          flags: ArgKind::Flags(F::Splice)) -> Value {
         effect: Write, uring: Splice, cost: Inline, fixed: [0, 2], position: true,
-        breaks_link: true, confine: NoPath, min_buf: 0, man: "splice(2)",
+        breaks_link: true, confine: NoPath, min_buf: 0, blocks: true, man: "splice(2)",
     }
     /// sendfile(2); an offset of -1 passes NULL.
     Sendfile = 22, "sendfile", (out_fd: Fd, in_fd: Fd, offset: Int, count: Int) -> Value {
         effect: Write, uring: None, cost: Syscall, fixed: [], position: true,
-        breaks_link: true, confine: NoPath, min_buf: 0, man: "sendfile(2)",
+        breaks_link: true, confine: NoPath, min_buf: 0, blocks: true, man: "sendfile(2)",
     }
     /// pipe2(2): fills two fd slots (read end, write end).
     Pipe2 = 23, "pipe2", (read_end: NewFd, write_end: NewFd, flags: ArgKind::Flags(F::Open)) -> Value {
         effect: Read, uring: None, cost: Syscall, fixed: [], position: false,
-        breaks_link: true, confine: NoPath, min_buf: 0, man: "pipe2(2)",
+        breaks_link: true, confine: NoPath, min_buf: 0, blocks: false, man: "pipe2(2)",
     }
     /// linkat(2): a new name `newpath` for the file `oldpath` (its symbolic link itself unless
     /// the flags hold `AT_SYMLINK_FOLLOW`).
@@ -459,19 +466,19 @@ sys_table! {
         (olddirfd: DirFd, oldpath: Path, newdirfd: DirFd, newpath: Path,
          flags: ArgKind::Flags(F::At)) -> Value {
         effect: Write, uring: LinkAt, cost: Worker, fixed: [], position: false,
-        breaks_link: false, confine: Link, min_buf: 0, man: "linkat(2)",
+        breaks_link: false, confine: Link, min_buf: 0, blocks: false, man: "linkat(2)",
     }
     /// symlinkat(2): a symbolic link `linkpath` holding `target` (a string, not resolved).
     Symlinkat = 25, "symlinkat", (target: Str, newdirfd: DirFd, linkpath: Path) -> Value {
         effect: Write, uring: SymlinkAt, cost: Worker, fixed: [], position: false,
-        breaks_link: false, confine: Symlink, min_buf: 0, man: "symlinkat(2)",
+        breaks_link: false, confine: Symlink, min_buf: 0, blocks: false, man: "symlinkat(2)",
     }
     /// readlinkat(2): the target of the symbolic link `path` into the buffer (not
     /// NUL-terminated); returns the bytes written (a result equal to the range's length may
     /// be truncated).
     Readlinkat = 26, "readlinkat", (dirfd: DirFd, path: Path, buf: BufOut) -> Value {
         effect: Read, uring: None, cost: Syscall, fixed: [], position: false,
-        breaks_link: true, confine: Parent, min_buf: 0, man: "readlinkat(2)",
+        breaks_link: true, confine: Parent, min_buf: 0, blocks: false, man: "readlinkat(2)",
     }
     /// fchmodat2(2) (fchmodat(2) with a flags operand: `AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`;
     /// issued as fchmodat(2) when the flags are 0; under a policy root always as fchmodat2,
@@ -479,13 +486,13 @@ sys_table! {
     Fchmodat = 27, "fchmodat",
         (dirfd: DirFd, path: Path, mode: ArgKind::Flags(F::Mode), flags: ArgKind::Flags(F::At)) -> Value {
         effect: Write, uring: None, cost: Syscall, fixed: [], position: false,
-        breaks_link: true, confine: Object, min_buf: 0, man: "fchmodat2(2)",
+        breaks_link: true, confine: Object, min_buf: 0, blocks: false, man: "fchmodat2(2)",
     }
     /// fchownat(2); an owner or group of -1 leaves it unchanged.
     Fchownat = 28, "fchownat",
         (dirfd: DirFd, path: Path, owner: Int, group: Int, flags: ArgKind::Flags(F::At)) -> Value {
         effect: Write, uring: None, cost: Syscall, fixed: [], position: false,
-        breaks_link: true, confine: Object, min_buf: 0, man: "fchownat(2)",
+        breaks_link: true, confine: Object, min_buf: 0, blocks: false, man: "fchownat(2)",
     }
     /// utimensat(2): the access and modification times from a range holding a
     /// `struct timespec[2]` (32 bytes: `tv_sec` i64 and `tv_nsec` i64, twice, native byte
@@ -494,32 +501,32 @@ sys_table! {
     Utimensat = 29, "utimensat",
         (dirfd: DirFd, path: Path, times: BufIn, flags: ArgKind::Flags(F::At)) -> Value {
         effect: Write, uring: None, cost: Syscall, fixed: [], position: false,
-        breaks_link: true, confine: Object, min_buf: TIMES_BYTES, man: "utimensat(2)",
+        breaks_link: true, confine: Object, min_buf: TIMES_BYTES, blocks: false, man: "utimensat(2)",
     }
     /// fgetxattr(2): the value of the extended attribute `name` into the buffer; returns its
     /// length (an empty range asks for the length only).
     Fgetxattr = 30, "fgetxattr", (fd: Fd, name: Str, value: BufOut) -> Value {
         effect: Read, uring: FGetXattr, cost: Worker, fixed: [0], position: false,
-        breaks_link: false, confine: NoPath, min_buf: 0, man: "fgetxattr(2)",
+        breaks_link: false, confine: NoPath, min_buf: 0, blocks: false, man: "fgetxattr(2)",
     }
     /// fsetxattr(2): sets the extended attribute `name` to the range's bytes.
     Fsetxattr = 31, "fsetxattr",
         (fd: Fd, name: Str, value: BufIn, flags: ArgKind::Flags(F::Xattr)) -> Value {
         effect: Write, uring: FSetXattr, cost: Worker, fixed: [0], position: false,
-        breaks_link: false, confine: NoPath, min_buf: 0, man: "fsetxattr(2)",
+        breaks_link: false, confine: NoPath, min_buf: 0, blocks: false, man: "fsetxattr(2)",
     }
     /// flistxattr(2): the NUL-terminated names of the file's extended attributes into the
     /// buffer; returns their total length (an empty range asks for the length only).
     Flistxattr = 32, "flistxattr", (fd: Fd, list: BufOut) -> Value {
         effect: Read, uring: None, cost: Syscall, fixed: [], position: false,
-        breaks_link: true, confine: NoPath, min_buf: 0, man: "flistxattr(2)",
+        breaks_link: true, confine: NoPath, min_buf: 0, blocks: false, man: "flistxattr(2)",
     }
     /// faccessat2(2): checks `mode` (`F_OK` or `R_OK|W_OK|X_OK`) on the file; returns 0 or
     /// fails (`EACCES`, `ENOENT`, …).
     Faccessat2 = 33, "faccessat2",
         (dirfd: DirFd, path: Path, mode: ArgKind::Flags(F::Access), flags: ArgKind::Flags(F::At)) -> Value {
         effect: Read, uring: None, cost: Syscall, fixed: [], position: false,
-        breaks_link: true, confine: Object, min_buf: 0, man: "faccessat2(2)",
+        breaks_link: true, confine: Object, min_buf: 0, blocks: false, man: "faccessat2(2)",
     }
 }
 

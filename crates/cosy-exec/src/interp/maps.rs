@@ -547,7 +547,11 @@ fn threads<I: Issuer>(
                         let shared = &shared;
                         // Each thread's blocking calls end at the deadline too.
                         move || {
-                            let _alarm = crate::alarm::Alarm::arm(&cx.deadline);
+                            let _alarm = cx
+                                .plan
+                                .blocks()
+                                .then(|| crate::alarm::Alarm::arm(&cx.deadline))
+                                .flatten();
                             work(shared, iss)
                         }
                     })

@@ -683,7 +683,10 @@ pub(crate) fn execute<I: Issuer>(
         trace,
     };
     // Blocking plain calls of this thread end at the deadline (`alarm`).
-    let _alarm = crate::alarm::Alarm::arm(&cx.deadline);
+    let _alarm = plan
+        .blocks()
+        .then(|| crate::alarm::Alarm::arm(&cx.deadline))
+        .flatten();
     let mut dirty = Dirty::new(layout);
     let mut lane = Lane::new(c, 0, policy.fuel, trace);
     for input in &c.inputs {
