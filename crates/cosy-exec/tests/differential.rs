@@ -1265,6 +1265,44 @@ fn generated(cases: u32, fuel: Option<u64>) {
     );
 }
 
+/// Compounds the generator once found a bug with (tests/regressions/*.cosy, each file's header
+/// says which), run like generated cases: every executor, original and optimized, same results,
+/// same files, no descriptor left open.
+#[test]
+fn regressions() {
+    let dir = repo().join("crates/cosy-exec/tests/regressions");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cosy"))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no regression cases in {dir:?}");
+    for path in &names {
+        let src = std::fs::read_to_string(path).unwrap();
+        let c = cosy_format::text::parse(&src)
+            .unwrap_or_else(|e| panic!("{path:?}: {e}"))
+            .compound;
+        let case = Case {
+            name: format!("{}", path.display()),
+            build: Box::new(move |d| {
+                let mut p = untrusted(d);
+                p.std_streams = true;
+                let out = format!("{}/stdout", d.display());
+                Some((
+                    redirect_std(
+                        cosy_format::testing::nonblocking_pipes(c.clone()),
+                        out.as_bytes(),
+                    ),
+                    p,
+                ))
+            }),
+            opts: RunOptions::default(),
+        };
+        assert!(differential(&case).verified(), "{path:?} does not verify");
+    }
+}
+
 #[test]
 fn generated_compounds() {
     generated(200, None);

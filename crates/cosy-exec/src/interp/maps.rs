@@ -333,6 +333,9 @@ fn window<I: Issuer>(
         .collect();
     // The item each lane runs, by index in item order.
     let mut busy: Vec<Option<usize>> = vec![None; w];
+    // Lanes whose item has ended, with its result, waiting for the closes it queued: the item
+    // is committed (its trace with them) once they have completed.
+    let mut ending: Vec<Option<Result<(), Error>>> = (0..w).map(|_| None).collect();
     // Items that finished before an older one, by index from `committed`.
     let mut done: std::collections::VecDeque<Option<IterOut>> = Default::default();
     let mut combined = Combined::new(info, left);
@@ -375,6 +378,9 @@ fn window<I: Issuer>(
         let mut progressed = false;
         for (k, lane) in lanes.iter_mut().enumerate() {
             let Some(item) = busy[k] else { continue };
+            if ending[k].is_some() {
+                continue;
+            }
             let before = (lane.pc, lane.used);
             let result = match lane.run(cx, issuer, dirty, end + 1) {
                 Run::Done => Ok(()),
@@ -386,6 +392,10 @@ fn window<I: Issuer>(
             };
             progressed = true;
             lane.close_slots(issuer, end, &info.fd_slots);
+            if lane.has_pending() {
+                ending[k] = Some(result);
+                continue;
+            }
             finish(&mut combined, &mut done, &mut committed, item, lane, result);
             busy[k] = None;
         }
@@ -396,6 +406,7 @@ fn window<I: Issuer>(
                 if busy[k].is_some() && !lane.has_pending() {
                     lane.close_slots(issuer, end, &info.fd_slots);
                     busy[k] = None;
+                    ending[k] = None;
                 }
             }
         }
@@ -425,10 +436,16 @@ fn window<I: Issuer>(
         }
         for (k, lane) in lanes.iter_mut().enumerate() {
             if let Err(e) = lane.retire(cx, issuer)
-                && let Some(item) = busy[k].take()
+                && busy[k].is_some()
             {
                 lane.close_slots(issuer, end, &info.fd_slots);
-                finish(&mut combined, &mut done, &mut committed, item, lane, Err(e));
+                ending[k] = Some(Err(e));
+            }
+            if !lane.has_pending()
+                && let Some(result) = ending[k].take()
+                && let Some(item) = busy[k].take()
+            {
+                finish(&mut combined, &mut done, &mut committed, item, lane, result);
             }
         }
     }
@@ -443,16 +460,12 @@ fn window<I: Issuer>(
     for lane in lanes.iter_mut() {
         lane.discard(issuer);
         lane.close_slots(issuer, end, &info.fd_slots);
+    }
+    for lane in lanes.iter_mut() {
+        lane.drain(issuer);
         lane.flush_marks(cx.layout, dirty);
         lane.rec.trace = None;
         main.rec.absorb(&lane.rec);
-    }
-    if lanes.iter().any(Lane::has_pending) {
-        let _ = issuer.wait(&mut main.rec, None);
-        for lane in lanes.iter_mut() {
-            lane.discard(issuer);
-            lane.flush_marks(cx.layout, dirty);
-        }
     }
     if let Some(e) = timed_out {
         return Err(e);

@@ -699,10 +699,7 @@ pub(crate) fn execute<I: Issuer>(
     let end = c.ops.len();
     let open = lane.fds.open();
     lane.close_slots(issuer, end, &open);
-    if lane.has_pending() {
-        let _ = issuer.wait(&mut lane.rec, None);
-        lane.discard(issuer);
-    }
+    lane.drain(issuer);
     lane.flush_marks(layout, &mut dirty);
     let outputs = c
         .outputs

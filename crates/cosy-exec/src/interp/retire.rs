@@ -24,8 +24,16 @@ impl Lane {
     /// Retires the pending calls in program order (after [`Issuer::wait`]): results into
     /// registers and slots, the error mode. In `stop` mode the first failure is the lane's
     /// error; the calls after it are discarded.
+    ///
+    /// Only the calls pending at the start are retired: the closes retiring them queues (of a
+    /// slot's replaced descriptor) have not been waited for. Taking those now would read them
+    /// as cancelled and hand their ring slot to the next open while the close is still queued.
     pub fn retire<I: Issuer>(&mut self, cx: &Cx<'_>, issuer: &mut I) -> Result<(), Error> {
-        while let Some(p) = self.pending.pop_front() {
+        let mut waited = self.pending.len();
+        while waited > 0
+            && let Some(p) = self.pending.pop_front()
+        {
+            waited -= 1;
             let r = self.result_of(issuer, &p);
             if matches!(p.effect, Effect::Internal) {
                 continue;
@@ -47,7 +55,7 @@ impl Lane {
                 }
                 self.pc = p.op as usize;
                 self.settle(issuer, &p, r, false);
-                self.discard(issuer);
+                self.discard_first(issuer, waited);
                 return Err(Error::Call {
                     op: p.op,
                     call: p.call,
@@ -67,15 +75,34 @@ impl Lane {
         Ok(())
     }
 
-    /// Retires every pending call as discarded: it ran (or was cancelled), its result is not
-    /// part of the run, but the descriptors it opened are the lane's to close.
+    /// Retires every pending call as discarded (after [`Issuer::wait`]): it ran (or was
+    /// cancelled), its result is not part of the run, but the descriptors it opened are the
+    /// lane's to close. The closes that queues stay pending, as in [`Lane::retire`].
     pub fn discard<I: Issuer>(&mut self, issuer: &mut I) {
-        while let Some(p) = self.pending.pop_front() {
+        self.discard_first(issuer, self.pending.len());
+    }
+
+    /// Discards the first `n` pending calls.
+    fn discard_first<I: Issuer>(&mut self, issuer: &mut I, n: usize) {
+        for _ in 0..n {
+            let Some(p) = self.pending.pop_front() else {
+                return;
+            };
             let r = self.result_of(issuer, &p);
             if !matches!(p.effect, Effect::Internal) {
                 self.fallible -= 1;
                 self.settle(issuer, &p, r, false);
             }
+        }
+    }
+
+    /// Waits for and discards everything pending, the closes that queues included (the end of
+    /// a run or of a map: nothing may stay in flight, no descriptor open).
+    pub fn drain<I: Issuer>(&mut self, issuer: &mut I) {
+        // Each round retires what the last queued; a close queues nothing, so this ends.
+        while self.has_pending() {
+            let _ = issuer.wait(&mut self.rec, None);
+            self.discard(issuer);
         }
     }
 

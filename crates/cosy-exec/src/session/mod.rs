@@ -764,10 +764,7 @@ impl Drop for Session {
 
 fn close_all<I: Issuer>(lane: &mut Lane, issuer: &mut I, end: usize, open: &[FdSlot]) {
     lane.close_slots(issuer, end, open);
-    if lane.has_pending() {
-        let _ = issuer.wait(&mut lane.rec, None);
-        lane.discard(issuer);
-    }
+    lane.drain(issuer);
 }
 
 fn direct_issuer(root: Option<Root>, capacity: usize) -> Result<DirectIssuer, SessionError> {
