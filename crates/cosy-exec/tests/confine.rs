@@ -612,3 +612,9 @@ fn no_path_taking_row_reaches_outside_the_root() {
         }
     });
 }
+
+/// The tests above, again as an unprivileged user (as root, permission bits stop nothing).
+#[test]
+fn rerun_unprivileged() {
+    rerun_as_nobody(8);
+}

@@ -466,3 +466,49 @@ pub fn on_every_executor(
 pub fn is_direct(name: &str) -> bool {
     name == "direct"
 }
+
+/// The effective user id.
+pub fn uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Runs the other tests of this test binary again as `nobody` (`setpriv --reuid=65534
+/// --regid=65534 --clear-groups`), where permission bits apply, and checks that all `expected`
+/// of them pass. Skips, saying why, when not root (they already ran unprivileged) or without
+/// setpriv. Call it from a test named `rerun_unprivileged`.
+pub fn rerun_as_nobody(expected: usize) {
+    if std::env::var_os("COSY_UNPRIVILEGED").is_some() {
+        return;
+    }
+    if uid() != 0 {
+        eprintln!("not root: these tests already run unprivileged");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let run = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&exe)
+        .args(["--test-threads=2", "--skip", "rerun_unprivileged"])
+        .env("COSY_UNPRIVILEGED", "1")
+        .env("TMPDIR", "/tmp")
+        .current_dir("/")
+        .output();
+    let out = match run {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("skipping the unprivileged run: setpriv: {e}");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "as nobody:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = format!("test result: ok. {expected} passed");
+    assert!(
+        stdout.contains(&want),
+        "as nobody, expected `{want}`:\n{stdout}"
+    );
+}
