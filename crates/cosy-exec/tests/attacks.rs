@@ -406,12 +406,18 @@ fn the_kernels_permission_checks_stand_as_for_any_program() {
     each_executor(|| {
         let t = tree();
         std::fs::write(t.root.join("locked"), b"locked").unwrap();
-        std::fs::set_permissions(t.root.join("locked"), std::fs::Permissions::from_mode(0))
-            .unwrap();
+        std::fs::set_permissions(
+            t.root.join("locked"),
+            std::fs::Permissions::from_mode(0o000),
+        )
+        .unwrap();
         std::fs::create_dir(t.root.join("closed")).unwrap();
         std::fs::write(t.root.join("closed/x"), b"x").unwrap();
-        std::fs::set_permissions(t.root.join("closed"), std::fs::Permissions::from_mode(0))
-            .unwrap();
+        std::fs::set_permissions(
+            t.root.join("closed"),
+            std::fs::Permissions::from_mode(0o000),
+        )
+        .unwrap();
         for name in ["locked", "closed/x", "in.txt"] {
             let src = format!(
                 "buffer buf 64\nf = openat cwd \"{name}\" O_RDONLY 0o0\nn = read f buf\nclose f\noutput n\n"
