@@ -610,6 +610,12 @@ fn no_path_taking_row_reaches_outside_the_root() {
                 assert!(tried.contains(&call), "{call:?}: no way out tried");
             }
         }
+        eprintln!(
+            "{}: {} escape attempts over {} path-taking calls, all held",
+            current(),
+            tried.len(),
+            Sys::ALL.iter().filter(|s| s.spec().takes_path()).count()
+        );
     });
 }
 
