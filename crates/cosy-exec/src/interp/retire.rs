@@ -1,7 +1,7 @@
 //! Calls that were pending: queued in a lane, then retired in program order after the
 //! barrier, with the error mode and the undo of what ran past a call that failed.
 
-use cosy_model::{Arg, FdRef, Op, Ret, Sys};
+use cosy_model::{Arg, FdRef, FdSlot, Op, Ret, Sys};
 
 use super::{Cx, Effect, Issuer, Lane, Pend, Ticket, Undo, errno_of, written_of};
 use crate::arena::Span;
@@ -126,8 +126,23 @@ impl Lane {
             Effect::Reg(_) | Effect::Internal => {}
             Effect::Fd { slot, fd, old } => {
                 match (r >= 0, fd) {
-                    (true, None) => {
-                        let stale = self.fds.replace(slot, i32::try_from(r).unwrap_or(-1));
+                    // A later open into the slot, still pending, replaces this one's result:
+                    // as on direct, where it would close this descriptor.
+                    (_, None) if self.slot_written_later(slot) => {
+                        if r >= 0 {
+                            self.close_fd(issuer, op, i32::try_from(r).unwrap_or(-1));
+                        }
+                    }
+                    // The slot takes the result (empty if the open failed: direct closes the
+                    // descriptor it held, which an earlier open may have put there since this
+                    // one was queued).
+                    (_, None) => {
+                        let fd = if r >= 0 {
+                            i32::try_from(r).unwrap_or(-1)
+                        } else {
+                            -1
+                        };
+                        let stale = self.fds.replace(slot, fd);
                         self.close_fd(issuer, op, stale);
                     }
                     // The slot holds the open's descriptor already (unless a later call of
@@ -140,6 +155,13 @@ impl Lane {
                 self.close_fd(issuer, op, old);
             }
         }
+    }
+
+    /// Whether a pending call (after the one retiring) returns a descriptor into `slot`.
+    fn slot_written_later(&self, slot: FdSlot) -> bool {
+        self.pending
+            .iter()
+            .any(|q| matches!(q.effect, Effect::Fd { slot: s, .. } if s == slot))
     }
 
     /// Records a call the issuer queued, with what it does to the lane at once: a close
