@@ -42,6 +42,7 @@ pub use cosy_exec::{
     Stats, TraceEntry, Verified,
 };
 pub use cosy_format::{binary, text};
+pub use cosy_macros::compound;
 pub use cosy_model::{BinOp, Builder, Compound, ErrorMode, FdRef, Policy, Sys, builder};
 pub use cosy_opt::{Passes, optimize};
 pub use cosy_verify::verify;
