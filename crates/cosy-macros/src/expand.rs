@@ -167,7 +167,7 @@ pub fn expand(item: &ItemFn) -> syn::Result<TokenStream> {
             let mut msg = format!("the compound does not verify: {}", p.message);
             if p.rule == cosy_verify::Rule::UnknownFunction {
                 msg.push_str(
-                    " (neither a system call of cosy's table nor a built-in (find, count_lines, checksum); a user function is declared with `#[functions(NAME)]` on the compound's fn)",
+                    "; it is not a system call of cosy's table either. A user function is declared with `#[functions(NAME)]` on the compound's fn and registered with `RunOptions::functions.register(\"NAME\", ..)`",
                 );
             }
             if p.rule == cosy_verify::Rule::MapRegisterWrite

@@ -493,7 +493,17 @@ impl Lower {
                     )
                 })?;
                 match self.lookup(&name) {
-                    Some(Ent::Reg(r)) => self.assign(&r, &a.right),
+                    Some(Ent::Reg(r)) => {
+                        self.assign(&r, &a.right)?;
+                        // The line that writes `r` is the assignment's (a verifier problem
+                        // with the write points at `r = ...`), unless it is a call's.
+                        if !matches!(strip(&a.right), Expr::Call(_) | Expr::Try(_))
+                            && let Some(last) = self.body.last_mut()
+                        {
+                            last.1 = a.span();
+                        }
+                        Ok(())
+                    }
                     Some(Ent::Fd(f)) => {
                         if !self.returns_fd(&a.right) {
                             return err(
@@ -1235,6 +1245,7 @@ impl Lower {
             }
             Expr::Match(m) => self.match_into(Some(dst), m),
             Expr::Block(b) => self.value_block(dst, &b.block),
+            Expr::MethodCall(_) => self.unsupported(e),
             _ => {
                 let v = self.value(e)?;
                 self.emit(format!("{dst} = {}", v.text()), e.span());
