@@ -426,14 +426,11 @@ impl Lower {
         // Evaluate before binding: `let x = x + 1` reads the old `x`.
         let v = self.value_or_into(e)?;
         let text = self.fresh_name(&name, span, true)?;
-        self.bind(&name, Ent::Reg(text.clone()));
         match v {
             Some(v) => self.emit(format!("{text} = {}", v.text()), l.span()),
-            None => {
-                // value_or_into said: lower `e` straight into the destination.
-                self.assign(&text, e)?;
-            }
+            None => self.assign(&text, e)?,
         }
+        self.bind(&name, Ent::Reg(text));
         Ok(())
     }
 
