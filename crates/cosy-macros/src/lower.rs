@@ -277,45 +277,28 @@ impl Lower {
         Ok(())
     }
 
-    /// A text name for a new Rust binding `name`: `name` itself unless an enclosing scope
-    /// still sees a binding of that name (then `name_1`, ...), so shadowing keeps both. `reg`:
-    /// the new binding is a register.
-    fn fresh_name(&mut self, name: &str, span: Span, reg: bool) -> syn::Result<String> {
-        let outer_sees = self
-            .scopes
-            .iter()
-            .rev()
-            .skip(1)
-            .any(|s| s.contains_key(name));
-        let in_current = self.scopes.last().and_then(|s| s.get(name)).cloned();
-        if !outer_sees && !self.taken.contains_key(name) {
+    /// A text name for a new Rust binding `name`: `name` itself the first time, then
+    /// `name_1`, `name_2`...: every `let` (shadowing included) has storage of its own, as in
+    /// Rust.
+    fn fresh_name(&mut self, name: &str, span: Span) -> syn::Result<String> {
+        if !self.taken.contains_key(name) {
             self.claim(name, span)?;
             return Ok(name.to_string());
         }
-        if !outer_sees
-            && reg
-            && let Some(Ent::Reg(r)) = in_current
-        {
-            // A register rebound in the same block: the old binding is dead, reuse it.
-            return Ok(r);
-        }
-        let n = self.taken.entry(name.to_string()).or_insert(0);
+        let mut k = self.taken.get(name).copied().unwrap_or(0);
         loop {
-            *n += 1;
-            let cand = format!("{name}_{n}");
-            if !self.scopes.iter().any(|s| {
-                s.values().any(|e| match e {
-                    Ent::Reg(r) | Ent::Fd(r) | Ent::Buf(r) | Ent::PathVar(r) => *r == cand,
-                    _ => false,
-                })
-            }) {
+            k += 1;
+            let cand = format!("{name}_{k}");
+            if !self.taken.contains_key(&cand) {
+                self.taken.insert(name.to_string(), k);
+                self.taken.insert(cand.clone(), 0);
                 return Ok(cand);
             }
         }
     }
 
     fn fresh_reg(&mut self, name: &str, span: Span) -> syn::Result<String> {
-        let r = self.fresh_name(name, span, true)?;
+        let r = self.fresh_name(name, span)?;
         self.bind(name, Ent::Reg(r.clone()));
         Ok(r)
     }
@@ -394,7 +377,7 @@ impl Lower {
         // A buffer: `[0u8; N]`.
         if let Expr::Repeat(r) = e {
             let size = self.buffer_size(r)?;
-            let text = self.fresh_name(&name, span, false)?;
+            let text = self.fresh_name(&name, span)?;
             let local = if self.map_depth > 0 { " local" } else { "" };
             self.decls
                 .push((format!("buffer {text} {size}{local}"), l.span()));
@@ -411,7 +394,7 @@ impl Lower {
             return self.closure_error(c.span());
         }
         if self.returns_fd(e) {
-            let text = self.fresh_name(&name, span, false)?;
+            let text = self.fresh_name(&name, span)?;
             self.bind(&name, Ent::Fd(text.clone()));
             return self.call_into(Dest::Fd(text), e);
         }
@@ -425,7 +408,7 @@ impl Lower {
         }
         // Evaluate before binding: `let x = x + 1` reads the old `x`.
         let v = self.value_or_into(e)?;
-        let text = self.fresh_name(&name, span, true)?;
+        let text = self.fresh_name(&name, span)?;
         match v {
             Some(v) => self.emit(format!("{text} = {}", v.text()), l.span()),
             None => self.assign(&text, e)?,
@@ -822,7 +805,7 @@ impl Lower {
             }
         };
         self.scopes.push(HashMap::new());
-        let name = self.fresh_name(&var, vspan, false)?;
+        let name = self.fresh_name(&var, vspan)?;
         match head {
             Head::Reg => self.bind(&var, Ent::Reg(name.clone())),
             Head::Path => self.bind(&var, Ent::PathVar(name.clone())),
@@ -883,8 +866,24 @@ impl Lower {
         if c.args.is_empty() || c.args.len() > 2 {
             return err(
                 c.span(),
-                "`dirents(dir)` or `dirents(dir, &mut buf)`: the entries of the open directory `dir`, read with getdents64 into `buf` (64 KiB if not given)",
+                "`dirents(dir)` or `dirents(dir, &mut buf)`: the entries of the open directory `dir`, read with getdents64 into `buf` (64 KiB if not given); or `dirents(&buf[..n])`: the entries getdents64 put in `buf`",
             );
+        }
+        // `dirents(&buf[..n])`: one map over the records getdents64 put in a buffer.
+        if c.args.len() == 1 && matches!(strip(&c.args[0]), Expr::Reference(_) | Expr::Index(_)) {
+            if bound.is_some() {
+                return err(f.attrs[0].span(), "a `for` over the entries of a buffer needs no bound: it is a cosy map");
+            }
+            let (range, _) = self.range_operand(&c.args[0])?;
+            self.scopes.push(HashMap::new());
+            let name = self.fresh_name(var, vspan)?;
+            self.bind(var, Ent::Dirent(name.clone()));
+            self.emit(format!("map {name} in dirents({range}) {{"), f.span());
+            let r = self.map_body(&f.body);
+            self.scopes.pop();
+            r?;
+            self.emit("}".to_string(), f.span());
+            return Ok(());
         }
         let dir = self.fd_operand(&c.args[0], ArgKind::Fd)?;
         let buf = if let Some(b) = c.args.get(1) {
@@ -908,7 +907,7 @@ impl Lower {
         self.emit(format!("{n} = getdents64 {dir} {buf}"), c.span());
         self.emit(format!("if {n} == 0 goto {end}"), c.span());
         self.scopes.push(HashMap::new());
-        let name = self.fresh_name(var, vspan, false)?;
+        let name = self.fresh_name(var, vspan)?;
         self.bind(var, Ent::Dirent(name.clone()));
         self.emit(format!("map {name} in dirents({buf}[0..{n}]) {{"), f.span());
         let r = self.map_body(&f.body);
@@ -1575,7 +1574,7 @@ impl Lower {
                             ),
                         );
                     };
-                    let text = self.fresh_name(&id, a.span(), false)?;
+                    let text = self.fresh_name(&id, a.span())?;
                     self.bind(&id, Ent::Fd(text.clone()));
                     text
                 }
