@@ -188,6 +188,18 @@ pub fn expand(item: &ItemFn) -> syn::Result<TokenStream> {
         }
     }
     let canonical = cosy_format::text::print(&parsed.compound);
+    // The expansion parses `canonical` at run time: make sure, now, that it does.
+    match cosy_format::text::parse(&canonical) {
+        Ok(p) if cosy_format::text::print(&p.compound) == canonical => {}
+        _ => {
+            return Err(syn::Error::new(
+                sig.ident.span(),
+                format!(
+                    "the canonical text of this compound does not read back (a bug of cosy's printer or of this macro):\n{canonical}"
+                ),
+            ));
+        }
+    }
     for f in &lowered.functions {
         functions.insert(f.clone());
     }

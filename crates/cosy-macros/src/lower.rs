@@ -262,6 +262,18 @@ impl Lower {
 
     /// Reserves text name `name`, refusing names the text format cannot give a register.
     fn claim(&mut self, name: &str, span: Span) -> syn::Result<()> {
+        let ascii = name
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+        if !ascii {
+            return err(
+                span,
+                format!(
+                    "`{name}` cannot name a value of a compound: its names are ASCII letters, digits and `_` (no raw identifiers)"
+                ),
+            );
+        }
         if Sys::from_name(name).is_some()
             || ["load", "call", "cwd", "stdin", "stdout", "stderr"].contains(&name)
             || cosy_model::flags::constant(name).is_some()
@@ -766,7 +778,7 @@ impl Lower {
                             );
                         }
                     },
-                    _ => unreachable!("matched above"),
+                    e => return self.unsupported(e),
                 };
                 let mut paths = Vec::new();
                 let mut ints = Vec::new();
@@ -872,7 +884,10 @@ impl Lower {
         // `dirents(&buf[..n])`: one map over the records getdents64 put in a buffer.
         if c.args.len() == 1 && matches!(strip(&c.args[0]), Expr::Reference(_) | Expr::Index(_)) {
             if bound.is_some() {
-                return err(f.attrs[0].span(), "a `for` over the entries of a buffer needs no bound: it is a cosy map");
+                return err(
+                    f.attrs[0].span(),
+                    "a `for` over the entries of a buffer needs no bound: it is a cosy map",
+                );
             }
             let (range, _) = self.range_operand(&c.args[0])?;
             self.scopes.push(HashMap::new());
@@ -1171,7 +1186,12 @@ impl Lower {
                 }
                 self.value(&c.expr)
             }
-            Expr::Call(_) | Expr::Try(_) | Expr::MethodCall(_) | Expr::If(_) | Expr::Match(_) => {
+            Expr::Call(_)
+            | Expr::Try(_)
+            | Expr::MethodCall(_)
+            | Expr::If(_)
+            | Expr::Match(_)
+            | Expr::Block(_) => {
                 let t = self.tmp();
                 self.assign(&t, e)?;
                 Ok(Val::Reg(t))
@@ -1452,7 +1472,14 @@ impl Lower {
         let dst = match dest {
             Dest::None => None,
             Dest::Reg(r) => Some(r),
-            Dest::Fd(_) => unreachable!("only system calls return descriptors"),
+            Dest::Fd(_) => {
+                return err(
+                    call.span(),
+                    format!(
+                        "`{name}` is not an open: only `openat` and `openat2` give descriptors"
+                    ),
+                );
+            }
         };
         // load_u8 .. load_u64, store_u8 .. store_u64, min, max.
         for w in ["u8", "u16", "u32", "u64"] {

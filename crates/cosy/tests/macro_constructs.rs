@@ -312,3 +312,64 @@ fn the_run_time_policy_is_enforced() {
     assert_eq!(v1.policy(), &policy);
     assert_eq!(v2.policy(), &Policy::trusted());
 }
+
+cosy::compound! {
+    /// Names the text format gives a meaning by position only, `while` with `continue`,
+    /// nested bounded loops, `break` out of an inner loop, values of `if` and blocks.
+    fn names(n: i64) -> Names {
+        let mut map = 0;
+        let mut output = 0;
+        let mut input = 0;
+        let mut goto = 0;
+        let mut store = 0;
+        let mut mode = 0;
+        let mut i = 0;
+        #[bound(100)]
+        while i < n {
+            i += 1;
+            if i % 3 == 0 {
+                continue;
+            }
+            map += i;
+            let mut j = 0;
+            // A bound counts the rounds of the whole run: 1000 covers every entry.
+            #[bound(1000)]
+            loop {
+                j += 1;
+                if j > i {
+                    break;
+                }
+                output += 1;
+            }
+            input += if i > 4 { 2 } else { 1 };
+            goto += {
+                let t = i * 2;
+                t + 1
+            };
+        }
+        store = map.max(output);
+        mode = -store;
+        Names { map, output, input, goto, store, mode }
+    }
+}
+
+#[test]
+fn names_continue_and_nested_loops_match_rust() {
+    let n = 20;
+    let (mut map, mut output, mut input, mut goto) = (0i64, 0i64, 0i64, 0i64);
+    for i in 1..=n {
+        if i % 3 == 0 {
+            continue;
+        }
+        map += i;
+        output += i;
+        input += if i > 4 { 2 } else { 1 };
+        goto += i * 2 + 1;
+    }
+    let store = map.max(output);
+    let o = names::run(&Policy::trusted(), &RunOptions::default(), n).unwrap();
+    assert_eq!(
+        [o.map, o.output, o.input, o.goto, o.store, o.mode],
+        [map, output, input, goto, store, -store]
+    );
+}
