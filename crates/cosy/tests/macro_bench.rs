@@ -3,7 +3,7 @@
 //! of the declaration tables, and the small ones run with the same results.
 
 use cosy::{Backend, Compound, Policy, RunOptions};
-use cosy_bench::workloads::{bonnie, burst, database, du, ls};
+use cosy_bench::workloads::{bonnie, burst, cp, database, du, grep, ls};
 
 /// The canonical text of `c` up to names: registers, fd slots, path variables and buffers are
 /// renamed by index and the tables put in the order the operations first mention them (the
@@ -278,6 +278,123 @@ cosy::compound! {
     }
 }
 
+cosy::compound! {
+    fn cp_tree(#[default("s")] src: &Path, #[default("d")] dst: &Path) -> Copied {
+        let mut rents = [0u8; 65536];
+        let mut copied = 0;
+        let rc = mkdirat(cwd, dst, 0o755)?;
+        let sroot = openat(cwd, src, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)?;
+        let droot = openat(cwd, dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)?;
+        #[bound(1_048_576)]
+        loop {
+            let len = getdents64(sroot, &mut rents)?;
+            if len > 0 {
+                for e in dirents(&rents[..len]) {
+                    let mut ents = [0u8; 65536];
+                    if e.kind == DT_DIR {
+                        let rc = mkdirat(droot, e, 0o755)?;
+                        let s = openat(sroot, e, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)?;
+                        let t = openat(droot, e, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)?;
+                        #[bound(1_048_576)]
+                        loop {
+                            let len = getdents64(s, &mut ents)?;
+                            if len > 0 {
+                                for f in dirents(&ents[..len]) {
+                                    let mut data = [0u8; 65536];
+                                    if f.kind == DT_REG {
+                                        let from = openat(s, f, O_RDONLY, 0)?;
+                                        let to = openat(t, f, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)?;
+                                        #[bound(1_048_576)]
+                                        loop {
+                                            let r = read(from, &mut data)?;
+                                            let w = write(to, &data[..r])?;
+                                            copied += w;
+                                            if r != 65536 {
+                                                break;
+                                            }
+                                        }
+                                        let rc = close(from)?;
+                                        let rc = close(to)?;
+                                    }
+                                }
+                            }
+                            if len <= 0 {
+                                break;
+                            }
+                        }
+                        let rc = close(s)?;
+                        let rc = close(t)?;
+                    }
+                }
+            }
+            if len <= 0 {
+                break;
+            }
+        }
+        let rc = close(sroot)?;
+        let rc = close(droot)?;
+        Copied { copied }
+    }
+}
+
+cosy::compound! {
+    /// The bench's grep with the pattern `openat`, stored into the arena byte by byte.
+    fn grep_tree(#[default("d")] root: &Path) -> Matches {
+        let mut needle = [0u8; 6];
+        store_u8(&mut needle, 0, 111);
+        store_u8(&mut needle, 1, 112);
+        store_u8(&mut needle, 2, 101);
+        store_u8(&mut needle, 3, 110);
+        store_u8(&mut needle, 4, 97);
+        store_u8(&mut needle, 5, 116);
+        let mut rents = [0u8; 65536];
+        let mut matches = 0;
+        let top = openat(cwd, root, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)?;
+        #[bound(1_048_576)]
+        loop {
+            let len = getdents64(top, &mut rents)?;
+            if len > 0 {
+                for e in dirents(&rents[..len]) {
+                    let mut ents = [0u8; 65536];
+                    if e.kind == DT_DIR {
+                        let d = openat(top, e, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)?;
+                        #[bound(1_048_576)]
+                        loop {
+                            let len = getdents64(d, &mut ents)?;
+                            if len > 0 {
+                                for f in dirents(&ents[..len]) {
+                                    let mut data = [0u8; 65536];
+                                    if f.kind == DT_REG {
+                                        let fd = openat(d, f, O_RDONLY, 0)?;
+                                        #[bound(1_048_576)]
+                                        loop {
+                                            let r = read(fd, &mut data)?;
+                                            matches += find(&data[..r], &needle);
+                                            if r != 65536 {
+                                                break;
+                                            }
+                                        }
+                                        let rc = close(fd)?;
+                                    }
+                                }
+                            }
+                            if len <= 0 {
+                                break;
+                            }
+                        }
+                        let rc = close(d)?;
+                    }
+                }
+            }
+            if len <= 0 {
+                break;
+            }
+        }
+        let rc = close(top)?;
+        Matches { matches }
+    }
+}
+
 #[test]
 fn bench_compounds_print_as_the_builders() {
     let diffs: Vec<String> = [
@@ -309,6 +426,8 @@ fn bench_compounds_print_as_the_builders() {
             database_txn::TEXT,
             database::compound(b"f", 64, 100),
         ),
+        same("cp", cp_tree::TEXT, cp::compound(b"s", b"d")),
+        same("grep", grep_tree::TEXT, grep::compound(b"d", b"openat")),
     ]
     .into_iter()
     .flatten()
@@ -428,6 +547,33 @@ fn bench_compounds_run_like_the_builders() {
             ])
         );
         assert_eq!((u.files, u.bytes), (2, 5004));
+
+        std::fs::write(tree.join("sub/c"), "openat, openat").unwrap();
+        let g = grep_tree::run(&p, &o, &tree).unwrap();
+        assert_eq!(g.matches, 2);
+        assert_eq!(
+            run_builder(
+                grep::compound(b"x", b"openat"),
+                &[("root", &s(&tree))],
+                &o,
+                &p
+            ),
+            pairs(&[("matches", g.matches)])
+        );
+        let (to1, to2) = (d.join(format!("cp1-{b:?}")), d.join(format!("cp2-{b:?}")));
+        let c = cp_tree::run(&p, &o, &tree, &to1).unwrap();
+        assert_eq!(c.copied, 5000 + 14);
+        assert_eq!(std::fs::read(to1.join("sub/b")).unwrap(), vec![1u8; 5000]);
+        assert_eq!(
+            run_builder(
+                cp::compound(b"x", b"y"),
+                &[("src", &s(&tree)), ("dst", &s(&to2))],
+                &o,
+                &p
+            ),
+            pairs(&[("copied", c.copied)])
+        );
+        std::fs::remove_file(tree.join("sub/c")).unwrap();
 
         let db = d.join(format!("db-{b:?}"));
         std::fs::write(&db, vec![3u8; 64 * 4096]).unwrap();
