@@ -642,8 +642,11 @@ impl Lower {
     }
 
     fn loop_stmt(&mut self, l: &ExprLoop) -> syn::Result<()> {
-        if l.label.is_some() {
-            return err(l.span(), "loop labels are not supported");
+        if let Some(label) = &l.label {
+            return err(
+                label.name.span(),
+                "loop labels are not supported: `break` leaves the innermost loop; to leave an outer one, set a variable and test it after the inner loop",
+            );
         }
         let Some(bound) = self.bound(&l.attrs, "loop")? else {
             return err(
@@ -689,8 +692,11 @@ impl Lower {
     }
 
     fn while_stmt(&mut self, w: &ExprWhile) -> syn::Result<()> {
-        if w.label.is_some() {
-            return err(w.span(), "loop labels are not supported");
+        if let Some(label) = &w.label {
+            return err(
+                label.name.span(),
+                "loop labels are not supported: `break` leaves the innermost loop; to leave an outer one, set a variable and test it after the inner loop",
+            );
         }
         if let Expr::Let(l) = &*w.cond {
             return err(
@@ -723,8 +729,11 @@ impl Lower {
     }
 
     fn for_stmt(&mut self, f: &ExprForLoop) -> syn::Result<()> {
-        if f.label.is_some() {
-            return err(f.span(), "loop labels are not supported");
+        if let Some(label) = &f.label {
+            return err(
+                label.name.span(),
+                "loop labels are not supported: `break` leaves the innermost loop; to leave an outer one, set a variable and test it after the inner loop",
+            );
         }
         let Pat::Ident(p) = &*f.pat else {
             return err(f.pat.span(), "a `for` binds one name (`for x in ...`)");

@@ -373,3 +373,22 @@ fn names_continue_and_nested_loops_match_rust() {
         [map, output, input, goto, store, -store]
     );
 }
+
+#[test]
+fn a_compound_declared_inside_a_function_with_no_outputs() {
+    cosy::compound! {
+        fn touch(path: &Path) -> Nothing {
+            let fd = openat(cwd, path, O_WRONLY | O_CREAT, 0o600)?;
+            close(fd)?;
+            Nothing {}
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("touched");
+    let out: touch::Nothing = touch::run(&Policy::trusted(), &RunOptions::default(), &p).unwrap();
+    assert!(p.exists());
+    assert_eq!(out.stats.syscalls, 2);
+    // The compound's text is there to read, and is what `compound()` parses.
+    assert_eq!(cosy::text::print(touch::compound()), touch::TEXT);
+    assert!(touch::TEXT.contains("openat cwd $path O_WRONLY|O_CREAT 0o600"));
+}
