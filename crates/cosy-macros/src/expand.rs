@@ -52,6 +52,13 @@ pub fn expand(item: &ItemFn) -> syn::Result<TokenStream> {
         ));
     };
 
+    if out_ty == "Error" {
+        return Err(syn::Error::new(
+            out_ty.span(),
+            "the outputs struct cannot be named `Error`: the module has an `Error` of its own",
+        ));
+    }
+
     // Attributes: docs pass through; `#[functions(a, b)]` declares user functions.
     let mut docs = Vec::new();
     let mut functions = BTreeSet::new();
@@ -85,6 +92,14 @@ pub fn expand(item: &ItemFn) -> syn::Result<TokenStream> {
             return Err(syn::Error::new(pt.pat.span(), "an input is `NAME: TYPE`"));
         };
         let name = pi.ident.to_string();
+        if name == "policy" || name == "options" {
+            return Err(syn::Error::new(
+                pi.ident.span(),
+                format!(
+                    "an input cannot be named `{name}`: `run` has a parameter `{name}` of its own"
+                ),
+            ));
+        }
         let ty = input_ty(&pt.ty)?;
         let mut default = None;
         for a in &pt.attrs {
