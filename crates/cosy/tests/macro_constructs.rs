@@ -392,3 +392,31 @@ fn a_compound_declared_inside_a_function_with_no_outputs() {
     assert_eq!(cosy::text::print(touch::compound()), touch::TEXT);
     assert!(touch::TEXT.contains("openat cwd $path O_WRONLY|O_CREAT 0o600"));
 }
+
+cosy::compound! {
+    /// The other spellings docs/macro.md lists.
+    fn spellings(path: &Path, k: i64) -> Spellings {
+        let fd = openat(cwd, path, OFlags::RDONLY | OFlags::CLOEXEC, 0)?;
+        let mut b = [0u8; 16];
+        store_u64(&mut b, 8, k * 3);
+        let small = min(k, 7) as i64;
+        let large = max(k as usize, 7);
+        let back = load_u64(&b, 8);
+        let pos = lseek(fd, 2, SEEK_SET)?;
+        let n = read(fd, &mut b[4..])?;
+        let first = load_u8(&b, 4);
+        close(fd)?;
+        Spellings { small, large, back, pos, n, first }
+    }
+}
+
+#[test]
+fn other_spellings_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("f");
+    std::fs::write(&p, "abcdefghijklmnopqrstuvwxyz").unwrap();
+    let o = spellings::run(&Policy::trusted(), &RunOptions::default(), &p, 10).unwrap();
+    assert_eq!((o.small, o.large, o.back, o.pos), (7, 10, 30, 2));
+    assert_eq!((o.n, o.first), (12, i64::from(b'c')));
+    assert!(spellings::TEXT.contains("O_RDONLY|O_CLOEXEC"), "{}", spellings::TEXT);
+}
