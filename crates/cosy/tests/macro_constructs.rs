@@ -418,5 +418,9 @@ fn other_spellings_work() {
     let o = spellings::run(&Policy::trusted(), &RunOptions::default(), &p, 10).unwrap();
     assert_eq!((o.small, o.large, o.back, o.pos), (7, 10, 30, 2));
     assert_eq!((o.n, o.first), (12, i64::from(b'c')));
-    assert!(spellings::TEXT.contains("O_RDONLY|O_CLOEXEC"), "{}", spellings::TEXT);
+    assert!(
+        spellings::TEXT.contains("O_RDONLY|O_CLOEXEC"),
+        "{}",
+        spellings::TEXT
+    );
 }
