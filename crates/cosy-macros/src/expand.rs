@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 
 use cosy_model::Policy;
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, Lit, Pat, Type};
 
-use crate::lower::Lower;
+use crate::lower::{Loc, Lower};
 
 /// What kind of value an input is.
 enum InputTy {
@@ -150,35 +150,33 @@ pub fn expand(item: &ItemFn) -> syn::Result<TokenStream> {
         text.push_str(l);
         text.push('\n');
     }
-    let spans: Vec<Span> = lowered.lines.iter().map(|(_, s)| *s).collect();
-    let line_span = |line: u32| -> Span {
+    let locs: Vec<Loc> = lowered.lines.iter().map(|(_, l)| *l).collect();
+    let fallback = Loc::from(sig.ident.span());
+    let line_loc = |line: u32| -> Loc {
         usize::try_from(line)
             .ok()
             .and_then(|l| l.checked_sub(1))
-            .and_then(|l| spans.get(l))
+            .and_then(|l| locs.get(l))
             .copied()
-            .unwrap_or(sig.ident.span())
+            .unwrap_or(fallback)
     };
 
     // Compile time: parse, verify.
     let parsed = cosy_format::text::parse(&text).map_err(|e| {
-        syn::Error::new(
-            line_span(e.line),
-            format!(
-                "cosy cannot read what this lowers to: {} (in `{}`)",
-                e.message,
-                text.lines()
-                    .nth(e.line.saturating_sub(1) as usize)
-                    .unwrap_or("")
-            ),
-        )
+        line_loc(e.line).error(format!(
+            "cosy cannot read what this lowers to: {} (in `{}`)",
+            e.message,
+            text.lines()
+                .nth(e.line.saturating_sub(1) as usize)
+                .unwrap_or("")
+        ))
     })?;
     let mut policy = Policy::trusted();
     policy.functions = functions.clone();
     if let Err(problems) = cosy_verify::verify(parsed.compound.clone(), &policy) {
         let mut error: Option<syn::Error> = None;
         for p in problems.with_lines(&parsed.op_lines) {
-            let span = p.line.map(line_span).unwrap_or(sig.ident.span());
+            let at = p.line.map(line_loc).unwrap_or(fallback);
             let mut msg = format!("the compound does not verify: {}", p.message);
             if p.rule == cosy_verify::Rule::UnknownFunction {
                 msg.push_str(
@@ -192,7 +190,7 @@ pub fn expand(item: &ItemFn) -> syn::Result<TokenStream> {
                     " (a `for` is a cosy map: its iterations are independent, so it may only add to variables from outside it, `x += ..`)",
                 );
             }
-            let e = syn::Error::new(span, msg);
+            let e = at.error(msg);
             match &mut error {
                 None => error = Some(e),
                 Some(all) => all.combine(e),

@@ -13,10 +13,51 @@ use syn::{
     Stmt, UnOp,
 };
 
+/// Where a line came from: the first and the last token of its Rust (an error spans both,
+/// on stable Rust too, where spans do not join).
+#[derive(Clone, Copy)]
+pub struct Loc {
+    /// The first token's span.
+    pub start: Span,
+    /// The last token's span.
+    pub end: Span,
+}
+
+impl From<Span> for Loc {
+    fn from(s: Span) -> Self {
+        Loc { start: s, end: s }
+    }
+}
+
+impl Loc {
+    /// An error from `start` to `end`.
+    pub fn error(self, msg: impl std::fmt::Display) -> syn::Error {
+        let mut ts = quote::quote_spanned!(self.start=> __start);
+        ts.extend(quote::quote_spanned!(self.end=> __end));
+        syn::Error::new_spanned(ts, msg)
+    }
+}
+
+/// The first and the last token of `t`.
+pub fn loc<T: quote::ToTokens + ?Sized>(t: &T) -> Loc {
+    let mut it = t.to_token_stream().into_iter();
+    let start = it.next().map(|t| t.span()).unwrap_or_else(Span::call_site);
+    let end = it.last().map(|t| t.span()).unwrap_or(start);
+    Loc { start, end }
+}
+
+/// The head of a `for`: from `for` to the end of what it iterates over.
+fn for_head(f: &ExprForLoop) -> Loc {
+    Loc {
+        start: f.for_token.span,
+        end: loc(&f.expr).end,
+    }
+}
+
 /// A compound as text, with the span of every line.
 pub struct Lowered {
     /// Declarations (`mode`, `input`, `buffer`), then operations and labels, then outputs.
-    pub lines: Vec<(String, Span)>,
+    pub lines: Vec<(String, Loc)>,
     /// The user functions the body calls.
     pub functions: BTreeSet<String>,
 }
@@ -78,10 +119,14 @@ fn err<T>(span: Span, msg: impl std::fmt::Display) -> syn::Result<T> {
     Err(syn::Error::new(span, msg))
 }
 
+fn err_at<T: quote::ToTokens + ?Sized, R>(t: &T, msg: impl std::fmt::Display) -> syn::Result<R> {
+    Err(loc(t).error(msg))
+}
+
 /// The lowering of one function body.
 pub struct Lower {
-    decls: Vec<(String, Span)>,
-    body: Vec<(String, Span)>,
+    decls: Vec<(String, Loc)>,
+    body: Vec<(String, Loc)>,
     scopes: Vec<HashMap<String, Ent>>,
     /// Text names taken by registers, fd slots, path variables, buffers (one namespace here,
     /// stricter than cosy's, so a Rust name maps to one thing).
@@ -120,7 +165,7 @@ impl Lower {
         self.claim(name, span)?;
         self.decls.push((
             format!("input path {name} = {}", quote_bytes(default)),
-            span,
+            span.into(),
         ));
         self.bind(name, Ent::PathInput(name.to_string()));
         Ok(())
@@ -130,7 +175,7 @@ impl Lower {
     pub fn input_int(&mut self, name: &str, default: i64, span: Span) -> syn::Result<()> {
         self.claim(name, span)?;
         self.decls
-            .push((format!("input int {name} = {default}"), span));
+            .push((format!("input int {name} = {default}"), span.into()));
         self.bind(name, Ent::Reg(name.to_string()));
         Ok(())
     }
@@ -150,24 +195,24 @@ impl Lower {
         match tail {
             Some(Expr::Struct(s)) => {
                 if !s.path.is_ident(out_name) {
-                    return err(
-                        s.path.span(),
+                    return err_at(
+                        &s.path,
                         format!(
                             "the outputs are the struct `{out_name}` the function returns: write `{out_name} {{ .. }}`"
                         ),
                     );
                 }
                 if let Some(r) = &s.rest {
-                    return err(r.span(), "`..` in the outputs: name each output");
+                    return err_at(&r, "`..` in the outputs: name each output");
                 }
                 for f in &s.fields {
                     let syn::Member::Named(field) = &f.member else {
-                        return err(f.span(), "outputs are named fields");
+                        return err_at(&f, "outputs are named fields");
                     };
                     let name = field.to_string();
                     if name == "stats" || name == "errors" {
-                        return err(
-                            field.span(),
+                        return err_at(
+                            &field,
                             format!(
                                 "an output cannot be named `{name}`: the outputs struct has a field `{name}` of its own"
                             ),
@@ -183,16 +228,16 @@ impl Lower {
                             match self.lookup(&id) {
                                 Some(Ent::Reg(r)) => r,
                                 Some(_) => {
-                                    return err(
-                                        p.span(),
+                                    return err_at(
+                                        &p,
                                         format!(
                                             "the output `{name}` is not an integer: `{id}` is not a register"
                                         ),
                                     );
                                 }
                                 None => {
-                                    return err(
-                                        p.span(),
+                                    return err_at(
+                                        &p,
                                         format!(
                                             "cannot find `{id}` in the compound: outputs name its integer variables"
                                         ),
@@ -211,21 +256,21 @@ impl Lower {
                     } else {
                         format!("output {name} = {reg}")
                     };
-                    out_lines.push((line, f.span()));
+                    out_lines.push((line, loc(f)));
                     outputs.push(name);
                 }
             }
             Some(e) => {
-                return err(
-                    e.span(),
+                return err_at(
+                    &e,
                     format!(
                         "the body must end with its outputs: `{out_name} {{ name, other: expression }}`"
                     ),
                 );
             }
             None => {
-                return err(
-                    block.span(),
+                return err_at(
+                    &block,
                     format!(
                         "the body must end with its outputs, `{out_name} {{ .. }}` (no semicolon)"
                     ),
@@ -234,7 +279,7 @@ impl Lower {
         }
         let mut lines = Vec::new();
         if let Some((Mode::Continue, span)) = self.mode {
-            lines.push(("mode continue".to_string(), span));
+            lines.push(("mode continue".to_string(), span.into()));
         }
         lines.extend(self.decls);
         lines.extend(self.body);
@@ -325,12 +370,12 @@ impl Lower {
         format!("{what}_{}", self.label)
     }
 
-    fn emit(&mut self, line: String, span: Span) {
-        self.body.push((line, span));
+    fn emit(&mut self, line: String, at: impl Into<Loc>) {
+        self.body.push((line, at.into()));
     }
 
-    fn place(&mut self, label: &str, span: Span) {
-        self.body.push((format!("{label}:"), span));
+    fn place(&mut self, label: &str, at: impl Into<Loc>) {
+        self.body.push((format!("{label}:"), at.into()));
     }
 
     // ---- statements ----
@@ -346,12 +391,12 @@ impl Lower {
         match s {
             Stmt::Local(l) => self.local(l),
             Stmt::Expr(e, _) => self.expr_stmt(e),
-            Stmt::Item(i) => err(
-                i.span(),
+            Stmt::Item(i) => err_at(
+                &i,
                 "items (fn, struct, use, const...) cannot be declared inside `compound!`: declare them outside it",
             ),
-            Stmt::Macro(m) => err(
-                m.span(),
+            Stmt::Macro(m) => err_at(
+                &m,
                 "macro calls cannot be compiled into a compound: write the operations they stand for",
             ),
         }
@@ -363,14 +408,14 @@ impl Lower {
                 (p.ident.to_string(), p.ident.span())
             }
             Pat::Type(t) => {
-                return err(
-                    t.ty.span(),
+                return err_at(
+                    &t.ty,
                     "no type annotations in `compound!`: every value is an i64, descriptors and buffers are known by how they are made",
                 );
             }
             p => {
-                return err(
-                    p.span(),
+                return err_at(
+                    &p,
                     "only `let NAME = ...;` bindings: patterns (tuples, structs) are not supported",
                 );
             }
@@ -378,7 +423,7 @@ impl Lower {
         if let Some(d) = &l.init
             && let Some((_, e)) = &d.diverge
         {
-            return err(e.span(), "`let ... else` is not supported: use `if`");
+            return err_at(&e, "`let ... else` is not supported: use `if`");
         }
         let Some(init) = &l.init else {
             // `let x;`: a register written later.
@@ -392,18 +437,18 @@ impl Lower {
             let text = self.fresh_name(&name, span)?;
             let local = if self.map_depth > 0 { " local" } else { "" };
             self.decls
-                .push((format!("buffer {text} {size}{local}"), l.span()));
+                .push((format!("buffer {text} {size}{local}"), loc(l)));
             self.bind(&name, Ent::Buf(text));
             return Ok(());
         }
         if let Expr::Array(a) = e {
-            return err(
-                a.span(),
+            return err_at(
+                &a,
                 "a buffer is declared as `[0u8; SIZE]`; a list of paths or offsets is written in the `for` it drives",
             );
         }
         if let Expr::Closure(c) = e {
-            return self.closure_error(c.span());
+            return self.closure_error(loc(c));
         }
         if self.returns_fd(e) {
             let text = self.fresh_name(&name, span)?;
@@ -413,8 +458,8 @@ impl Lower {
         if let Some(Ent::PathInput(_) | Ent::PathVar(_) | Ent::Dirent(_) | Ent::Buf(_)) =
             path_ident(e).and_then(|id| self.lookup(&id))
         {
-            return err(
-                e.span(),
+            return err_at(
+                &e,
                 "paths, directory entries and buffers cannot be copied into a new name: use the original",
             );
         }
@@ -422,7 +467,7 @@ impl Lower {
         let v = self.value_or_into(e)?;
         let text = self.fresh_name(&name, span)?;
         match v {
-            Some(v) => self.emit(format!("{text} = {}", v.text()), l.span()),
+            Some(v) => self.emit(format!("{text} = {}", v.text()), loc(l)),
             None => self.assign(&text, e)?,
         }
         self.bind(&name, Ent::Reg(text));
@@ -442,11 +487,10 @@ impl Lower {
         }
     }
 
-    fn closure_error<T>(&self, span: Span) -> syn::Result<T> {
-        err(
-            span,
+    fn closure_error<T>(&self, at: Loc) -> syn::Result<T> {
+        Err(at.error(
             "a closure cannot be compiled into a compound (what it captures lives in the Rust program, not in the compound): declare it as a user function with `#[functions(NAME)]` on the compound's fn, call `NAME(...)` here, and register the closure with `RunOptions::functions.register(\"NAME\", ...)`",
-        )
+        ))
     }
 
     fn buffer_size(&self, r: &syn::ExprRepeat) -> syn::Result<u32> {
@@ -454,19 +498,19 @@ impl Lower {
             Expr::Lit(l) if matches!(&l.lit, Lit::Int(i) if i.base10_digits() == "0" && matches!(i.suffix(), "" | "u8")) =>
                 {}
             e => {
-                return err(e.span(), "a buffer starts zeroed: write `[0u8; SIZE]`");
+                return err_at(&e, "a buffer starts zeroed: write `[0u8; SIZE]`");
             }
         }
         let Some(size) = self.const_eval(&r.len) else {
-            return err(
-                r.len.span(),
+            return err_at(
+                &r.len,
                 "a buffer's size must be a constant (a literal, a cosy constant such as STATX_BYTES, or arithmetic on them)",
             );
         };
         match u32::try_from(size) {
             Ok(s) if s > 0 => Ok(s),
-            _ => err(
-                r.len.span(),
+            _ => err_at(
+                &r.len,
                 format!(
                     "a buffer's size is between 1 and {} bytes, not {size}",
                     u32::MAX
@@ -492,14 +536,14 @@ impl Lower {
                         if !matches!(strip(&a.right), Expr::Call(_) | Expr::Try(_))
                             && let Some(last) = self.body.last_mut()
                         {
-                            last.1 = a.span();
+                            last.1 = loc(a);
                         }
                         Ok(())
                     }
                     Some(Ent::Fd(f)) => {
                         if !self.returns_fd(&a.right) {
-                            return err(
-                                a.right.span(),
+                            return err_at(
+                                &a.right,
                                 format!(
                                     "`{name}` is a descriptor: only an open (`openat(...)?`) can be assigned to it"
                                 ),
@@ -507,12 +551,12 @@ impl Lower {
                         }
                         self.call_into(Dest::Fd(f), &a.right)
                     }
-                    Some(_) => err(
-                        a.left.span(),
+                    Some(_) => err_at(
+                        &a.left,
                         format!("`{name}` is not an integer variable: it cannot be assigned to"),
                     ),
-                    None => err(
-                        a.left.span(),
+                    None => err_at(
+                        &a.left,
                         format!("cannot find `{name}` in the compound: declare it with `let`"),
                     ),
                 }
@@ -526,13 +570,13 @@ impl Lower {
                     )
                 })?;
                 let Some(Ent::Reg(r)) = self.lookup(&name) else {
-                    return err(
-                        b.left.span(),
+                    return err_at(
+                        &b.left,
                         format!("`{name}` is not an integer variable of the compound"),
                     );
                 };
                 let v = self.value(&b.right)?;
-                self.emit(format!("{r} = {r} {op} {}", v.text()), e.span());
+                self.emit(format!("{r} = {r} {op} {}", v.text()), loc(e));
                 Ok(())
             }
             Expr::If(i) => self.if_stmt(i),
@@ -543,18 +587,18 @@ impl Lower {
             Expr::Block(b) if b.label.is_none() => self.block(&b.block),
             Expr::Break(b) => {
                 if b.expr.is_some() || b.label.is_some() {
-                    return err(b.span(), "`break` with a label or a value is not supported");
+                    return err_at(&b, "`break` with a label or a value is not supported");
                 }
                 let target = self.break_target(b.span())?;
-                self.emit(format!("goto {target}"), b.span());
+                self.emit(format!("goto {target}"), loc(b));
                 Ok(())
             }
             Expr::Continue(c) => {
                 if c.label.is_some() {
-                    return err(c.span(), "`continue` with a label is not supported");
+                    return err_at(&c, "`continue` with a label is not supported");
                 }
                 let target = self.continue_target(c.span())?;
-                self.emit(format!("goto {target}"), c.span());
+                self.emit(format!("goto {target}"), loc(c));
                 Ok(())
             }
             Expr::Try(_) | Expr::Call(_) => self.call_into(Dest::None, e),
@@ -603,7 +647,7 @@ impl Lower {
             None => self.place(&else_l, i.span()),
             Some((_, e)) => {
                 let end = self.new_label("endif");
-                self.emit(format!("goto {end}"), i.span());
+                self.emit(format!("goto {end}"), loc(i));
                 self.place(&else_l, e.span());
                 match &**e {
                     Expr::If(i2) => self.if_stmt(i2)?,
@@ -621,8 +665,8 @@ impl Lower {
         let mut bound = None;
         for a in attrs {
             if !a.path().is_ident("bound") || bound.is_some() {
-                return err(
-                    a.span(),
+                return err_at(
+                    &a,
                     format!("unknown attribute on a {what}: the only one is `#[bound(N)]`, once"),
                 );
             }
@@ -634,7 +678,7 @@ impl Lower {
             })?;
             let n: u64 = lit.base10_parse()?;
             if n == 0 || n > u64::from(u32::MAX) {
-                return err(lit.span(), format!("a bound is between 1 and {}", u32::MAX));
+                return err_at(&lit, format!("a bound is between 1 and {}", u32::MAX));
             }
             bound = Some(n);
         }
@@ -643,8 +687,8 @@ impl Lower {
 
     fn loop_stmt(&mut self, l: &ExprLoop) -> syn::Result<()> {
         if let Some(label) = &l.label {
-            return err(
-                label.name.span(),
+            return err_at(
+                &label.name,
                 "loop labels are not supported: `break` leaves the innermost loop; to leave an outer one, set a variable and test it after the inner loop",
             );
         }
@@ -693,14 +737,14 @@ impl Lower {
 
     fn while_stmt(&mut self, w: &ExprWhile) -> syn::Result<()> {
         if let Some(label) = &w.label {
-            return err(
-                label.name.span(),
+            return err_at(
+                &label.name,
                 "loop labels are not supported: `break` leaves the innermost loop; to leave an outer one, set a variable and test it after the inner loop",
             );
         }
         if let Expr::Let(l) = &*w.cond {
-            return err(
-                l.span(),
+            return err_at(
+                &l,
                 "`while let` is not supported: use `loop` with `if` and `break`",
             );
         }
@@ -730,13 +774,13 @@ impl Lower {
 
     fn for_stmt(&mut self, f: &ExprForLoop) -> syn::Result<()> {
         if let Some(label) = &f.label {
-            return err(
-                label.name.span(),
+            return err_at(
+                &label.name,
                 "loop labels are not supported: `break` leaves the innermost loop; to leave an outer one, set a variable and test it after the inner loop",
             );
         }
         let Pat::Ident(p) = &*f.pat else {
-            return err(f.pat.span(), "a `for` binds one name (`for x in ...`)");
+            return err_at(&f.pat, "a `for` binds one name (`for x in ...`)");
         };
         let var = p.ident.to_string();
         let vspan = p.ident.span();
@@ -764,13 +808,13 @@ impl Lower {
             Expr::Range(r) => (self.range_source(r, None, f.expr.span())?, Head::Reg),
             Expr::MethodCall(m) if m.method == "step_by" => {
                 let Expr::Range(r) = strip(&m.receiver) else {
-                    return err(
-                        m.receiver.span(),
+                    return err_at(
+                        &m.receiver,
                         "`step_by` is supported on a range: `(a..b).step_by(n)`",
                     );
                 };
                 if m.args.len() != 1 {
-                    return err(m.span(), "`step_by` takes one step");
+                    return err_at(&m, "`step_by` takes one step");
                 }
                 let step = self.value(&m.args[0])?;
                 (self.range_source(r, Some(step), f.expr.span())?, Head::Reg)
@@ -781,8 +825,8 @@ impl Lower {
                     Expr::Reference(r) => match strip(&r.expr) {
                         Expr::Array(a) => &a.elems,
                         e => {
-                            return err(
-                                e.span(),
+                            return err_at(
+                                &e,
                                 "a `for` iterates over a literal list: `[\"a\", \"b\"]` or `[0, 4096]`",
                             );
                         }
@@ -803,14 +847,14 @@ impl Lower {
                     } else if let Some(v) = self.const_eval(it) {
                         ints.push(v.to_string());
                     } else {
-                        return err(
-                            it.span(),
+                        return err_at(
+                            &it,
                             "a list to iterate over holds path literals and path inputs (a `paths` map) or integer constants (an `offsets` map)",
                         );
                     }
                 }
                 if !paths.is_empty() && !ints.is_empty() {
-                    return err(src.span(), "a list holds paths or integers, not both");
+                    return err_at(&src, "a list holds paths or integers, not both");
                 }
                 if paths.is_empty() {
                     (format!("offsets({})", ints.join(", ")), Head::Reg)
@@ -819,8 +863,8 @@ impl Lower {
                 }
             }
             e => {
-                return err(
-                    e.span(),
+                return err_at(
+                    &e,
                     "a `for` iterates over `dirents(dir)`, a range `a..b` or `(a..b).step_by(n)`, or a literal list of paths or offsets",
                 );
             }
@@ -831,11 +875,11 @@ impl Lower {
             Head::Reg => self.bind(&var, Ent::Reg(name.clone())),
             Head::Path => self.bind(&var, Ent::PathVar(name.clone())),
         }
-        self.emit(format!("map {name} in {source} {{"), f.span());
+        self.emit(format!("map {name} in {source} {{"), for_head(f));
         let r = self.map_body(&f.body);
         self.scopes.pop();
         r?;
-        self.emit("}".to_string(), f.span());
+        self.emit("}".to_string(), for_head(f));
         Ok(())
     }
 
@@ -885,8 +929,8 @@ impl Lower {
         bound: Option<u64>,
     ) -> syn::Result<()> {
         if c.args.is_empty() || c.args.len() > 2 {
-            return err(
-                c.span(),
+            return err_at(
+                &c,
                 "`dirents(dir)` or `dirents(dir, &mut buf)`: the entries of the open directory `dir`, read with getdents64 into `buf` (64 KiB if not given); or `dirents(&buf[..n])`: the entries getdents64 put in `buf`",
             );
         }
@@ -902,25 +946,25 @@ impl Lower {
             self.scopes.push(HashMap::new());
             let name = self.fresh_name(var, vspan)?;
             self.bind(var, Ent::Dirent(name.clone()));
-            self.emit(format!("map {name} in dirents({range}) {{"), f.span());
+            self.emit(format!("map {name} in dirents({range}) {{"), for_head(f));
             let r = self.map_body(&f.body);
             self.scopes.pop();
             r?;
-            self.emit("}".to_string(), f.span());
+            self.emit("}".to_string(), for_head(f));
             return Ok(());
         }
         let dir = self.fd_operand(&c.args[0], ArgKind::Fd)?;
         let buf = if let Some(b) = c.args.get(1) {
             let (name, whole) = self.range_operand(b)?;
             if !whole {
-                return err(b.span(), "`dirents` reads into a whole buffer: `&mut buf`");
+                return err_at(&b, "`dirents` reads into a whole buffer: `&mut buf`");
             }
             name
         } else {
             let name = format!("{var}.ents");
             let local = if self.map_depth > 0 { " local" } else { "" };
             self.decls
-                .push((format!("buffer {name} 65536{local}"), c.span()));
+                .push((format!("buffer {name} 65536{local}"), loc(c)));
             name
         };
         let bound = bound.unwrap_or(1_000_000);
@@ -928,17 +972,20 @@ impl Lower {
         let end = self.new_label("end");
         let n = format!("{var}.batch");
         self.place(&top, f.span());
-        self.emit(format!("{n} = getdents64 {dir} {buf}"), c.span());
-        self.emit(format!("if {n} == 0 goto {end}"), c.span());
+        self.emit(format!("{n} = getdents64 {dir} {buf}"), loc(c));
+        self.emit(format!("if {n} == 0 goto {end}"), loc(c));
         self.scopes.push(HashMap::new());
         let name = self.fresh_name(var, vspan)?;
         self.bind(var, Ent::Dirent(name.clone()));
-        self.emit(format!("map {name} in dirents({buf}[0..{n}]) {{"), f.span());
+        self.emit(
+            format!("map {name} in dirents({buf}[0..{n}]) {{"),
+            for_head(f),
+        );
         let r = self.map_body(&f.body);
         self.scopes.pop();
         r?;
-        self.emit("}".to_string(), f.span());
-        self.emit(format!("goto {top} bound {bound}"), f.span());
+        self.emit("}".to_string(), for_head(f));
+        self.emit(format!("goto {top} bound {bound}"), for_head(f));
         self.place(&end, f.span());
         Ok(())
     }
@@ -951,7 +998,7 @@ impl Lower {
         label: &str,
         bound: Option<u64>,
     ) -> syn::Result<()> {
-        let span = cond.span();
+        let span = loc(cond);
         let bound_text = bound.map(|b| format!(" bound {b}")).unwrap_or_default();
         match strip(cond) {
             Expr::Unary(u) if matches!(u.op, UnOp::Not(_)) => {
@@ -992,8 +1039,8 @@ impl Lower {
                 );
                 Ok(())
             }
-            Expr::Let(l) => err(
-                l.span(),
+            Expr::Let(l) => err_at(
+                &l,
                 "`if let` is not supported: match a call's result with `match`",
             ),
             e => {
@@ -1012,7 +1059,7 @@ impl Lower {
 
     fn unsupported<T>(&self, e: &Expr) -> syn::Result<T> {
         let (what, instead) = match e {
-            Expr::Closure(_) => return self.closure_error(e.span()),
+            Expr::Closure(_) => return self.closure_error(loc(e)),
             Expr::Return(_) => (
                 "`return`",
                 "leave loops with `break`; the outputs are the struct expression that ends the body",
@@ -1057,8 +1104,8 @@ impl Lower {
                 "see docs/macro.md for the Rust a compound is written in",
             ),
         };
-        err(
-            e.span(),
+        err_at(
+            &e,
             format!("{what} is not supported in `compound!`: {instead}"),
         )
     }
@@ -1107,35 +1154,35 @@ impl Lower {
         match strip(e) {
             Expr::Path(p) => {
                 let Some(id) = p.path.get_ident().map(|i| i.to_string()) else {
-                    return err(
-                        p.span(),
+                    return err_at(
+                        &p,
                         "not a cosy constant (O_*, AT_*, STATX_*, DT_*, ...) nor a variable of the compound",
                     );
                 };
                 match self.lookup(&id) {
                     Some(Ent::Reg(r)) => Ok(Val::Reg(r)),
-                    Some(Ent::Fd(_)) => err(
-                        p.span(),
+                    Some(Ent::Fd(_)) => err_at(
+                        &p,
                         format!("`{id}` is a descriptor, not an integer: pass it to a call"),
                     ),
-                    Some(Ent::Buf(_)) => err(
-                        p.span(),
+                    Some(Ent::Buf(_)) => err_at(
+                        &p,
                         format!(
                             "`{id}` is a buffer, not an integer: pass `&{id}[..]` to a call, or read it with `load_u64(&{id}, off)`"
                         ),
                     ),
-                    Some(Ent::PathVar(_) | Ent::PathInput(_)) => err(
-                        p.span(),
+                    Some(Ent::PathVar(_) | Ent::PathInput(_)) => err_at(
+                        &p,
                         format!("`{id}` is a path, not an integer: pass it to a call"),
                     ),
-                    Some(Ent::Dirent(_)) => err(
-                        p.span(),
+                    Some(Ent::Dirent(_)) => err_at(
+                        &p,
                         format!(
                             "`{id}` is a directory entry: `{id}` is its name (a path), `{id}.kind` its type, `{id}.ino` its inode"
                         ),
                     ),
-                    None => err(
-                        p.span(),
+                    None => err_at(
+                        &p,
                         format!(
                             "cannot find `{id}` in the compound: not a variable declared in it, an input, nor a cosy constant (O_*, AT_*, STATX_*, DT_*, ...)"
                         ),
@@ -1152,13 +1199,13 @@ impl Lower {
                     Some(Ent::Dirent(n)) => match member.as_str() {
                         "kind" => Ok(Val::Reg(format!("{n}.type"))),
                         "ino" => Ok(Val::Reg(format!("{n}.ino"))),
-                        _ => err(
-                            f.member.span(),
+                        _ => err_at(
+                            &f.member,
                             "a directory entry has `kind` (d_type: DT_REG, DT_DIR...) and `ino`; the entry itself is its name",
                         ),
                     },
-                    _ => err(
-                        f.span(),
+                    _ => err_at(
+                        &f,
                         "fields are those of a directory entry (`e.kind`, `e.ino`) only",
                     ),
                 }
@@ -1172,24 +1219,24 @@ impl Lower {
                 UnOp::Neg(_) => {
                     let v = self.value(&u.expr)?;
                     let t = self.tmp();
-                    self.emit(format!("{t} = 0 - {}", v.text()), e.span());
+                    self.emit(format!("{t} = 0 - {}", v.text()), loc(e));
                     Ok(Val::Reg(t))
                 }
                 UnOp::Not(_) => {
                     let v = self.value(&u.expr)?;
                     let t = self.tmp();
-                    self.emit(format!("{t} = {} ^ -1", v.text()), e.span());
+                    self.emit(format!("{t} = {} ^ -1", v.text()), loc(e));
                     Ok(Val::Reg(t))
                 }
-                _ => err(
-                    u.span(),
+                _ => err_at(
+                    &u,
                     "`*` is not supported: values are integers, not pointers",
                 ),
             },
             Expr::Cast(c) => {
                 if !cast_ok(&c.ty) {
-                    return err(
-                        c.ty.span(),
+                    return err_at(
+                        &c.ty,
                         "values are i64: the casts accepted are `as i64`, `as u64`, `as usize`, `as isize`, which leave it unchanged",
                     );
                 }
@@ -1215,26 +1262,26 @@ impl Lower {
         } else if let Some((o, _)) = comparison(&b.op) {
             o
         } else if matches!(b.op, BinOp::And(_) | BinOp::Or(_)) {
-            return err(
-                b.op.span(),
+            return err_at(
+                &b.op,
                 "`&&` and `||` are supported in the conditions of `if` and `while` only",
             );
         } else {
-            return err(
-                b.op.span(),
+            return err_at(
+                &b.op,
                 "this operator is an assignment: write it as a statement",
             );
         };
         let x = self.value(&b.left)?;
         let y = self.value(&b.right)?;
-        self.emit(format!("{dst} = {} {op} {}", x.text(), y.text()), b.span());
+        self.emit(format!("{dst} = {} {op} {}", x.text(), y.text()), loc(b));
         Ok(())
     }
 
     /// Lowers `e` into register `dst`.
     fn assign(&mut self, dst: &str, e: &Expr) -> syn::Result<()> {
         if let Some(v) = self.const_eval(e) {
-            self.emit(format!("{dst} = {v}"), e.span());
+            self.emit(format!("{dst} = {v}"), loc(e));
             return Ok(());
         }
         match strip(e) {
@@ -1247,19 +1294,19 @@ impl Lower {
                 let y = self.value(&m.args[0])?;
                 self.emit(
                     format!("{dst} = {} {} {}", x.text(), m.method, y.text()),
-                    m.span(),
+                    loc(m),
                 );
                 Ok(())
             }
             Expr::If(i) => {
                 let Some((_, els)) = &i.else_branch else {
-                    return err(i.span(), "an `if` that gives a value needs an `else`");
+                    return err_at(&i, "an `if` that gives a value needs an `else`");
                 };
                 let else_l = self.new_label("else");
                 let end = self.new_label("endif");
                 self.jump_if(&i.cond, false, &else_l, None)?;
                 self.value_block(dst, &i.then_branch)?;
-                self.emit(format!("goto {end}"), i.span());
+                self.emit(format!("goto {end}"), loc(i));
                 self.place(&else_l, els.span());
                 match &**els {
                     Expr::Block(b) => self.value_block(dst, &b.block)?,
@@ -1273,7 +1320,7 @@ impl Lower {
             Expr::MethodCall(_) => self.unsupported(e),
             _ => {
                 let v = self.value(e)?;
-                self.emit(format!("{dst} = {}", v.text()), e.span());
+                self.emit(format!("{dst} = {}", v.text()), loc(e));
                 Ok(())
             }
         }
@@ -1284,8 +1331,8 @@ impl Lower {
         self.scopes.push(HashMap::new());
         let r = (|| {
             let Some((Stmt::Expr(tail, None), rest)) = b.stmts.split_last() else {
-                return err(
-                    b.span(),
+                return err_at(
+                    &b,
                     "this block must end with the value it gives (no semicolon)",
                 );
             };
@@ -1319,21 +1366,21 @@ impl Lower {
     /// `match call(..) { Ok(n) => .., Err(errno) => .. }`: continue mode.
     fn match_into(&mut self, dst: Option<&str>, m: &ExprMatch) -> syn::Result<()> {
         let Expr::Call(c) = strip(&m.expr) else {
-            return err(
-                m.expr.span(),
+            return err_at(
+                &m.expr,
                 "`match` is on the result of a system call (`match read(fd, &mut buf) { Ok(n) => .., Err(errno) => .. }`); compare integers with `if`",
             );
         };
         let name = path_ident(&c.func).unwrap_or_default();
         let Some(sys) = Sys::from_name(&name) else {
-            return err(
-                c.func.span(),
+            return err_at(
+                &c.func,
                 "`match` is on the result of a system call of cosy's table",
             );
         };
         if sys.spec().ret == RetKind::Fd {
-            return err(
-                c.span(),
+            return err_at(
+                &c,
                 format!(
                     "the failure of `{name}` cannot be matched: a descriptor that failed to open holds no error code; open with `?`"
                 ),
@@ -1344,14 +1391,11 @@ impl Lower {
         let mut err_arm = None;
         for arm in &m.arms {
             if let Some(g) = &arm.guard {
-                return err(
-                    g.1.span(),
-                    "match guards are not supported: use `if` in the arm",
-                );
+                return err_at(&g.1, "match guards are not supported: use `if` in the arm");
             }
             let Pat::TupleStruct(ts) = &arm.pat else {
-                return err(
-                    arm.pat.span(),
+                return err_at(
+                    &arm.pat,
                     "the arms are `Ok(n) => ..` and `Err(errno) => ..`",
                 );
             };
@@ -1364,8 +1408,8 @@ impl Lower {
                 [Pat::Ident(p)] => Some((p.ident.to_string(), p.ident.span())),
                 [Pat::Wild(_)] => None,
                 _ => {
-                    return err(
-                        ts.span(),
+                    return err_at(
+                        &ts,
                         "an arm binds one name or `_`: `Ok(n)`, `Err(errno)`, `Err(_)`",
                     );
                 }
@@ -1374,16 +1418,13 @@ impl Lower {
                 "Ok" if ok_arm.is_none() => ok_arm = Some((bind, &*arm.body)),
                 "Err" if err_arm.is_none() => err_arm = Some((bind, &*arm.body)),
                 _ => {
-                    return err(
-                        ts.path.span(),
-                        "the arms are one `Ok(..)` and one `Err(..)`",
-                    );
+                    return err_at(&ts.path, "the arms are one `Ok(..)` and one `Err(..)`");
                 }
             }
         }
         let (Some(ok), Some(er)) = (ok_arm, err_arm) else {
-            return err(
-                m.span(),
+            return err_at(
+                &m,
                 "a `match` on a call has an `Ok(..)` arm and an `Err(..)` arm",
             );
         };
@@ -1391,7 +1432,7 @@ impl Lower {
         self.sys_call(Dest::Reg(r.clone()), c, sys)?;
         let err_l = self.new_label("failed");
         let end = self.new_label("endmatch");
-        self.emit(format!("if {r} < 0 goto {err_l}"), m.span());
+        self.emit(format!("if {r} < 0 goto {err_l}"), loc(m));
         for (k, ((bind, body), is_err)) in [(ok, false), (er, true)].into_iter().enumerate() {
             if k == 1 {
                 self.place(&err_l, body.span());
@@ -1416,7 +1457,7 @@ impl Lower {
             self.scopes.pop();
             res?;
             if k == 0 {
-                self.emit(format!("goto {end}"), m.span());
+                self.emit(format!("goto {end}"), loc(m));
             }
         }
         self.place(&end, m.span());
@@ -1444,10 +1485,7 @@ impl Lower {
             Expr::Try(t) => match strip(&t.expr) {
                 Expr::Call(c) => (c, Some(t.question_token.span)),
                 other => {
-                    return err(
-                        other.span(),
-                        "`?` follows a system call: `read(fd, &mut buf)?`",
-                    );
+                    return err_at(&other, "`?` follows a system call: `read(fd, &mut buf)?`");
                 }
             },
             Expr::Call(c) => (c, None),
@@ -1459,8 +1497,8 @@ impl Lower {
             }
         };
         let Some(name) = path_ident(&call.func) else {
-            return err(
-                call.func.span(),
+            return err_at(
+                &call.func,
                 "calls are to system calls and functions by name: `read(fd, &mut buf)?`, `find(&data[..n], word)`",
             );
         };
@@ -1468,8 +1506,8 @@ impl Lower {
             match tried {
                 Some(span) => self.set_mode(Mode::Stop, span)?,
                 None => {
-                    return err(
-                        call.span(),
+                    return err_at(
+                        &call,
                         format!(
                             "`{name}` can fail: write `{name}(..)?` to stop the compound when it does, or `match {name}(..) {{ Ok(n) => .., Err(errno) => .. }}` to go on"
                         ),
@@ -1482,8 +1520,8 @@ impl Lower {
             Dest::None => None,
             Dest::Reg(r) => Some(r),
             Dest::Fd(_) => {
-                return err(
-                    call.span(),
+                return err_at(
+                    &call,
                     format!(
                         "`{name}` is not an open: only `openat` and `openat2` give descriptors"
                     ),
@@ -1494,42 +1532,39 @@ impl Lower {
         for w in ["u8", "u16", "u32", "u64"] {
             if name == format!("load_{w}") {
                 let Some(dst) = dst else {
-                    return err(call.span(), format!("the value `load_{w}` reads is unused"));
+                    return err_at(&call, format!("the value `load_{w}` reads is unused"));
                 };
                 if call.args.len() != 2 {
-                    return err(call.span(), format!("`load_{w}(&buf, offset)`"));
+                    return err_at(&call, format!("`load_{w}(&buf, offset)`"));
                 }
                 let buf = self.buf_name(&call.args[0])?;
                 let off = self.value(&call.args[1])?;
-                self.emit(
-                    format!("{dst} = load {w} {buf} {}", off.text()),
-                    call.span(),
-                );
+                self.emit(format!("{dst} = load {w} {buf} {}", off.text()), loc(call));
                 return Ok(());
             }
             if name == format!("store_{w}") {
                 if call.args.len() != 3 {
-                    return err(call.span(), format!("`store_{w}(&mut buf, offset, value)`"));
+                    return err_at(&call, format!("`store_{w}(&mut buf, offset, value)`"));
                 }
                 let buf = self.buf_name(&call.args[0])?;
                 let off = self.value(&call.args[1])?;
                 let v = self.value(&call.args[2])?;
                 self.emit(
                     format!("store {w} {buf} {} {}", off.text(), v.text()),
-                    call.span(),
+                    loc(call),
                 );
                 return Ok(());
             }
         }
         if (name == "min" || name == "max") && call.args.len() == 2 {
             let Some(dst) = dst else {
-                return err(call.span(), format!("the value `{name}` gives is unused"));
+                return err_at(&call, format!("the value `{name}` gives is unused"));
             };
             let x = self.value(&call.args[0])?;
             let y = self.value(&call.args[1])?;
             self.emit(
                 format!("{dst} = {} {name} {}", x.text(), y.text()),
-                call.span(),
+                loc(call),
             );
             return Ok(());
         }
@@ -1551,7 +1586,7 @@ impl Lower {
             line.push(' ');
             line.push_str(&o);
         }
-        self.emit(line, call.span());
+        self.emit(line, loc(call));
         Ok(())
     }
 
@@ -1584,8 +1619,8 @@ impl Lower {
         let name = spec.name;
         if call.args.len() != spec.args.len() {
             let sig: Vec<&str> = spec.args.iter().map(|a| a.name).collect();
-            return err(
-                call.span(),
+            return err_at(
+                &call,
                 format!(
                     "`{name}` takes {} operand{} ({}), found {}; see {}",
                     spec.args.len(),
@@ -1602,8 +1637,8 @@ impl Lower {
                 ArgKind::Fd | ArgKind::DirFd => self.fd_operand(a, s.kind)?,
                 ArgKind::NewFd => {
                     let Some(id) = path_ident(a) else {
-                        return err(
-                            a.span(),
+                        return err_at(
+                            &a,
                             format!(
                                 "`{}` of `{name}` names a new descriptor: a new variable name",
                                 s.name
@@ -1625,24 +1660,24 @@ impl Lower {
             (Dest::Reg(r), RetKind::Value) => format!("{r} = {name}"),
             (Dest::Fd(f), RetKind::Fd) => format!("{f} = {name}"),
             (Dest::None, RetKind::Fd) => {
-                return err(
-                    call.span(),
+                return err_at(
+                    &call,
                     format!(
                         "the descriptor `{name}` opens must be kept: `let fd = {name}(..)?;` (and closed)"
                     ),
                 );
             }
             (Dest::Reg(_), RetKind::Fd) => {
-                return err(
-                    call.span(),
+                return err_at(
+                    &call,
                     format!(
                         "`{name}` gives a descriptor: bind it with `let`, it is not an integer"
                     ),
                 );
             }
             (Dest::Fd(_), RetKind::Value) => {
-                return err(
-                    call.span(),
+                return err_at(
+                    &call,
                     format!("`{name}` gives an integer, not a descriptor"),
                 );
             }
@@ -1652,28 +1687,28 @@ impl Lower {
             line.push(' ');
             line.push_str(&o);
         }
-        self.emit(line, call.span());
+        self.emit(line, loc(call));
         Ok(())
     }
 
     fn fd_operand(&mut self, a: &Expr, kind: ArgKind) -> syn::Result<String> {
         let Some(id) = path_ident(a) else {
-            return err(
-                a.span(),
+            return err_at(
+                &a,
                 "a descriptor operand is a variable bound to an open, `cwd`, `stdin`, `stdout` or `stderr`",
             );
         };
         if let Some(e) = self.lookup(&id) {
             return match e {
                 Ent::Fd(f) => Ok(f),
-                _ => err(a.span(), format!("`{id}` is not a descriptor")),
+                _ => err_at(&a, format!("`{id}` is not a descriptor")),
             };
         }
         match id.as_str() {
             "cwd" | "CWD" | "AT_FDCWD" => {
                 if kind == ArgKind::Fd {
-                    return err(
-                        a.span(),
+                    return err_at(
+                        &a,
                         "`cwd` stands for a directory a path is relative to: this operand needs an open descriptor",
                     );
                 }
@@ -1682,8 +1717,8 @@ impl Lower {
             "stdin" | "STDIN" => Ok("stdin".into()),
             "stdout" | "STDOUT" => Ok("stdout".into()),
             "stderr" | "STDERR" => Ok("stderr".into()),
-            _ => err(
-                a.span(),
+            _ => err_at(
+                &a,
                 format!(
                     "cannot find the descriptor `{id}` in the compound: bind one with `let {id} = openat(..)?;`"
                 ),
@@ -1702,14 +1737,14 @@ impl Lower {
                 Some(Ent::PathInput(n)) => return Ok(format!("${n}")),
                 Some(Ent::PathVar(n) | Ent::Dirent(n)) => return Ok(n),
                 Some(_) => {
-                    return err(
-                        a.span(),
+                    return err_at(
+                        &a,
                         format!("`{id}` is not a path: `{arg}` of `{call}` is a path"),
                     );
                 }
                 None => {
-                    return err(
-                        a.span(),
+                    return err_at(
+                        &a,
                         format!(
                             "cannot find the path `{id}` in the compound: a path is a string literal, a path input, or the variable of a `for` over paths or entries"
                         ),
@@ -1717,8 +1752,8 @@ impl Lower {
                 }
             }
         }
-        err(
-            a.span(),
+        err_at(
+            &a,
             format!(
                 "`{arg}` of `{call}` is a path: a string literal, a path input, or the variable of a `for` over paths or directory entries"
             ),
@@ -1735,8 +1770,8 @@ impl Lower {
         {
             return Ok(b);
         }
-        err(
-            a.span(),
+        err_at(
+            &a,
             "a buffer: `&buf` for one declared with `let mut buf = [0u8; SIZE];`",
         )
     }
@@ -1752,24 +1787,24 @@ impl Lower {
             e => (e, None),
         };
         let Some(id) = path_ident(base) else {
-            return err(
-                a.span(),
+            return err_at(
+                &a,
                 "a buffer operand is `&buf`, `&mut buf`, or a range of it: `&buf[a..b]`, `&mut buf[..n]`",
             );
         };
         let buf = match self.lookup(&id) {
             Some(Ent::Buf(b)) => b,
             Some(_) => {
-                return err(
-                    base.span(),
+                return err_at(
+                    &base,
                     format!(
                         "`{id}` is not a buffer: declare one with `let mut {id} = [0u8; SIZE];`"
                     ),
                 );
             }
             None => {
-                return err(
-                    base.span(),
+                return err_at(
+                    &base,
                     format!(
                         "cannot find the buffer `{id}`: declare it with `let mut {id} = [0u8; SIZE];`"
                     ),
@@ -1780,13 +1815,13 @@ impl Lower {
             return Ok((buf, true));
         };
         let Expr::Range(r) = strip(idx) else {
-            return err(
-                idx.span(),
+            return err_at(
+                &idx,
                 "a buffer operand takes a range of bytes: `buf[a..b]`, `buf[..n]`, `buf[a..]`",
             );
         };
         if matches!(r.limits, syn::RangeLimits::Closed(_)) {
-            return err(r.span(), "write the range half-open: `buf[a..b]`");
+            return err_at(&r, "write the range half-open: `buf[a..b]`");
         }
         let start = match &r.start {
             Some(s) => self.value(s)?,
