@@ -33,6 +33,44 @@
 //! # std::fs::remove_file(&path).unwrap();
 //! # mod libc_free { pub const O_RDONLY: i64 = 0; }
 //! ```
+//!
+//! # Compounds written in Rust
+//!
+//! [`compound!`] compiles a function of a Rust subset into a compound while the crate
+//! compiles, verifies it then (a violation is a compile error at the span that caused it), and
+//! generates a module to run it with (docs/macro.md lists what it accepts):
+//!
+//! ```
+//! cosy::compound! {
+//!     /// The size of every regular file of a directory, and how many there are.
+//!     pub fn dirsize(dir: &Path) -> Sizes {
+//!         let d = openat(cwd, dir, O_RDONLY | O_DIRECTORY, 0)?;
+//!         let mut total = 0;
+//!         let mut files = 0;
+//!         for e in dirents(d) {
+//!             if e.kind != DT_REG {
+//!                 continue;
+//!             }
+//!             let mut st = [0u8; 256];
+//!             statx(d, e, AT_SYMLINK_NOFOLLOW, STATX_SIZE, &mut st)?;
+//!             total += load_u64(&st, STATX_SIZE_OFFSET);
+//!             files += 1;
+//!         }
+//!         close(d)?;
+//!         Sizes { total, files }
+//!     }
+//! }
+//!
+//! let out = dirsize::run(&cosy::Policy::trusted(), &cosy::RunOptions::default(), "src")?;
+//! let expected: u64 = std::fs::read_dir("src")?
+//!     .map(|e| e.unwrap().metadata().unwrap())
+//!     .filter(|m| m.is_file())
+//!     .map(|m| m.len())
+//!     .sum();
+//! assert_eq!(out.total as u64, expected);
+//! assert!(out.files > 0 && out.stats.syscalls > 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 
@@ -42,6 +80,7 @@ pub use cosy_exec::{
     Stats, TraceEntry, Verified,
 };
 pub use cosy_format::{binary, text};
+pub use cosy_macros::compound;
 pub use cosy_model::{BinOp, Builder, Compound, ErrorMode, FdRef, Policy, Sys, builder};
 pub use cosy_opt::{Passes, optimize};
 pub use cosy_verify::verify;

@@ -1,0 +1,9 @@
+cosy::compound! {
+    fn f() -> Out {
+        let r = 0;
+        continue;
+        Out { r }
+    }
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+cosy::compound! {
+    fn f(names: Vec<String>) -> Out {
+        let r = getpid()?;
+        Out { r }
+    }
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+cosy::compound! {
+    fn f() -> Out {
+        let read = getpid()?;
+        Out { read }
+    }
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+cosy::compound! {
+    fn f() -> Out {
+        let r = getpid()?;
+    }
+}
+
+fn main() {}
