@@ -128,10 +128,9 @@ impl Lane {
                 match (r >= 0, fd) {
                     // A later open into the slot, still pending, replaces this one's result:
                     // as on direct, where it would close this descriptor.
+                    // (A failed open's negative result closes nothing.)
                     (_, None) if self.slot_written_later(slot) => {
-                        if r >= 0 {
-                            self.close_fd(issuer, op, i32::try_from(r).unwrap_or(-1));
-                        }
+                        self.close_fd(issuer, op, i32::try_from(r).unwrap_or(-1));
                     }
                     // The slot takes the result (empty if the open failed: direct closes the
                     // descriptor it held, which an earlier open may have put there since this
