@@ -3,6 +3,7 @@
 
 use cosy_model::{Arg, FdRef, Op, Ret, Sys};
 
+use super::limits::Charge;
 use super::{Cx, Effect, Issuer, Lane, Pend, Ticket, Undo, errno_of, written_of};
 use crate::arena::Span;
 use crate::outcome::{CallError, Error};
@@ -118,6 +119,7 @@ impl Lane {
     /// and slots (always: the descriptors are real either way).
     pub(super) fn settle<I: Issuer>(&mut self, issuer: &mut I, p: &Pend, r: i64, keep: bool) {
         let op = p.op as usize;
+        self.limits.settle(p.charge, r);
         if let Some(s) = p.out {
             self.marks.push(written_of(p.call, s, r));
         }
@@ -152,6 +154,7 @@ impl Lane {
         ready: Option<i64>,
         fd: Option<i32>,
         out: Option<Span>,
+        charge: Charge,
     ) {
         let Op::Sys { call, args, ret } = operation else {
             return;
@@ -180,6 +183,7 @@ impl Lane {
             used: self.used + 1,
             undo: self.undo.len(),
             out,
+            charge,
         });
     }
 }
