@@ -1,5 +1,6 @@
-//! The policy's limits on what a run writes (`written_bytes`, `output_bytes`) and on the
-//! descriptors its concurrent map iterations hold at once (`open_fds`).
+//! The policy's limits on what a run writes (`written_bytes`, `output_bytes`), and on the
+//! descriptors (`open_fds`) and arena copies (`arena_bytes`) its concurrent map iterations
+//! hold at once.
 //!
 //! Bytes written are counted by a rule on the operation table, not a list of calls: a call
 //! *writes data* when its row changes files ([`Effect::Write`]), returns a count, names no path
@@ -36,6 +37,8 @@ pub(crate) struct Limits {
     max_output: u64,
     /// The policy's `open_fds`.
     pub open_fds: u32,
+    /// The policy's `arena_bytes`.
+    pub arena_bytes: u64,
 }
 
 impl Default for Limits {
@@ -47,6 +50,7 @@ impl Default for Limits {
             max_written: u64::MAX,
             max_output: u64::MAX,
             open_fds: u32::MAX,
+            arena_bytes: u64::MAX,
         }
     }
 }
@@ -96,6 +100,7 @@ impl Limits {
             max_written: policy.written_bytes,
             max_output: policy.output_bytes,
             open_fds: policy.open_fds,
+            arena_bytes: policy.arena_bytes,
             ..Limits::default()
         }
     }
@@ -141,6 +146,13 @@ impl Limits {
         if charge.output {
             self.output = self.output.saturating_sub(back);
         }
+    }
+
+    /// How many threads may run a map, each with its own copy of an arena of `len` bytes,
+    /// besides the run's own, within `arena_bytes`.
+    pub fn map_threads(&self, len: usize) -> usize {
+        let copies = self.arena_bytes / (len.max(1) as u64);
+        usize::try_from(copies.saturating_sub(1)).unwrap_or(usize::MAX)
     }
 
     /// How many iterations of the map `info` may hold their descriptors at once within

@@ -542,7 +542,9 @@ fn threads<I: Issuer>(
         .threads
         .workers
         .min(items.remaining())
-        .min(main.limits.map_lanes(cx.c, info));
+        .min(main.limits.map_lanes(cx.c, info))
+        // Within `arena_bytes`: each thread has a copy of the arena.
+        .min(main.limits.map_threads(cx.layout.len()));
     let mut issuers: Vec<_> = (0..workers).map_while(|_| issuer.fork()).collect();
     if issuers.len() < 2 {
         return Ok(Ran::No(items));
