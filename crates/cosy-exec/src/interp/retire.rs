@@ -146,6 +146,7 @@ impl Lane {
 
     /// Records a call the issuer queued, with what it does to the lane at once: a close
     /// empties its slot, an open's slot takes the descriptor known in advance (or waits).
+    /// With it: the range of the arena it may write, and its charge against the limits.
     pub(super) fn queued(
         &mut self,
         pc: usize,
@@ -153,8 +154,7 @@ impl Lane {
         ticket: Ticket,
         ready: Option<i64>,
         fd: Option<i32>,
-        out: Option<Span>,
-        charge: Charge,
+        (out, charge): (Option<Span>, Charge),
     ) {
         let Op::Sys { call, args, ret } = operation else {
             return;

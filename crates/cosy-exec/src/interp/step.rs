@@ -86,8 +86,8 @@ impl Lane {
                         if let Some(s) = written(*call, &rargs, r) {
                             dirty.mark(cx.layout, s);
                         }
-                        let none = Default::default();
-                        self.queued(pc, operation, Ticket(u32::MAX), Some(r), None, None, none);
+                        let none = (None, Default::default());
+                        self.queued(pc, operation, Ticket(u32::MAX), Some(r), None, none);
                         Ok(Flow::Next(pc + 1))
                     }
                     Issued::Ready(r) => {
@@ -100,7 +100,7 @@ impl Lane {
                     }
                     Issued::Pending { ticket, fd } => {
                         let out = out_span(*call, &rargs);
-                        self.queued(pc, operation, ticket, None, fd, out, charge);
+                        self.queued(pc, operation, ticket, None, fd, (out, charge));
                         Ok(Flow::Next(pc + 1))
                     }
                 };
