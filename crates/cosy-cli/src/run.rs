@@ -28,6 +28,18 @@ pub struct PolicyArgs {
     /// Largest run time, in seconds.
     #[arg(long, value_name = "SECONDS")]
     time_limit: Option<f64>,
+    /// Largest arena, in bytes (all buffers; map-local ones once per lane).
+    #[arg(long, value_name = "BYTES")]
+    arena_bytes: Option<u64>,
+    /// Largest number of descriptors open at once.
+    #[arg(long, value_name = "N")]
+    open_fds: Option<u32>,
+    /// Largest number of bytes written to descriptors, in all (the standard streams included).
+    #[arg(long, value_name = "BYTES")]
+    written_bytes: Option<u64>,
+    /// Largest number of bytes written to the standard streams.
+    #[arg(long, value_name = "BYTES")]
+    output_bytes: Option<u64>,
 }
 
 /// Arguments of `cosy run`.
@@ -86,6 +98,18 @@ fn policy(args: &PolicyArgs) -> Result<Policy, Failure> {
         policy.time = Duration::try_from_secs_f64(secs)
             .map_err(|e| Failure::invalid(format!("--time-limit {secs}: {e}")))?;
     }
+    if let Some(n) = args.arena_bytes {
+        policy.arena_bytes = n;
+    }
+    if let Some(n) = args.open_fds {
+        policy.open_fds = n;
+    }
+    if let Some(n) = args.written_bytes {
+        policy.written_bytes = n;
+    }
+    if let Some(n) = args.output_bytes {
+        policy.output_bytes = n;
+    }
     Ok(policy)
 }
 
@@ -125,6 +149,10 @@ pub fn check(args: &CheckArgs) -> Result<(), Failure> {
     } else {
         optimize(&args.file, verified, &policy)?.0
     };
+    // What the executor refuses before a run (more fd slots than `--open-fds`), `run`'s
+    // functions being the built-ins.
+    cosy_exec::plan::Plan::new(&verified, &cosy_exec::Functions::new())
+        .map_err(|m| Failure::invalid(format!("{}: {m}", args.file.display())))?;
     println!(
         "{}: ok ({} operations, {} bytes of arena)",
         args.file.display(),

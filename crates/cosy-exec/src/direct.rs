@@ -60,6 +60,10 @@ impl DirectIssuer {
 
 impl Issuer for DirectIssuer {
     fn issue(&mut self, at: At, call: Sys, args: &mut ResolvedArgs, rec: &mut Recorder) -> Issued {
+        #[cfg(feature = "fault-injection")]
+        if let Some(r) = crate::faults::before(at.op, call, args, rec) {
+            return Issued::Ready(r);
+        }
         let mem = self.mem.as_mut_slice();
         Issued::Ready(Self::issue_in(
             self.root.as_ref(),

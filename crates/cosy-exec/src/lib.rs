@@ -67,6 +67,8 @@ pub mod auto;
 pub(crate) mod clock;
 pub(crate) mod confine;
 pub mod direct;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod funcs;
 pub mod interp;
 pub mod outcome;

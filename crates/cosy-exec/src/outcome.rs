@@ -82,6 +82,28 @@ pub enum Error {
         /// The limit.
         limit: Duration,
     },
+    /// A call would have passed one of the policy's limits on bytes written; it was not
+    /// issued (the bytes of the calls before it were written).
+    #[error(
+        "op {op} ({}): the policy's {limit} limit of {value} bytes would be passed: {used} \
+         written, {asked} more asked",
+        call.name()
+    )]
+    Limit {
+        /// Index of the operation.
+        op: u32,
+        /// The call refused.
+        call: Sys,
+        /// Which limit.
+        limit: Limit,
+        /// The limit's value.
+        value: u64,
+        /// The bytes counted against it before the call (requested by calls still in
+        /// flight included).
+        used: u64,
+        /// The bytes the call asked to write.
+        asked: u64,
+    },
     /// A function call failed (or panicked).
     #[error("op {op}: function `{func}` failed: {message}")]
     Function {
@@ -109,6 +131,7 @@ impl Error {
             | Error::LoopBound { op, .. }
             | Error::Fuel { op, .. }
             | Error::Time { op, .. }
+            | Error::Limit { op, .. }
             | Error::Function { op, .. } => Some(*op),
             Error::Setup(_) => None,
         }
@@ -120,6 +143,31 @@ impl Error {
             Error::Call { errno, .. } => Some(*errno),
             _ => None,
         }
+    }
+}
+
+/// A limit of the policy on bytes written ([`Error::Limit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// `written_bytes`: every byte the compound's calls write to a descriptor.
+    WrittenBytes,
+    /// `output_bytes`: the bytes written to the standard streams.
+    OutputBytes,
+}
+
+impl Limit {
+    /// The name of the policy's field.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::WrittenBytes => "written_bytes",
+            Limit::OutputBytes => "output_bytes",
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -28,6 +28,14 @@ pub struct Policy {
     pub arena_bytes: u64,
     /// Largest number of fds open at once.
     pub open_fds: u32,
+    /// Largest number of bytes the compound's calls write to descriptors, in all (write,
+    /// pwrite, copy_file_range, splice, sendfile: every call of the operation table that
+    /// changes files and moves bytes to a descriptor; the standard streams included). A call
+    /// that could pass it is refused before it is issued.
+    pub written_bytes: u64,
+    /// Largest number of bytes written to the standard streams (fds 1 and 2, and 0), in all;
+    /// counted in `written_bytes` too.
+    pub output_bytes: u64,
     /// User functions the compound may call besides the built-ins ([`crate::BUILTINS`]);
     /// the program registers them with the executor under these names.
     pub functions: BTreeSet<String>,
@@ -35,7 +43,8 @@ pub struct Policy {
 
 impl Policy {
     /// The default for compounds loaded from files: every call allowed, paths confined to
-    /// `root`, ten million operations, ten seconds, 64 MiB of arena, 256 open fds.
+    /// `root`, ten million operations, ten seconds, 64 MiB of arena, 256 open fds, 1 GiB
+    /// written, 64 MiB of output.
     pub fn untrusted(root: impl Into<PathBuf>) -> Self {
         Policy {
             allowed: Sys::ALL.iter().copied().collect(),
@@ -45,11 +54,14 @@ impl Policy {
             time: Duration::from_secs(10),
             arena_bytes: 64 << 20,
             open_fds: 256,
+            written_bytes: 1 << 30,
+            output_bytes: 64 << 20,
             functions: BTreeSet::new(),
         }
     }
 
-    /// Like [`Policy::untrusted`], with only the calls that change nothing on disk.
+    /// Like [`Policy::untrusted`], with only the calls that change nothing on disk (so
+    /// nothing written: `written_bytes` and `output_bytes` are 0).
     pub fn read_only(root: impl Into<PathBuf>) -> Self {
         Policy {
             allowed: Sys::ALL
@@ -57,12 +69,14 @@ impl Policy {
                 .copied()
                 .filter(|s| s.spec().effect == Effect::Read)
                 .collect(),
+            written_bytes: 0,
+            output_bytes: 0,
             ..Self::untrusted(root)
         }
     }
 
     /// For compounds the program builds itself: everything allowed, no root, generous limits
-    /// (a billion operations, an hour, 1 GiB of arena, 4096 fds).
+    /// (a billion operations, an hour, 1 GiB of arena, 4096 fds, no limit on bytes written).
     pub fn trusted() -> Self {
         Policy {
             allowed: Sys::ALL.iter().copied().collect(),
@@ -72,6 +86,8 @@ impl Policy {
             time: Duration::from_secs(3600),
             arena_bytes: 1 << 30,
             open_fds: 4096,
+            written_bytes: u64::MAX,
+            output_bytes: u64::MAX,
             functions: BTreeSet::new(),
         }
     }

@@ -318,7 +318,12 @@ fn window<I: Issuer>(
     mut items: Items,
 ) -> Result<Ran, Error> {
     let (begin, end) = (info.begin, info.end);
-    let w = issuer.window().min(items.remaining()).max(1);
+    // Within `open_fds`: each further lane holds the descriptors of its body's slots.
+    let w = issuer
+        .window()
+        .min(items.remaining())
+        .min(main.limits.map_lanes(cx.c, info))
+        .max(1);
     let regs = start_regs(main, info);
     let zero = local_buffers(cx.plan, begin, end);
     // The `MapBegin` itself takes one unit before the first iteration.
@@ -327,6 +332,7 @@ fn window<I: Issuer>(
         .map(|k| {
             let mut l = Lane::new(cx.c, k, left, cx.trace);
             l.main = false;
+            l.limits = main.limits.clone();
             l.fds = FdTable::borrowed(main.fds.slots());
             l
         })
@@ -512,6 +518,9 @@ struct Shared<'a, 'c> {
     slots: &'a [i32],
     zero: Vec<BufId>,
     fuel: u64,
+    /// The main lane's limits (a concurrent body writes nothing, but its lanes check as
+    /// the main one would).
+    limits: super::limits::Limits,
     /// The runs of items not taken yet.
     runs: Vec<Mutex<Option<Items>>>,
     next: AtomicUsize,
@@ -528,7 +537,14 @@ fn threads<I: Issuer>(
     info: &MapInfo,
     items: Items,
 ) -> Result<Ran, Error> {
-    let workers = cx.threads.workers.min(items.remaining());
+    // Within `open_fds`: each further thread holds the descriptors of its body's slots.
+    let workers = cx
+        .threads
+        .workers
+        .min(items.remaining())
+        .min(main.limits.map_lanes(cx.c, info))
+        // Within `arena_bytes`: each thread has a copy of the arena.
+        .min(main.limits.map_threads(cx.layout.len()));
     let mut issuers: Vec<_> = (0..workers).map_while(|_| issuer.fork()).collect();
     if issuers.len() < 2 {
         return Ok(Ran::No(items));
@@ -544,6 +560,7 @@ fn threads<I: Issuer>(
         slots: main.fds.slots(),
         zero: local_buffers(cx.plan, info.begin, info.end),
         fuel: left,
+        limits: main.limits.clone(),
         outs: runs.iter().map(|_| Mutex::new(None)).collect(),
         runs: runs.into_iter().map(|r| Mutex::new(Some(r))).collect(),
         next: AtomicUsize::new(0),
@@ -616,6 +633,7 @@ fn work(sh: &Shared<'_, '_>, mut issuer: crate::direct::DirectIssuer) -> crate::
         }
     }
     let mut lane = Lane::new(cx.c, 0, sh.fuel, false);
+    lane.limits = sh.limits.clone();
     lane.main = false;
     lane.fds = FdTable::borrowed(sh.slots);
     loop {

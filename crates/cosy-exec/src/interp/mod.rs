@@ -54,6 +54,7 @@ use crate::sys::{self, AT_FDCWD, Resolved, ResolvedArgs};
 mod call;
 pub(crate) mod fds;
 mod items;
+pub(crate) mod limits;
 pub(crate) mod maps;
 mod retire;
 mod step;
@@ -240,6 +241,8 @@ struct Pend {
     undo: usize,
     /// The range of the arena the call may write.
     out: Option<Span>,
+    /// What it was charged against the limits on bytes written.
+    charge: limits::Charge,
 }
 
 /// How far [`Lane::run`] got.
@@ -272,6 +275,8 @@ pub(crate) struct Lane {
     pub used: u64,
     pub fuel: u64,
     pub errors: Vec<CallError>,
+    /// The policy's limits on bytes written and descriptors ([`limits`]).
+    pub limits: limits::Limits,
     pub rec: Recorder,
     pub pc: usize,
     /// Whether this lane may run a map's iterations as other lanes (the main program).
@@ -367,6 +372,7 @@ impl Lane {
             used: 0,
             fuel,
             errors: Vec::new(),
+            limits: limits::Limits::default(),
             rec: Recorder::new(trace),
             pc: 0,
             main: true,
@@ -498,6 +504,7 @@ impl Lane {
                 used: self.used,
                 undo: self.undo.len(),
                 out: None,
+                charge: limits::Charge::default(),
             });
         }
     }
@@ -689,6 +696,7 @@ pub(crate) fn execute<I: Issuer>(
         .flatten();
     let mut dirty = Dirty::new(layout);
     let mut lane = Lane::new(c, 0, policy.fuel, trace);
+    lane.limits = limits::Limits::of(policy);
     for input in &c.inputs {
         if let InputKind::Int { reg, default } = input.kind {
             lane.set(reg, default);

@@ -3,6 +3,7 @@
 
 use cosy_model::{Arg, FdRef, FdSlot, Op, Ret, Sys};
 
+use super::limits::Charge;
 use super::{Cx, Effect, Issuer, Lane, Pend, Ticket, Undo, errno_of, written_of};
 use crate::arena::Span;
 use crate::outcome::{CallError, Error};
@@ -118,6 +119,7 @@ impl Lane {
     /// and slots (always: the descriptors are real either way).
     pub(super) fn settle<I: Issuer>(&mut self, issuer: &mut I, p: &Pend, r: i64, keep: bool) {
         let op = p.op as usize;
+        self.limits.settle(p.charge, r);
         if let Some(s) = p.out {
             self.marks.push(written_of(p.call, s, r));
         }
@@ -165,6 +167,7 @@ impl Lane {
 
     /// Records a call the issuer queued, with what it does to the lane at once: a close
     /// empties its slot, an open's slot takes the descriptor known in advance (or waits).
+    /// With it: the range of the arena it may write, and its charge against the limits.
     pub(super) fn queued(
         &mut self,
         pc: usize,
@@ -172,7 +175,7 @@ impl Lane {
         ticket: Ticket,
         ready: Option<i64>,
         fd: Option<i32>,
-        out: Option<Span>,
+        (out, charge): (Option<Span>, Charge),
     ) {
         let Op::Sys { call, args, ret } = operation else {
             return;
@@ -201,6 +204,7 @@ impl Lane {
             used: self.used + 1,
             undo: self.undo.len(),
             out,
+            charge,
         });
     }
 }

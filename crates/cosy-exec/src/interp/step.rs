@@ -53,6 +53,8 @@ impl Lane {
                 }
                 self.check_time(cx, pc)?;
                 self.resolve(cx, pc, *call, args)?;
+                // Refused before it is issued if it could pass a limit on bytes written.
+                let charge = self.limits.charge(pc, *call, args, &self.rargs)?;
                 let mut rargs = std::mem::take(&mut self.rargs);
                 let at = self.at(pc);
                 let mut issued = issuer.issue(at, *call, &mut rargs, &mut self.rec);
@@ -63,6 +65,7 @@ impl Lane {
                     && *call != Sys::Close
                 {
                     if cx.deadline.passed() {
+                        self.limits.settle(charge, -i64::from(libc::EINTR));
                         self.rargs = rargs;
                         return Err(Error::Time {
                             op,
@@ -72,16 +75,23 @@ impl Lane {
                     issued = issuer.issue(at, *call, &mut rargs, &mut self.rec);
                 }
                 let flow = match issued {
-                    Issued::Wait => Ok(Flow::Block),
+                    Issued::Wait => {
+                        // Charged again when it is issued again.
+                        self.limits.settle(charge, 0);
+                        Ok(Flow::Block)
+                    }
                     // Retired in order behind the pending calls.
                     Issued::Ready(r) if self.fallible > 0 => {
+                        self.limits.settle(charge, r);
                         if let Some(s) = written(*call, &rargs, r) {
                             dirty.mark(cx.layout, s);
                         }
-                        self.queued(pc, operation, Ticket(u32::MAX), Some(r), None, None);
+                        let none = (None, Default::default());
+                        self.queued(pc, operation, Ticket(u32::MAX), Some(r), None, none);
                         Ok(Flow::Next(pc + 1))
                     }
                     Issued::Ready(r) => {
+                        self.limits.settle(charge, r);
                         if let Some(s) = written(*call, &rargs, r) {
                             dirty.mark(cx.layout, s);
                         }
@@ -90,7 +100,7 @@ impl Lane {
                     }
                     Issued::Pending { ticket, fd } => {
                         let out = out_span(*call, &rargs);
-                        self.queued(pc, operation, ticket, None, fd, out);
+                        self.queued(pc, operation, ticket, None, fd, (out, charge));
                         Ok(Flow::Next(pc + 1))
                     }
                 };

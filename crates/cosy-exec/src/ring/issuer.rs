@@ -281,8 +281,15 @@ fn fd(a: &ResolvedArgs, i: usize) -> i32 {
     a.fd(i).unwrap_or(-1)
 }
 
-impl Issuer for RingIssuer<'_> {
-    fn issue(&mut self, at: At, call: Sys, args: &mut ResolvedArgs, rec: &mut Recorder) -> Issued {
+impl RingIssuer<'_> {
+    /// Issues `call`: queued on the ring, or made as a plain call ([`Issuer::issue`]).
+    fn issue_now(
+        &mut self,
+        at: At,
+        call: Sys,
+        args: &mut ResolvedArgs,
+        rec: &mut Recorder,
+    ) -> Issued {
         let op = at.op as usize;
         let meta = Meta {
             op: at.op,
@@ -516,6 +523,42 @@ impl Issuer for RingIssuer<'_> {
             }
             None => self.plain(at, call, args, rec),
         }
+    }
+}
+
+impl Issuer for RingIssuer<'_> {
+    #[cfg(not(feature = "fault-injection"))]
+    #[inline]
+    fn issue(&mut self, at: At, call: Sys, args: &mut ResolvedArgs, rec: &mut Recorder) -> Issued {
+        self.issue_now(at, call, args, rec)
+    }
+
+    /// With injected faults ([`crate::faults`]): a call scheduled to fail is not submitted and
+    /// completes with the injected errno (once the lane's earlier calls have, so that its
+    /// result comes in order); a short one is queued with its length clamped. A call is
+    /// counted when taken, not when answered [`Issued::Wait`] (it is issued again).
+    #[cfg(feature = "fault-injection")]
+    fn issue(&mut self, at: At, call: Sys, args: &mut ResolvedArgs, rec: &mut Recorder) -> Issued {
+        use crate::faults::{self, Fault};
+        let fault = faults::peek(call);
+        match fault {
+            Some(Fault::Errno(e)) => {
+                if self.lane_busy(at.lane) {
+                    return Issued::Wait;
+                }
+                faults::taken(call, true);
+                let r = -i64::from(e);
+                rec.call(at.op, call, args.first_fd(), r, false);
+                return Issued::Ready(r);
+            }
+            Some(Fault::Short(n)) => faults::clamp(call, args, n),
+            None => {}
+        }
+        let issued = self.issue_now(at, call, args, rec);
+        if issued != Issued::Wait {
+            faults::taken(call, fault.is_some());
+        }
+        issued
     }
 
     fn close(&mut self, at: At, fd: i32, rec: &mut Recorder) -> Issued {

@@ -371,7 +371,8 @@ impl Session {
         };
         let layout = Layout::default();
         let dirty = Dirty::new(&layout);
-        let lane = Lane::new(&c, 0, policy.fuel, true);
+        let mut lane = Lane::new(&c, 0, policy.fuel, true);
+        lane.limits = crate::interp::limits::Limits::of(policy);
         Ok(Session {
             id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
             backend,
