@@ -1,5 +1,134 @@
-//! Symbolic names of flag and constant values (`O_RDONLY|O_DIRECTORY`, `AT_REMOVEDIR`,
-//! `0o644`, `DT_REG`), for the text format. Values are the running target's, from `libc`.
+//! Flags: the typed flags the [`Builder`](crate::Builder) takes, and the symbolic names of
+//! flag and constant values (`O_RDONLY|O_DIRECTORY`, `AT_REMOVEDIR`, `0o644`, `DT_REG`) the
+//! text format reads and prints.
+//!
+//! The typed flags are rustix's ([`OFlags`], [`AtFlags`], [`Mode`], [`StatxFlags`],
+//! [`RenameFlags`], [`ResolveFlags`], [`Access`], [`XattrFlags`], [`PipeFlags`],
+//! [`SpliceFlags`]), re-exported so that a program needs neither `rustix` nor `libc`, plus
+//! [`Whence`] (rustix's `SeekFrom` carries the offset, which a compound may compute) and
+//! [`DirentType`] (a `d_type` to compare with). The builder turns them into the operands'
+//! integer bits; the name tables below give the text format the same values by name (a test
+//! checks that both agree).
+
+pub use rustix::fs::{
+    Access, AtFlags, Mode, OFlags, RenameFlags, ResolveFlags, StatxFlags, XattrFlags,
+};
+pub use rustix::pipe::{PipeFlags, SpliceFlags};
+
+use crate::compound::Value;
+
+/// The `whence` of lseek(2): where an offset counts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Whence {
+    /// `SEEK_SET`: from the start of the file.
+    Set,
+    /// `SEEK_CUR`: from the current position.
+    Cur,
+    /// `SEEK_END`: from the end of the file.
+    End,
+    /// `SEEK_DATA`: the next data at or after the offset.
+    Data,
+    /// `SEEK_HOLE`: the next hole at or after the offset.
+    Hole,
+}
+
+impl Whence {
+    /// The `SEEK_*` value.
+    pub fn raw(self) -> i64 {
+        i64::from(match self {
+            Whence::Set => libc::SEEK_SET,
+            Whence::Cur => libc::SEEK_CUR,
+            Whence::End => libc::SEEK_END,
+            Whence::Data => libc::SEEK_DATA,
+            Whence::Hole => libc::SEEK_HOLE,
+        })
+    }
+}
+
+/// The type of a directory entry (`d_type` of getdents64(2)), to compare
+/// [`Dirent::kind`](crate::Dirent::kind) with: `e.kind.eq(DirentType::Dir)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DirentType {
+    /// `DT_UNKNOWN`: the file system does not say (statx(2) tells).
+    Unknown,
+    /// `DT_FIFO`: a named pipe.
+    Fifo,
+    /// `DT_CHR`: a character device.
+    Char,
+    /// `DT_DIR`: a directory.
+    Dir,
+    /// `DT_BLK`: a block device.
+    Block,
+    /// `DT_REG`: a regular file.
+    Reg,
+    /// `DT_LNK`: a symbolic link.
+    Link,
+    /// `DT_SOCK`: a socket.
+    Sock,
+}
+
+impl DirentType {
+    /// The `DT_*` value.
+    pub fn raw(self) -> i64 {
+        i64::from(match self {
+            DirentType::Unknown => libc::DT_UNKNOWN,
+            DirentType::Fifo => libc::DT_FIFO,
+            DirentType::Char => libc::DT_CHR,
+            DirentType::Dir => libc::DT_DIR,
+            DirentType::Block => libc::DT_BLK,
+            DirentType::Reg => libc::DT_REG,
+            DirentType::Link => libc::DT_LNK,
+            DirentType::Sock => libc::DT_SOCK,
+        })
+    }
+}
+
+impl From<DirentType> for Value {
+    fn from(t: DirentType) -> Self {
+        Value::Imm(t.raw())
+    }
+}
+
+/// Flags as the integer operand of a system call (the IR keeps every operand as an `i64`).
+pub trait FlagBits: Copy {
+    /// The bits, as the kernel reads them (zero-extended).
+    fn to_operand(self) -> i64;
+}
+
+macro_rules! flag_bits {
+    ($($t:ty),*) => {$(
+        impl FlagBits for $t {
+            fn to_operand(self) -> i64 {
+                i64::from(self.bits())
+            }
+        }
+    )*};
+}
+
+flag_bits!(
+    Access,
+    AtFlags,
+    Mode,
+    OFlags,
+    RenameFlags,
+    StatxFlags,
+    XattrFlags,
+    PipeFlags,
+    SpliceFlags
+);
+
+impl FlagBits for ResolveFlags {
+    fn to_operand(self) -> i64 {
+        // open_how.resolve is a u64 the kernel reads bit for bit; every defined bit is low.
+        self.bits() as i64
+    }
+}
+
+impl FlagBits for Whence {
+    fn to_operand(self) -> i64 {
+        self.raw()
+    }
+}
 
 /// A family of flags an operand takes; decides how the text format prints it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
