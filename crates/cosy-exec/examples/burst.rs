@@ -12,6 +12,7 @@
 //! Every figure is the median of SAMPLES samples (default 7) of OPS_PER_SAMPLE operations
 //! (default 100 000), after a warm-up sample.
 
+use cosy_model::flags::{Mode, OFlags};
 use std::io::Write as _;
 use std::time::Instant;
 
@@ -47,7 +48,7 @@ fn pread_map(file: &[u8], n: usize) -> Compound {
     let b = c.local_buffer("b", 1);
     let ops = c.value("ops", 0);
     let sum = c.value("sum", 0);
-    let fd = c.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0);
+    let fd = c.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty());
     c.map_range(0, n as i64, 1, |c, i| {
         let off = c.arith(BinOp::Mul, i, STRIDE);
         let off = c.arith(BinOp::Rem, off, FILE_SIZE);

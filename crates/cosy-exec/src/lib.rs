@@ -34,7 +34,7 @@
 //!
 //! ```
 //! use cosy_exec::{RunOptions, run};
-//! use cosy_model::{Arg, Builder, FdRef, Policy, builder::cond, BinOp};
+//! use cosy_model::{Arg, Builder, FdRef, Policy, BinOp};
 //!
 //! let path = std::env::temp_dir().join(format!("cosy-doc-{}.txt", std::process::id()));
 //! std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
@@ -43,13 +43,13 @@
 //! let mut c = Builder::new();
 //! let name = c.input_path("file", path.as_os_str().as_encoded_bytes());
 //! let buf = c.buffer("buf", 4096);
-//! let fd = c.openat(FdRef::Cwd, name, libc::O_RDONLY as i64, 0);
+//! let fd = c.openat(FdRef::Cwd, name, OFlags::RDONLY, Mode::empty());
 //! let lines = c.value("lines", 0);
 //! c.do_while(1 << 20, |c| {
 //!     let n = c.read(fd, buf);
-//!     let k = c.call("count_lines", vec![Arg::Buf(buf.prefix(n))]);
+//!     let k = c.call("count_lines", buf.prefix(n));
 //!     c.accumulate(lines, k);
-//!     cond(n, BinOp::Gt, 0)
+//!     n.gt(0)
 //! });
 //! c.close(fd);
 //! c.output("lines", lines);

@@ -751,15 +751,14 @@ impl Builder {
     }
 
     /// unlinkat(2): removes a name (a directory with [`AtFlags::REMOVEDIR`]).
-    pub fn unlinkat(
-        &mut self,
-        dir: FdRef,
-        path: PathRef,
-        flags: impl FlagOperand<AtFlags>,
-    ) -> Reg {
+    pub fn unlinkat(&mut self, dir: FdRef, path: PathRef, flags: impl FlagOperand<AtFlags>) -> Reg {
         self.sys_value(
             Sys::Unlinkat,
-            vec![Arg::Fd(dir), Arg::Path(path), Arg::Value(flags.into_value())],
+            vec![
+                Arg::Fd(dir),
+                Arg::Path(path),
+                Arg::Value(flags.into_value()),
+            ],
         )
     }
 

@@ -17,7 +17,7 @@
 //! let mut c = Builder::new();
 //! let name = c.input_path("path", path.as_os_str().as_encoded_bytes());
 //! let buf = c.buffer("buf", 4096);
-//! let fd = c.openat(FdRef::Cwd, name, libc_free::O_RDONLY, 0);
+//! let fd = c.openat(FdRef::Cwd, name, libc_free::O_RDONLY, Mode::empty());
 //! let total = c.value("total", 0);
 //! c.do_while(1 << 20, |c| {
 //!     let n = c.read(fd, buf);

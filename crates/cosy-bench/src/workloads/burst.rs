@@ -14,6 +14,7 @@
 //! passed (the time is then extrapolated to the full count); records report nanoseconds per
 //! operation.
 
+use cosy_model::flags::{Mode, OFlags};
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
@@ -181,7 +182,7 @@ pub fn pread_compound(file: &[u8], n: u64) -> cosy_model::Compound {
     let b = c.local_buffer("b", 1);
     let ops = c.value("ops", 0);
     let sum = c.value("sum", 0);
-    let fd = c.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0);
+    let fd = c.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty());
     c.map_range(0, n as i64, 1, |c, i| {
         let off = c.arith(cosy_model::BinOp::Mul, i, STRIDE);
         let off = c.arith(cosy_model::BinOp::Rem, off, FILE_SIZE);

@@ -6,6 +6,7 @@
 //! any failure the temporary is removed. Symbolic links are made with their targets read by a
 //! first compound; hard links within the copy are linked to the first copy.
 
+use cosy_model::flags::{AtFlags, StatxFlags};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -820,13 +821,17 @@ pub fn stat_at(
     follow: bool,
     buf: cosy_exec::session::BufHandle,
 ) -> Result<Stat, i32> {
-    let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+    let flags = if follow {
+        AtFlags::empty()
+    } else {
+        AtFlags::SYMLINK_NOFOLLOW
+    };
     let h = s
         .send(cosy_exec::session::Call::statx(
             dir,
             name,
             flags,
-            libc::STATX_BASIC_STATS,
+            StatxFlags::BASIC_STATS,
             buf,
         ))
         .map_err(|_| libc::EINVAL)?;

@@ -3,6 +3,7 @@
 //! du (fts) visits entries: each entry in directory order, a directory's line after
 //! everything below it.
 
+use cosy_model::flags::{AtFlags, StatxFlags};
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
@@ -217,7 +218,13 @@ impl<'o> Counter<'o> {
     ) -> Result<Stat, Missing> {
         let b = self.slots.range(0, STATX_LEN as i64);
         let h = s
-            .send(Call::statx(dir, path, flags, MASK, b))
+            .send(Call::statx(
+                dir,
+                path,
+                AtFlags::from_bits_retain(flags as u32),
+                StatxFlags::from_bits_retain(MASK),
+                b,
+            ))
             .map_err(|_| Missing::Errno(libc::ENAMETOOLONG))?;
         s.get(h)
             .map_err(|e| Missing::Errno(e.errno().unwrap_or(libc::EIO)))?;
@@ -318,7 +325,13 @@ impl<'o> Counter<'o> {
                 let b = self
                     .slots
                     .range((i * STATX_LEN) as i64, ((i + 1) * STATX_LEN) as i64);
-                let call = Call::statx(Fd::Handle(dir), Path::new(&e.name), flags, MASK, b);
+                let call = Call::statx(
+                    Fd::Handle(dir),
+                    Path::new(&e.name),
+                    AtFlags::from_bits_retain(flags as u32),
+                    StatxFlags::from_bits_retain(MASK),
+                    b,
+                );
                 sent.push(s.send(call).ok());
             }
             s.barrier();
