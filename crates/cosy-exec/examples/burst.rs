@@ -227,6 +227,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
-    cosy_exec::ring::drop_cached_rings();
+    cosy_exec::drop_cached_rings();
     Ok(())
 }

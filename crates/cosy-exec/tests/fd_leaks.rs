@@ -12,10 +12,10 @@ use cosy_model::{Arg, Builder, Compound, ErrorMode, FdRef, Policy};
 
 fn check(name: &str, c: Compound, policy: &Policy, opts: RunOptions) -> cosy_exec::Outcome {
     // Rings kept for later runs hold a descriptor: drop them around the count.
-    cosy_exec::ring::drop_cached_rings();
+    cosy_exec::drop_cached_rings();
     let before = open_fds();
     let out = run_with(c, policy, opts);
-    cosy_exec::ring::drop_cached_rings();
+    cosy_exec::drop_cached_rings();
     let after = open_fds();
     assert_eq!(before, after, "{name}: descriptors leaked\n{}", show(&out));
     out

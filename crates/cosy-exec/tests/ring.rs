@@ -164,7 +164,7 @@ fn sqpoll_bursts_need_no_enter() {
         eprintln!("note: every SQPOLL run entered the kernel at least {best} time(s)");
     }
     assert!(best <= 1, "SQPOLL runs entered the kernel {best} times");
-    cosy_exec::ring::drop_cached_rings();
+    cosy_exec::drop_cached_rings();
 }
 
 #[test]
@@ -292,7 +292,7 @@ fn a_blocked_read_stops_at_the_time_limit() {
         );
         assert!(took < Duration::from_secs(3), "{took:?}");
     }
-    cosy_exec::ring::drop_cached_rings();
+    cosy_exec::drop_cached_rings();
 }
 
 #[test]

@@ -30,10 +30,10 @@ fn each<T: PartialEq + std::fmt::Debug>(name: &str, body: impl Fn(Backend, &Path
     let mut first: Option<(Backend, T)> = None;
     for b in backends() {
         let dir = tempfile::tempdir().unwrap();
-        cosy_exec::ring::drop_cached_rings();
+        cosy_exec::drop_cached_rings();
         let before = open_fds();
         let out = body(b, dir.path());
-        cosy_exec::ring::drop_cached_rings();
+        cosy_exec::drop_cached_rings();
         assert_eq!(before, open_fds(), "{name} on {b}: descriptors leaked");
         match &first {
             None => first = Some((b, out)),
@@ -556,7 +556,7 @@ fn a_directory_handle_is_the_directory_of_later_calls() {
         );
         let len = s.get(ents).unwrap() as usize;
         let names: Vec<String> =
-            cosy_exec::interp::parse_dirents(&s.bytes(buf).unwrap()[1024..1024 + len])
+            cosy_exec::parse_dirents(&s.bytes(buf).unwrap()[1024..1024 + len])
                 .unwrap()
                 .into_iter()
                 .map(|e| String::from_utf8_lossy(&e.name).into_owned())
