@@ -555,12 +555,11 @@ fn a_directory_handle_is_the_directory_of_later_calls() {
             s.get(ents).map(|e| e > 0),
         );
         let len = s.get(ents).unwrap() as usize;
-        let names: Vec<String> =
-            cosy_exec::parse_dirents(&s.bytes(buf).unwrap()[1024..1024 + len])
-                .unwrap()
-                .into_iter()
-                .map(|e| String::from_utf8_lossy(&e.name).into_owned())
-                .collect();
+        let names: Vec<String> = cosy_exec::parse_dirents(&s.bytes(buf).unwrap()[1024..1024 + len])
+            .unwrap()
+            .into_iter()
+            .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+            .collect();
         assert_eq!(names, ["a"]);
         drop(s);
         assert!(d.join("sub/b").exists());

@@ -286,7 +286,7 @@ impl From<Buf> for BufRange {
 
 /// One operand of a function call ([`Builder::call`]): an integer ([`Reg`], [`Value`],
 /// `i64`), a buffer range ([`BufRange`], [`Buf`], [`BufId`]) or a constant's bytes
-/// ([`PathRef::Data`]).
+/// ([`DataId`] from [`Builder::data`], or [`PathRef::Data`]).
 pub trait FnOperand {
     /// The operand of the IR.
     fn into_arg(self) -> Arg;
@@ -323,6 +323,7 @@ fn_operand!(
     Buf => |b| Arg::Buf(b.into()),
     BufId => |b| Arg::Buf(b.into()),
     PathRef => |p| Arg::Path(p),
+    DataId => |d| Arg::Path(PathRef::Data(d)),
     Arg => |a| a,
 );
 

@@ -266,7 +266,6 @@ mod tests {
 
     use crate::analysis::testing::{calls, only};
 
-
     /// open; lseek 8192; n = read; lseek 0; write [0..n]; close.
     fn seek_read_seek_write() -> Builder {
         let mut b = Builder::new();
