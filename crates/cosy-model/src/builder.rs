@@ -1322,3 +1322,124 @@ fn result_name(call: Sys) -> &'static str {
         _ => "rc",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flags::{Mode, OFlags};
+
+    #[test]
+    fn every_comparison_is_an_ir_comparison_and_negates_to_its_complement() {
+        let ops = [
+            CmpOp::Eq,
+            CmpOp::Ne,
+            CmpOp::Lt,
+            CmpOp::Le,
+            CmpOp::Gt,
+            CmpOp::Ge,
+        ];
+        let holds = |op: CmpOp, a: i64, b: i64| match op {
+            CmpOp::Eq => a == b,
+            CmpOp::Ne => a != b,
+            CmpOp::Lt => a < b,
+            CmpOp::Le => a <= b,
+            CmpOp::Gt => a > b,
+            CmpOp::Ge => a >= b,
+        };
+        for op in ops {
+            assert_eq!(CmpOp::from_bin_op(op.bin_op()), Some(op));
+            assert_eq!(op.negate().negate(), op);
+            for (a, b) in [(1, 2), (2, 2), (3, 2)] {
+                assert_ne!(holds(op, a, b), holds(op.negate(), a, b), "{op:?} {a} {b}");
+            }
+        }
+        assert_eq!(CmpOp::from_bin_op(BinOp::Div), None);
+        assert_eq!(CmpOp::from_bin_op(BinOp::Add), None);
+    }
+
+    #[test]
+    fn comparisons_on_registers_become_the_jump_condition() {
+        let mut c = Builder::new();
+        let n = c.value("n", 0);
+        c.do_while(9, |_| n.ge(4096));
+        let ops = &c.compound().ops;
+        assert_eq!(
+            ops[1],
+            Op::Jump {
+                cond: Some(Cond {
+                    op: BinOp::Ge,
+                    a: Value::Reg(n),
+                    b: Value::Imm(4096)
+                }),
+                target: 1,
+                bound: Some(9),
+            }
+        );
+    }
+
+    #[test]
+    fn loop_jumps_target_the_latch_and_the_end() {
+        let mut c = Builder::new();
+        let i = c.value("i", 0); // op 0
+        c.loop_(5, |c, l| {
+            c.accumulate(i, 1); // op 1
+            c.continue_if(l, i.lt(2)); // op 2
+            c.break_if(l, i.eq(4)); // op 3
+            c.nop(); // op 4
+        }); // latch: op 5
+        c.nop(); // op 6
+        let ops = &c.compound().ops;
+        let target = |k: usize| match &ops[k] {
+            Op::Jump { target, bound, .. } => (*target, *bound),
+            other => panic!("op {k} is {other:?}"),
+        };
+        assert_eq!(target(2), (5, None), "continue goes to the latch");
+        assert_eq!(target(3), (6, None), "break goes past the latch");
+        assert_eq!(target(5), (1, Some(5)), "the latch goes back to the top");
+    }
+
+    #[test]
+    fn typed_flags_become_the_operand_bits() {
+        let mut c = Builder::new();
+        let p = c.path("/x");
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC;
+        let mode = c.value("mode", 0o640);
+        c.openat(FdRef::Cwd, p, flags, Mode::from_raw_mode(0o600));
+        c.openat(FdRef::Cwd, p, flags, mode);
+        let ops = &c.compound().ops;
+        let args = |k: usize| match &ops[k] {
+            Op::Sys { args, .. } => args.clone(),
+            other => panic!("op {k} is {other:?}"),
+        };
+        let bits = i64::from(libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC);
+        assert_eq!(args(1)[2], Arg::Value(Value::Imm(bits)));
+        assert_eq!(args(1)[3], Arg::Value(Value::Imm(0o600)));
+        assert_eq!(args(2)[3], Arg::Value(Value::Reg(mode)));
+    }
+
+    #[test]
+    fn function_operands_keep_their_order_and_kinds() {
+        let mut c = Builder::new();
+        let buf = c.buffer("b", 8);
+        let d = c.data("needle");
+        let x = c.value("x", 1);
+        c.call("f", (buf.slice(1, 3), x, 7i64, d));
+        c.call("g", ());
+        c.call("h", [x, x]);
+        let args = |k: usize| match &c.compound().ops[k] {
+            Op::Call { args, .. } => args.clone(),
+            other => panic!("op {k} is {other:?}"),
+        };
+        assert_eq!(
+            args(1),
+            vec![
+                Arg::Buf(buf.id().slice(1, 3)),
+                Arg::Value(Value::Reg(x)),
+                Arg::Value(Value::Imm(7)),
+                Arg::Path(PathRef::Data(d)),
+            ]
+        );
+        assert!(args(2).is_empty());
+        assert_eq!(args(3), vec![Arg::Value(Value::Reg(x)); 2]);
+    }
+}

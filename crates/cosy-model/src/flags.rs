@@ -8,7 +8,10 @@
 //! [`Whence`] (rustix's `SeekFrom` carries the offset, which a compound may compute) and
 //! [`DirentType`] (a `d_type` to compare with). The builder turns them into the operands'
 //! integer bits; the name tables below give the text format the same values by name (a test
-//! checks that both agree).
+//! checks that both agree). One difference: rustix's [`OFlags::DSYNC`] is `O_SYNC` (data and
+//! metadata synchronized), while the text format's `O_DSYNC` is the kernel's (data only); a
+//! compound that needs the weaker, cheaper `O_DSYNC` passes
+//! `OFlags::from_bits_retain(0o10000)`.
 
 pub use rustix::fs::{
     Access, AtFlags, Mode, OFlags, RenameFlags, ResolveFlags, StatxFlags, XattrFlags,
@@ -434,6 +437,80 @@ mod tests {
                 assert_eq!(back, v, "{set:?} {v:#x} printed as {text}");
             }
         }
+    }
+
+    /// The text format's names and the builder's typed flags are two spellings of one
+    /// value: every name of a table has the value rustix gives the same flag.
+    #[test]
+    fn name_tables_agree_with_the_typed_flags() {
+        let typed: &[(&[(&str, i64)], &str, fn(&str) -> Option<i64>)] = &[
+            (OPEN, "O_", |n| {
+                let n = if n == "CREAT" { "CREATE" } else { n };
+                OFlags::from_name(n).map(FlagBits::to_operand)
+            }),
+            (AT, "AT_", |n| {
+                AtFlags::from_name(n).map(FlagBits::to_operand)
+            }),
+            (STATX, "STATX_", |n| {
+                StatxFlags::from_name(n).map(FlagBits::to_operand)
+            }),
+            (RENAME, "RENAME_", |n| {
+                RenameFlags::from_name(n).map(FlagBits::to_operand)
+            }),
+            (RESOLVE, "RESOLVE_", |n| {
+                ResolveFlags::from_name(n).map(FlagBits::to_operand)
+            }),
+            (SPLICE, "SPLICE_F_", |n| {
+                SpliceFlags::from_name(n).map(FlagBits::to_operand)
+            }),
+            (XATTR, "XATTR_", |n| {
+                XattrFlags::from_name(n).map(FlagBits::to_operand)
+            }),
+        ];
+        for (table, prefix, lookup) in typed {
+            for (name, value) in *table {
+                // rustix's `OFlags::DSYNC` is `O_SYNC` (the stronger guarantee; the kernel's
+                // O_DSYNC has no typed name, module docs); libc's O_LARGEFILE is 0 on 64-bit
+                // targets where the kernel's bit is implied, rustix's is the kernel's bit.
+                if ["O_DSYNC", "O_LARGEFILE"].contains(name) {
+                    continue;
+                }
+                let short = name.strip_prefix(prefix).expect("prefixed");
+                assert_eq!(lookup(short), Some(*value), "{name}");
+            }
+        }
+        let access = [
+            ("R_OK", Access::READ_OK),
+            ("W_OK", Access::WRITE_OK),
+            ("X_OK", Access::EXEC_OK),
+            ("F_OK", Access::EXISTS),
+        ];
+        for (name, flag) in access {
+            assert_eq!(constant(name), Some(flag.to_operand()), "{name}");
+        }
+        for (name, w) in [
+            ("SEEK_SET", Whence::Set),
+            ("SEEK_CUR", Whence::Cur),
+            ("SEEK_END", Whence::End),
+            ("SEEK_DATA", Whence::Data),
+            ("SEEK_HOLE", Whence::Hole),
+        ] {
+            assert_eq!(constant(name), Some(w.to_operand()), "{name}");
+        }
+        for (name, t) in [
+            ("DT_UNKNOWN", DirentType::Unknown),
+            ("DT_FIFO", DirentType::Fifo),
+            ("DT_CHR", DirentType::Char),
+            ("DT_DIR", DirentType::Dir),
+            ("DT_BLK", DirentType::Block),
+            ("DT_REG", DirentType::Reg),
+            ("DT_LNK", DirentType::Link),
+            ("DT_SOCK", DirentType::Sock),
+        ] {
+            assert_eq!(constant(name), Some(t.raw()), "{name}");
+        }
+        assert_eq!(constant("O_RDONLY"), Some(OFlags::RDONLY.to_operand()));
+        assert_eq!(Mode::from_raw_mode(0o644).to_operand(), 0o644);
     }
 
     #[test]
