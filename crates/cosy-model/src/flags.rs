@@ -443,7 +443,13 @@ mod tests {
     /// value: every name of a table has the value rustix gives the same flag.
     #[test]
     fn name_tables_agree_with_the_typed_flags() {
-        let typed: &[(&[(&str, i64)], &str, fn(&str) -> Option<i64>)] = &[
+        /// A name table, its names' prefix, and the typed flag of a name without it.
+        type Typed = (
+            &'static [(&'static str, i64)],
+            &'static str,
+            fn(&str) -> Option<i64>,
+        );
+        let typed: &[Typed] = &[
             (OPEN, "O_", |n| {
                 let n = if n == "CREAT" { "CREATE" } else { n };
                 OFlags::from_name(n).map(FlagBits::to_operand)

@@ -82,8 +82,8 @@ pub use cosy_exec::{
 pub use cosy_format::{LoadError, Loaded, binary, load, text};
 pub use cosy_model::builder;
 pub use cosy_model::{
-    BinOp, Buf, BufId, BufRange, Builder, CmpOp, Comparison, Compound, Dirent, ErrorMode, FdRef,
-    FlagOperand, FnOperand, IntoFnArgs, Loop, PathRef, Policy, Reg, Sys, Value, Width,
+    BinOp, Buf, BufId, BufRange, Builder, CmpOp, Comparison, Compound, DataId, Dirent, ErrorMode,
+    FdRef, FlagOperand, FnOperand, IntoFnArgs, Loop, PathRef, Policy, Reg, Sys, Value, Width,
 };
 pub use cosy_opt::{Optimized, Passes, optimize};
 pub use cosy_verify::{Problem, Problems, Rule, verify};

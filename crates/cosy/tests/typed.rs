@@ -101,9 +101,12 @@ fn a_loop_that_never_breaks_stops_at_its_bound() {
     }
 }
 
+/// A comparison's name and what it computes in Rust.
+type Case = (&'static str, fn(i64, i64) -> bool);
+
 #[test]
 fn if_else_takes_one_branch_by_each_comparison() {
-    let cases: [(&str, fn(i64, i64) -> bool); 6] = [
+    let cases: [Case; 6] = [
         ("eq", |a, b| a == b),
         ("ne", |a, b| a != b),
         ("lt", |a, b| a < b),
