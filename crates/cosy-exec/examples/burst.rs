@@ -12,11 +12,11 @@
 //! Every figure is the median of SAMPLES samples (default 7) of OPS_PER_SAMPLE operations
 //! (default 100 000), after a warm-up sample.
 
-use cosy_model::flags::{Mode, OFlags};
 use std::io::Write as _;
 use std::time::Instant;
 
 use cosy_exec::{Backend, RingOptions, RunOptions};
+use cosy_model::flags::{Mode, OFlags};
 use cosy_model::{BinOp, Builder, Compound, FdRef, Policy, Width};
 use cosy_uring::burst::{self, FdKind};
 

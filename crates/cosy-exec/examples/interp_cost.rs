@@ -17,10 +17,10 @@
 //! difference of their instruction counts divided by the difference of N is the cost of one
 //! operation, setup cancelled (scripts/interp-cost.sh does this).
 
-use cosy_model::flags::{Access, AtFlags};
 use std::process::ExitCode;
 
 use cosy_exec::{Backend, RunOptions};
+use cosy_model::flags::{Access, AtFlags};
 use cosy_model::{Builder, Compound, FdRef, Policy};
 
 fn straight(n: u32, getppid: bool) -> Compound {

@@ -8,12 +8,12 @@
 //! (The poster closes the race between the check and the open with a transaction; sessions do
 //! not have transactions yet: this shows the send / barrier / get shape of the code.)
 
-use cosy_model::flags::{Access, AtFlags, Mode, OFlags};
 use std::process::ExitCode;
 
 use cosy_exec::Backend;
 use cosy_exec::session::{Call, Fd, Session};
 use cosy_model::Policy;
+use cosy_model::flags::{Access, AtFlags, Mode, OFlags};
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);

@@ -5,12 +5,12 @@
 
 mod common;
 
-use cosy_model::flags::{Access, AtFlags, Mode, OFlags, XattrFlags};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use common::*;
 use cosy_exec::{Error, Outcome, RunOptions};
+use cosy_model::flags::{Access, AtFlags, Mode, OFlags, XattrFlags};
 use cosy_model::{Builder, Compound, FdRef, PathRef, Policy, Sys, Width};
 
 const NOFOLLOW: AtFlags = AtFlags::SYMLINK_NOFOLLOW;

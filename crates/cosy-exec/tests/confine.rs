@@ -2,11 +2,11 @@
 
 mod common;
 
-use cosy_model::flags::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags, StatxFlags};
 use std::path::{Path, PathBuf};
 
 use common::*;
 use cosy_exec::{Error, Outcome, RunOptions};
+use cosy_model::flags::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags, StatxFlags};
 use cosy_model::{Arg, Builder, Compound, FdRef, Policy, Sys, Width, flags};
 
 struct Tree {

@@ -30,13 +30,13 @@
 
 mod common;
 
-use cosy_model::flags::{AtFlags, Mode, StatxFlags};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
 use cosy_exec::{Error, Outcome, RunOptions};
+use cosy_model::flags::{AtFlags, Mode, StatxFlags};
 use cosy_model::{
     Arg, BinOp, Builder, Compound, ErrorMode, FdRef, FdSlot, Op, Policy, Ret, Sys, Width,
 };

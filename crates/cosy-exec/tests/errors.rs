@@ -2,11 +2,11 @@
 
 mod common;
 
-use cosy_model::flags::{AtFlags, Mode, StatxFlags};
 use std::time::{Duration, Instant};
 
 use common::*;
 use cosy_exec::{Error, RunOptions};
+use cosy_model::flags::{AtFlags, Mode, StatxFlags};
 use cosy_model::{BinOp, Builder, ErrorMode, FdRef, Op, Policy, Sys, Width};
 
 #[test]

@@ -3,11 +3,11 @@
 
 mod common;
 
-use cosy_model::flags::{AtFlags, Mode, PipeFlags, RenameFlags, StatxFlags};
 use std::time::Duration;
 
 use common::*;
 use cosy_exec::{Error, FnArgs, Functions, RunOptions, testing::open_fds};
+use cosy_model::flags::{AtFlags, Mode, PipeFlags, RenameFlags, StatxFlags};
 use cosy_model::{Arg, Builder, Compound, ErrorMode, FdRef, Policy};
 
 fn check(name: &str, c: Compound, policy: &Policy, opts: RunOptions) -> cosy_exec::Outcome {

@@ -2,11 +2,11 @@
 
 mod common;
 
-use cosy_model::flags::Mode;
 use std::sync::{Arc, Mutex};
 
 use common::*;
 use cosy_exec::{Error, FnArg, FnArgs, Functions, RunOptions};
+use cosy_model::flags::Mode;
 use cosy_model::{Builder, FdRef, Policy, Width};
 
 fn policy(names: &[&str]) -> Policy {

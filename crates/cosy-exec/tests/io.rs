@@ -2,12 +2,12 @@
 
 mod common;
 
-use cosy_model::flags::{AtFlags, Mode, PipeFlags, RenameFlags, StatxFlags, Whence};
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
 
 use common::*;
 use cosy_exec::{FnArgs, Functions, RunOptions, funcs::fnv1a64};
+use cosy_model::flags::{AtFlags, Mode, PipeFlags, RenameFlags, StatxFlags, Whence};
 use cosy_model::{Arg, BinOp, Builder, FdRef, Policy, Sys, Width, flags};
 
 #[test]

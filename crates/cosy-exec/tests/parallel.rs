@@ -2,11 +2,11 @@
 //! outputs, error, stop point, `continue`-mode errors, descriptors — and only maps that merely
 //! read run on threads.
 
-use cosy_model::flags::{AtFlags, DirentType, Mode, OFlags, StatxFlags};
 use std::path::{Path, PathBuf};
 
 use cosy_exec::{Backend, Outcome, Parallel, RunOptions, run, testing::open_fds};
 use cosy_model::flags::STATX_SIZE_OFFSET;
+use cosy_model::flags::{AtFlags, DirentType, Mode, OFlags, StatxFlags};
 use cosy_model::{BinOp, Builder, Compound, ErrorMode, FdRef, Policy, Width};
 
 const O_DIR: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY);

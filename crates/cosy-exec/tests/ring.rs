@@ -5,13 +5,13 @@
 
 mod common;
 
-use cosy_model::flags::{AtFlags, Mode, PipeFlags, StatxFlags};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use cosy_exec::auto::{AutoExecutor, Choice};
 use cosy_exec::{Backend, Error, RingOptions, RunOptions};
+use cosy_model::flags::{AtFlags, Mode, PipeFlags, StatxFlags};
 use cosy_model::{BinOp, Builder, Compound, ErrorMode, FdRef, Policy, Sys, Width};
 use cosy_uring::io_uring::opcode;
 use cosy_uring::{Calibration, Probe};

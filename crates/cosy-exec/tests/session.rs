@@ -3,13 +3,13 @@
 //!
 //! The tests of this binary take one lock: they count the descriptors of the process.
 
-use cosy_model::flags::{Access, AtFlags, Mode, OFlags, RenameFlags, Whence, XattrFlags};
 use std::path::Path;
 use std::sync::Mutex;
 
 use cosy_exec::session::{Call, CallFailed, Fd, Reason, Session, SessionError};
 use cosy_exec::testing::open_fds;
 use cosy_exec::{Backend, RunOptions};
+use cosy_model::flags::{Access, AtFlags, Mode, OFlags, RenameFlags, Whence, XattrFlags};
 use cosy_model::{Builder, FdRef, Policy, Sys};
 
 static LOCK: Mutex<()> = Mutex::new(());

@@ -5,11 +5,11 @@
 
 mod common;
 
-use cosy_model::flags::{Mode, OFlags, PipeFlags};
 use std::time::{Duration, Instant};
 
 use common::*;
 use cosy_exec::{Error, Outcome, RunOptions};
+use cosy_model::flags::{Mode, OFlags, PipeFlags};
 use cosy_model::{Builder, Compound, FdRef, Policy};
 
 const LIMIT: Duration = Duration::from_millis(400);

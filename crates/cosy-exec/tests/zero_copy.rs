@@ -5,10 +5,10 @@
 
 mod common;
 
-use cosy_model::flags::{Mode, OFlags};
 use std::io::Write as _;
 
 use common::*;
+use cosy_model::flags::{Mode, OFlags};
 use cosy_model::{Builder, Compound, FdRef};
 
 const RD: OFlags = OFlags::RDONLY;

@@ -661,12 +661,13 @@ impl Builder {
         )
     }
 
-    /// close(2).
+    /// close(2): closes the descriptor and empties its slot.
     pub fn close(&mut self, fd: FdRef) -> Reg {
         self.sys_value(Sys::Close, vec![Arg::Fd(fd)])
     }
 
-    /// read(2).
+    /// read(2): reads into `buf` (a whole buffer or a range) at the file position; returns
+    /// the bytes read (0 at the end of the file).
     pub fn read(&mut self, fd: FdRef, buf: impl Into<BufRange>) -> Reg {
         self.sys_value(Sys::Read, vec![Arg::Fd(fd), Arg::Buf(buf.into())])
     }
@@ -679,7 +680,7 @@ impl Builder {
         )
     }
 
-    /// write(2).
+    /// write(2): writes the bytes of `buf` at the file position; returns the bytes written.
     pub fn write(&mut self, fd: FdRef, buf: impl Into<BufRange>) -> Reg {
         self.sys_value(Sys::Write, vec![Arg::Fd(fd), Arg::Buf(buf.into())])
     }
@@ -738,7 +739,8 @@ impl Builder {
         self.sys_value(Sys::Fstat, vec![Arg::Fd(fd), Arg::Buf(buf.into())])
     }
 
-    /// getdents64(2).
+    /// getdents64(2): directory entries of `fd` into `buf` (walk them with
+    /// [`Builder::map_dirents`]); returns the bytes filled, 0 at the end.
     pub fn getdents64(&mut self, fd: FdRef, buf: impl Into<BufRange>) -> Reg {
         self.sys_value(Sys::Getdents64, vec![Arg::Fd(fd), Arg::Buf(buf.into())])
     }
@@ -1240,7 +1242,8 @@ impl Builder {
         }
     }
 
-    /// A map over a list of paths.
+    /// A map over a list of paths known when building: `body` runs once per path with the
+    /// path bound (the iterations are independent: the executors may run them concurrently).
     pub fn map_paths<P: AsRef<[u8]>>(
         &mut self,
         paths: impl IntoIterator<Item = P>,
@@ -1253,13 +1256,15 @@ impl Builder {
         });
     }
 
-    /// A map over a literal list of integers.
+    /// A map over a list of integers known when building (offsets of a file, say): `body`
+    /// runs once per integer, bound to the register it is given.
     pub fn map_offsets(&mut self, list: Vec<i64>, body: impl FnOnce(&mut Self, Reg)) {
         let var = self.reg("o");
         self.map(MapSource::Offsets { list, var }, |b| body(b, var));
     }
 
-    /// A map over `start, start+step, ...` below `end`.
+    /// A map over `start, start+step, …` below `end` (each may be a register; a step of 0
+    /// or less stops the run): `body` runs once per value, bound to the register it is given.
     pub fn map_range(
         &mut self,
         start: impl Into<Value>,

@@ -2,11 +2,11 @@
 //! output is well formed, and a compound that verifies still verifies and runs the same after
 //! optimization.
 
-use cosy_model::flags::{AtFlags, Mode, OFlags, StatxFlags, Whence};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
+use cosy_model::flags::{AtFlags, Mode, OFlags, StatxFlags, Whence};
 use cosy_model::{Arg, Compound, FdRef, MapSource, Op, PathRef, Policy, Ret, Value};
 use cosy_opt::{Passes, optimize};
 use proptest::prelude::*;

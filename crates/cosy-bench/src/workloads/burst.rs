@@ -14,7 +14,6 @@
 //! passed (the time is then extrapolated to the full count); records report nanoseconds per
 //! operation.
 
-use cosy_model::flags::{Mode, OFlags};
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
@@ -22,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cosy_exec::Functions;
+use cosy_model::flags::{Mode, OFlags};
 use cosy_model::{Builder, FdRef, Width};
 
 use super::{Ctx, Workload, bytes};

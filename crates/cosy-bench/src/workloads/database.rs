@@ -8,12 +8,12 @@
 //! optimizer's `lseek` → `pread` rewrite is what cosy gains (`direct-unopt` runs the compound
 //! as written, to show it). The answer is the sum of the first 8 bytes of every page read.
 
-use cosy_model::flags::{Mode, OFlags, Whence};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use cosy_exec::{Backend, Functions};
+use cosy_model::flags::{Mode, OFlags, Whence};
 use cosy_model::{Arg, BinOp, Builder, Compound, FdRef, Op, Value, Width};
 
 use super::{Ctx, Workload, bytes};

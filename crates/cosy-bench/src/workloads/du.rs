@@ -5,13 +5,13 @@
 //! GNU `du` does, an `lstat` per entry); cosy runs getdents64 and a map of `statx` relative to
 //! each directory's fd; GNU `du -sb` runs too (it reports the total only).
 
-use cosy_model::flags::{AtFlags, DirentType, Mode, StatxFlags};
 use std::fs;
 use std::io;
 use std::path::Path;
 
 use cosy_exec::Functions;
 use cosy_model::flags::STATX_SIZE_OFFSET;
+use cosy_model::flags::{AtFlags, DirentType, Mode, StatxFlags};
 use cosy_model::{Buf, Builder, Compound, FdRef, PathRef, Reg, Width};
 
 use super::{Ctx, DENTS, O_DIR, Workload, bytes, tree_spec, walk};

@@ -9,12 +9,12 @@
 //! the ring's file table, a read of it and a hard-linked close. The answer is the number of
 //! matches, known from the corpus.
 
-use cosy_model::flags::{DirentType, Mode, OFlags};
 use std::fs;
 use std::io;
 use std::path::Path;
 
 use cosy_exec::Functions;
+use cosy_model::flags::{DirentType, Mode, OFlags};
 use cosy_model::{Builder, Compound, FdRef, Width};
 use memchr::memmem::Finder;
 

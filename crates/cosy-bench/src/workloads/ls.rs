@@ -6,13 +6,13 @@
 //! the directory's fd; the real `ls -ln` runs too. The answer is the number of entries and the
 //! sum of their sizes (file `i` has `i mod 4096` bytes).
 
-use cosy_model::flags::{AtFlags, Mode, StatxFlags};
 use std::fs;
 use std::io;
 use std::path::Path;
 
 use cosy_exec::Functions;
 use cosy_model::flags::STATX_SIZE_OFFSET;
+use cosy_model::flags::{AtFlags, Mode, StatxFlags};
 use cosy_model::{Builder, Compound, FdRef, Width};
 
 use super::{Ctx, DENTS, O_DIR, Workload, bytes, walk};

@@ -27,9 +27,9 @@ pub mod tool_du;
 pub mod tool_grep;
 pub mod tool_ls;
 
-use cosy_model::flags::OFlags;
 use std::io;
 
+use cosy_model::flags::OFlags;
 use cosy_model::{Buf, Builder, Dirent, FdRef};
 
 use crate::corpus::{Corpus, TreeSpec};

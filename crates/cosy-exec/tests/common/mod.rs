@@ -1,12 +1,12 @@
 //! Shared helpers and compound builders for the integration tests.
 #![allow(dead_code)]
 
-use cosy_model::flags::{AtFlags, DirentType, Mode, OFlags, PipeFlags, SpliceFlags, StatxFlags};
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use cosy_exec::{Outcome, RunOptions, run};
+use cosy_model::flags::{AtFlags, DirentType, Mode, OFlags, PipeFlags, SpliceFlags, StatxFlags};
 use cosy_model::{Arg, Builder, Compound, FdRef, Policy, Sys, Width, flags};
 
 pub const RDONLY: OFlags = OFlags::RDONLY;

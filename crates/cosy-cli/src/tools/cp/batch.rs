@@ -6,11 +6,11 @@
 //! any failure the temporary is removed. Symbolic links are made with their targets read by a
 //! first compound; hard links within the copy are linked to the first copy.
 
-use cosy_model::flags::{AtFlags, StatxFlags};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use cosy_model::flags::{AtFlags, StatxFlags};
 use cosy_model::{Arg, BinOp, BufId, BufRange, FdRef, PathRef, Reg, Ret, Sys, Value};
 
 use super::Settings;

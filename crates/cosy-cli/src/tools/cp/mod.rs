@@ -10,7 +10,6 @@ mod parallel;
 mod prog;
 mod tree;
 
-use cosy_model::flags::{Mode, OFlags};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -22,6 +21,7 @@ use clap::{Arg, ArgAction, Command};
 use cosy_exec::Backend;
 use cosy_exec::session::{BufHandle, Call, Fd, Session};
 use cosy_model::Policy;
+use cosy_model::flags::{Mode, OFlags};
 
 use batch::{Batch, DirFds, DirPaths, Item, What, stat_at};
 use tree::{Frame, Tree, open_dir};

@@ -3,7 +3,6 @@
 //! du (fts) visits entries: each entry in directory order, a directory's line after
 //! everything below it.
 
-use cosy_model::flags::{AtFlags, StatxFlags};
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
@@ -14,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cosy_exec::Backend;
 use cosy_model::Policy;
+use cosy_model::flags::{AtFlags, StatxFlags};
 
 use cosy_exec::session::{BufHandle, Call, Fd, FdHandle, Session, SessionOptions};
 

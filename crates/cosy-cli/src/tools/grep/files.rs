@@ -2,13 +2,13 @@
 //! directory's descriptor) and a read of each into a buffer of its own are sent together,
 //! then searched; a file larger than its buffer gets more reads.
 
-use cosy_model::flags::{AtFlags, Mode, OFlags, StatxFlags};
 use std::ffi::OsString;
 use std::path::Path;
 
 use cosy_exec::Backend;
 use cosy_exec::session::{BufHandle, Call, Fd, FdHandle, Session, SessionOptions};
 use cosy_model::Policy;
+use cosy_model::flags::{AtFlags, Mode, OFlags, StatxFlags};
 
 /// Bytes of each file's buffer: most files are read in one call.
 pub const FILE_BUF: usize = 64 << 10;

@@ -3,13 +3,13 @@
 //! small whole files (`/etc/passwd`), and symbolic links' targets (readlinkat, in a compound:
 //! the session has no readlinkat call).
 
-use cosy_model::flags::{AtFlags, Mode, OFlags, StatxFlags};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex};
 
 use cosy_exec::session::{BufHandle, Call, Fd, FdHandle, Session, SessionOptions};
 use cosy_exec::{Backend, Functions, RunOptions};
+use cosy_model::flags::{AtFlags, Mode, OFlags, StatxFlags};
 use cosy_model::{Builder, ErrorMode, FdRef, Policy};
 
 use crate::tools::stat::{STATX_LEN, Stat};
