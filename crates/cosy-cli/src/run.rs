@@ -151,7 +151,7 @@ pub fn check(args: &CheckArgs) -> Result<(), Failure> {
     };
     // What the executor refuses before a run (more fd slots than `--open-fds`), `run`'s
     // functions being the built-ins.
-    cosy_exec::plan::Plan::new(&verified, &cosy_exec::Functions::new())
+    cosy_exec::runnable(&verified, &cosy_exec::Functions::new())
         .map_err(|m| Failure::invalid(format!("{}: {m}", args.file.display())))?;
     println!(
         "{}: ok ({} operations, {} bytes of arena)",

@@ -16,6 +16,7 @@ use std::io::Write as _;
 use std::time::Instant;
 
 use cosy_exec::{Backend, RingOptions, RunOptions};
+use cosy_model::flags::{Mode, OFlags};
 use cosy_model::{BinOp, Builder, Compound, FdRef, Policy, Width};
 use cosy_uring::burst::{self, FdKind};
 
@@ -47,7 +48,7 @@ fn pread_map(file: &[u8], n: usize) -> Compound {
     let b = c.local_buffer("b", 1);
     let ops = c.value("ops", 0);
     let sum = c.value("sum", 0);
-    let fd = c.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0);
+    let fd = c.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty());
     c.map_range(0, n as i64, 1, |c, i| {
         let off = c.arith(BinOp::Mul, i, STRIDE);
         let off = c.arith(BinOp::Rem, off, FILE_SIZE);
@@ -226,6 +227,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
-    cosy_exec::ring::drop_cached_rings();
+    cosy_exec::drop_cached_rings();
     Ok(())
 }

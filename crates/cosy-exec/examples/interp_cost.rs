@@ -20,8 +20,8 @@
 use std::process::ExitCode;
 
 use cosy_exec::{Backend, RunOptions};
-use cosy_model::builder::cond;
-use cosy_model::{BinOp, Builder, Compound, FdRef, Policy};
+use cosy_model::flags::{Access, AtFlags};
+use cosy_model::{Builder, Compound, FdRef, Policy};
 
 fn straight(n: u32, getppid: bool) -> Compound {
     let mut c = Builder::new();
@@ -39,7 +39,7 @@ fn access(n: u32) -> Compound {
     let mut c = Builder::new();
     let root = c.path("/");
     for _ in 0..n {
-        c.faccessat2(FdRef::Cwd, root, i64::from(libc::F_OK), 0);
+        c.faccessat2(FdRef::Cwd, root, Access::EXISTS, AtFlags::empty());
     }
     c.finish()
 }
@@ -62,7 +62,7 @@ fn jump(n: u32) -> Compound {
     let i = c.value("i", 0);
     c.do_while(n, |c| {
         c.accumulate(i, 1);
-        cond(i, BinOp::Lt, i64::from(n))
+        i.lt(i64::from(n))
     });
     c.output("i", i);
     c.finish()

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use cosy_exec::Backend;
 use cosy_exec::session::{Call, Fd, Session};
 use cosy_model::Policy;
+use cosy_model::flags::{Access, AtFlags, Mode, OFlags};
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -73,12 +74,17 @@ fn poster(
     s.bytes_mut(data)?[..text.len()].copy_from_slice(text);
 
     // send(access(fn, W_OK)); send(open(fn, O_WRONLY)); barrier(); r = get(); fd = get();
-    let r = s.send(Call::faccessat2(Fd::Cwd, file, libc::W_OK, 0))?;
+    let r = s.send(Call::faccessat2(
+        Fd::Cwd,
+        file,
+        Access::WRITE_OK,
+        AtFlags::empty(),
+    ))?;
     let fd = s.send(Call::openat(
         Fd::Cwd,
         file,
-        libc::O_WRONLY | libc::O_TRUNC,
-        0,
+        OFlags::WRONLY | OFlags::TRUNC,
+        Mode::empty(),
     ))?;
     s.barrier();
     s.get(r)?;

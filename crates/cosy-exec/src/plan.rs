@@ -155,7 +155,8 @@ fn invariants(c: &Compound, s: &Structure) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cosy_model::{BinOp, Builder, Policy, Ret, Value, builder::cond};
+    use cosy_model::flags::{Mode, OFlags};
+    use cosy_model::{Builder, Policy, Ret, Value};
 
     /// The plan of `c` verified under the trusted policy; the error is the verifier's or the
     /// plan's.
@@ -175,10 +176,10 @@ mod tests {
         let total = b.value("total", 0);
         let buf = b.local_buffer("buf", 64);
         b.map_paths(["a", "b"], |b, p| {
-            let fd = b.openat(FdRef::Cwd, p, 0, 0);
+            let fd = b.openat(FdRef::Cwd, p, OFlags::empty(), Mode::empty());
             let n = b.read(fd, buf);
             b.accumulate(total, n);
-            b.do_while(3, |_| cond(n, BinOp::Eq, 1));
+            b.do_while(3, |_| n.eq(1));
             b.close(fd);
         });
         let v = cosy_verify::verify(b.finish(), &Policy::trusted()).unwrap();
@@ -206,8 +207,8 @@ mod tests {
         });
         let p = plan(b.finish()).unwrap();
         let maps: Vec<_> = p.maps().collect();
-        assert_eq!(maps[0].zero_bufs, vec![outer_buf, inner_buf]);
-        assert_eq!(maps[1].zero_bufs, vec![inner_buf]);
+        assert_eq!(maps[0].zero_bufs, vec![outer_buf.id(), inner_buf.id()]);
+        assert_eq!(maps[1].zero_bufs, vec![inner_buf.id()]);
     }
 
     /// What the executor relies on never reaches it broken: the verifier refuses it.
@@ -268,7 +269,7 @@ mod tests {
     #[test]
     fn what_only_the_executor_knows_is_checked() {
         let mut b = Builder::new();
-        b.call("mine", vec![]);
+        b.call("mine", ());
         let mut policy = Policy::trusted();
         policy.functions.insert("mine".into());
         let e = plan_with(b.finish(), &policy, &Functions::new()).unwrap_err();
@@ -277,7 +278,7 @@ mod tests {
         let mut b = Builder::new();
         let p = b.path("x");
         for _ in 0..3 {
-            let fd = b.openat(FdRef::Cwd, p, 0, 0);
+            let fd = b.openat(FdRef::Cwd, p, OFlags::empty(), Mode::empty());
             b.close(fd);
         }
         let policy = Policy {

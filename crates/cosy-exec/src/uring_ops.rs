@@ -1,4 +1,4 @@
-//! The io_uring opcode numbers of the operation table's [`UringOp`] column, from the io_uring
+//! The io_uring opcode numbers of the operation table's [`UringOp`](cosy_model::UringOp) column, from the io_uring
 //! binding cosy-uring uses (`cosy_uring::io_uring::opcode`).
 
 use cosy_model::UringOp;

@@ -10,10 +10,11 @@ use std::path::Path;
 
 use common::*;
 use cosy_exec::{Error, Outcome, RunOptions};
+use cosy_model::flags::{Access, AtFlags, Mode, OFlags, XattrFlags};
 use cosy_model::{Builder, Compound, FdRef, PathRef, Policy, Sys, Width};
 
-const NOFOLLOW: i64 = libc::AT_SYMLINK_NOFOLLOW as i64;
-const FOLLOW: i64 = libc::AT_SYMLINK_FOLLOW as i64;
+const NOFOLLOW: AtFlags = AtFlags::SYMLINK_NOFOLLOW;
+const FOLLOW: AtFlags = AtFlags::SYMLINK_FOLLOW;
 
 /// A directory with a file `a` ("hello", mode 0o600) and a symbolic link `l` to it.
 fn dir() -> tempfile::TempDir {
@@ -81,7 +82,7 @@ fn linkat_adds_a_name_to_a_file_or_to_a_link() {
             let d = d.path();
             let r = one(w, d, |c, p| {
                 let (a, b) = (p(c, "a"), p(c, "b"));
-                c.linkat(FdRef::Cwd, a, FdRef::Cwd, b, 0)
+                c.linkat(FdRef::Cwd, a, FdRef::Cwd, b, AtFlags::empty())
             });
             assert_eq!(r, Ok(0), "{w:?}");
             let a = std::fs::metadata(d.join("a")).unwrap();
@@ -90,7 +91,7 @@ fn linkat_adds_a_name_to_a_file_or_to_a_link() {
             // Without AT_SYMLINK_FOLLOW the link itself gets the new name.
             let r = one(w, d, |c, p| {
                 let (l, n) = (p(c, "l"), p(c, "ln"));
-                c.linkat(FdRef::Cwd, l, FdRef::Cwd, n, 0)
+                c.linkat(FdRef::Cwd, l, FdRef::Cwd, n, AtFlags::empty())
             });
             assert_eq!(r, Ok(0), "{w:?}");
             assert!(
@@ -179,7 +180,7 @@ fn readlinkat_writes_the_target_into_the_buffer() {
             let (s, out) = (w.path(&mut c, d, "s"), w.path(&mut c, d, "out"));
             let buf = c.buffer("buf", 64);
             let n = c.readlinkat(FdRef::Cwd, s, buf);
-            let f = c.openat(FdRef::Cwd, out, CREATE, 0o644);
+            let f = c.openat(FdRef::Cwd, out, CREATE, Mode::from_raw_mode(0o644));
             c.write(f, buf.slice(0, n));
             c.close(f);
             c.output("r", n);
@@ -214,27 +215,27 @@ fn fchmodat_sets_the_mode() {
             let d = d.path();
             let r = one(w, d, |c, p| {
                 let a = p(c, "a");
-                c.fchmodat(FdRef::Cwd, a, 0o640, 0)
+                c.fchmodat(FdRef::Cwd, a, Mode::from_raw_mode(0o640), AtFlags::empty())
             });
             assert_eq!(r, Ok(0), "{w:?}");
             assert_eq!(mode(&d.join("a")), 0o640);
             // Through the link, to the file.
             let r = one(w, d, |c, p| {
                 let l = p(c, "l");
-                c.fchmodat(FdRef::Cwd, l, 0o604, 0)
+                c.fchmodat(FdRef::Cwd, l, Mode::from_raw_mode(0o604), AtFlags::empty())
             });
             assert_eq!(r, Ok(0), "{w:?}");
             assert_eq!(mode(&d.join("a")), 0o604);
             // The link itself has no mode to change: what the kernel says, root or not.
             let r = one(w, d, |c, p| {
                 let l = p(c, "l");
-                c.fchmodat(FdRef::Cwd, l, 0o600, NOFOLLOW)
+                c.fchmodat(FdRef::Cwd, l, Mode::from_raw_mode(0o600), NOFOLLOW)
             });
             assert_eq!(r, Err(libc::EOPNOTSUPP), "{w:?}");
             // A regular file with AT_SYMLINK_NOFOLLOW (fchmodat2).
             let r = one(w, d, |c, p| {
                 let a = p(c, "a");
-                c.fchmodat(FdRef::Cwd, a, 0o600, NOFOLLOW)
+                c.fchmodat(FdRef::Cwd, a, Mode::from_raw_mode(0o600), NOFOLLOW)
             });
             assert_eq!(r, Ok(0), "{w:?}");
             assert_eq!(mode(&d.join("a")), 0o600);
@@ -258,7 +259,7 @@ fn fchownat_sets_the_owner() {
             let d = d.path();
             let r = one(w, d, |c, p| {
                 let a = p(c, "a");
-                c.fchownat(FdRef::Cwd, a, 65534, 65534, 0)
+                c.fchownat(FdRef::Cwd, a, 65534, 65534, AtFlags::empty())
             });
             assert_eq!(r, Ok(0), "{w:?}");
             let m = std::fs::metadata(d.join("a")).unwrap();
@@ -266,7 +267,7 @@ fn fchownat_sets_the_owner() {
             // -1 leaves the owner, sets the group.
             let r = one(w, d, |c, p| {
                 let a = p(c, "a");
-                c.fchownat(FdRef::Cwd, a, -1, 0, 0)
+                c.fchownat(FdRef::Cwd, a, -1, 0, AtFlags::empty())
             });
             assert_eq!(r, Ok(0), "{w:?}");
             let m = std::fs::metadata(d.join("a")).unwrap();
@@ -286,7 +287,13 @@ fn fchownat_sets_the_owner() {
 }
 
 /// A compound setting the times of `name` from `[(atime s, ns), (mtime s, ns)]`.
-fn utimes(w: Where, d: &Path, name: &str, times: [(i64, i64); 2], flags: i64) -> Result<i64, i32> {
+fn utimes(
+    w: Where,
+    d: &Path,
+    name: &str,
+    times: [(i64, i64); 2],
+    flags: AtFlags,
+) -> Result<i64, i32> {
     one(w, d, |c, p| {
         let path = p(c, name);
         let t = c.buffer("times", 32);
@@ -304,13 +311,25 @@ fn utimensat_sets_the_times_from_the_buffer() {
         for w in BOTH {
             let d = dir();
             let d = d.path();
-            let r = utimes(w, d, "a", [(1_000_000_000, 5), (1_234_567_890, 0)], 0);
+            let r = utimes(
+                w,
+                d,
+                "a",
+                [(1_000_000_000, 5), (1_234_567_890, 0)],
+                AtFlags::empty(),
+            );
             assert_eq!(r, Ok(0), "{w:?}");
             let m = std::fs::metadata(d.join("a")).unwrap();
             assert_eq!((m.atime(), m.atime_nsec()), (1_000_000_000, 5));
             assert_eq!((m.mtime(), m.mtime_nsec()), (1_234_567_890, 0));
             // UTIME_OMIT keeps a time, UTIME_NOW sets it to now.
-            let r = utimes(w, d, "l", [(0, libc::UTIME_OMIT), (0, libc::UTIME_NOW)], 0);
+            let r = utimes(
+                w,
+                d,
+                "l",
+                [(0, libc::UTIME_OMIT), (0, libc::UTIME_NOW)],
+                AtFlags::empty(),
+            );
             assert_eq!(r, Ok(0), "{w:?}");
             let m = std::fs::metadata(d.join("a")).unwrap();
             assert_eq!(m.atime(), 1_000_000_000);
@@ -329,7 +348,7 @@ fn utimensat_sets_the_times_from_the_buffer() {
                 1_000_000_000
             );
             // A nanosecond field out of range: EINVAL.
-            let r = utimes(w, d, "a", [(0, 2_000_000_000), (0, 0)], 0);
+            let r = utimes(w, d, "a", [(0, 2_000_000_000), (0, 0)], AtFlags::empty());
             assert_eq!(r, Err(libc::EINVAL), "{w:?}");
         }
     });
@@ -361,8 +380,8 @@ fn extended_attributes_are_set_got_and_listed() {
             let value = constant_buffer(&mut c, "value", b"value!");
             let got = c.buffer("got", 64);
             let list = c.buffer("list", 64);
-            let f = c.openat(FdRef::Cwd, a, libc::O_RDWR as i64, 0);
-            let set = c.fsetxattr(f, name, value, libc::XATTR_CREATE as i64);
+            let f = c.openat(FdRef::Cwd, a, OFlags::RDWR, Mode::empty());
+            let set = c.fsetxattr(f, name, value, XattrFlags::CREATE);
             let len = c.fgetxattr(f, name, got.prefix(0));
             let n = c.fgetxattr(f, name, got);
             let listed = c.flistxattr(f, list);
@@ -370,10 +389,10 @@ fn extended_attributes_are_set_got_and_listed() {
             // Write what was got and listed into files, to compare.
             let o1 = w.path(&mut c, d, "got");
             let o2 = w.path(&mut c, d, "list");
-            let g = c.openat(FdRef::Cwd, o1, CREATE, 0o644);
+            let g = c.openat(FdRef::Cwd, o1, CREATE, Mode::from_raw_mode(0o644));
             c.write(g, got.slice(0, n));
             c.close(g);
-            let g = c.openat(FdRef::Cwd, o2, CREATE, 0o644);
+            let g = c.openat(FdRef::Cwd, o2, CREATE, Mode::from_raw_mode(0o644));
             c.write(g, list.slice(0, listed));
             c.close(g);
             c.close(f);
@@ -402,15 +421,15 @@ fn extended_attributes_are_set_got_and_listed() {
             let a = w.path(&mut c, d, "a");
             let name = c.path("user.cosy");
             let value = constant_buffer(&mut c, "value", b"x");
-            let f = c.openat(FdRef::Cwd, a, libc::O_RDWR as i64, 0);
-            let r = c.fsetxattr(f, name, value, libc::XATTR_CREATE as i64);
+            let f = c.openat(FdRef::Cwd, a, OFlags::RDWR, Mode::empty());
+            let r = c.fsetxattr(f, name, value, XattrFlags::CREATE);
             c.output("r", r);
             assert_eq!(result(&w.run(d, c.finish())), Err(libc::EEXIST), "{w:?}");
             let mut c = Builder::new();
             let a = w.path(&mut c, d, "a");
             let name = c.path("user.cosy-missing");
             let got = c.buffer("got", 8);
-            let f = c.openat(FdRef::Cwd, a, RDONLY, 0);
+            let f = c.openat(FdRef::Cwd, a, RDONLY, Mode::empty());
             let r = c.fgetxattr(f, name, got);
             c.output("r", r);
             assert_eq!(result(&w.run(d, c.finish())), Err(libc::ENODATA), "{w:?}");
@@ -426,23 +445,44 @@ fn faccessat2_checks_access() {
             let d = d.path();
             std::fs::write(d.join("x"), b"#!/bin/sh\n").unwrap();
             std::fs::set_permissions(d.join("x"), PermissionsExt::from_mode(0o755)).unwrap();
-            let access = |name: &str, mode: i32, flags: i64| {
+            let access = |name: &str, mode: i32, flags: AtFlags| {
                 one(w, d, |c, p| {
                     let path = p(c, name);
-                    c.faccessat2(FdRef::Cwd, path, i64::from(mode), flags)
+                    c.faccessat2(
+                        FdRef::Cwd,
+                        path,
+                        Access::from_bits_retain(mode as u32),
+                        flags,
+                    )
                 })
             };
-            assert_eq!(access("a", libc::F_OK, 0), Ok(0), "{w:?}");
-            assert_eq!(access("missing", libc::F_OK, 0), Err(libc::ENOENT), "{w:?}");
-            assert_eq!(access("a", libc::R_OK | libc::W_OK, 0), Ok(0), "{w:?}");
+            assert_eq!(access("a", libc::F_OK, AtFlags::empty()), Ok(0), "{w:?}");
+            assert_eq!(
+                access("missing", libc::F_OK, AtFlags::empty()),
+                Err(libc::ENOENT),
+                "{w:?}"
+            );
+            assert_eq!(
+                access("a", libc::R_OK | libc::W_OK, AtFlags::empty()),
+                Ok(0),
+                "{w:?}"
+            );
             // No execute bit at all: refused even to root.
-            assert_eq!(access("a", libc::X_OK, 0), Err(libc::EACCES), "{w:?}");
-            assert_eq!(access("x", libc::X_OK, 0), Ok(0), "{w:?}");
-            assert_eq!(access("l", libc::X_OK, 0), Err(libc::EACCES), "{w:?}");
+            assert_eq!(
+                access("a", libc::X_OK, AtFlags::empty()),
+                Err(libc::EACCES),
+                "{w:?}"
+            );
+            assert_eq!(access("x", libc::X_OK, AtFlags::empty()), Ok(0), "{w:?}");
+            assert_eq!(
+                access("l", libc::X_OK, AtFlags::empty()),
+                Err(libc::EACCES),
+                "{w:?}"
+            );
             // A dangling link exists with AT_SYMLINK_NOFOLLOW only.
             std::os::unix::fs::symlink("missing", d.join("dangling")).unwrap();
             assert_eq!(
-                access("dangling", libc::F_OK, 0),
+                access("dangling", libc::F_OK, AtFlags::empty()),
                 Err(libc::ENOENT),
                 "{w:?}"
             );
@@ -457,7 +497,7 @@ fn the_new_calls_are_counted_by_name() {
     let d = d.path();
     let mut c = Builder::new();
     let a = c.path(bytes(&d.join("a")));
-    let r = c.faccessat2(FdRef::Cwd, a, 0, 0);
+    let r = c.faccessat2(FdRef::Cwd, a, Access::empty(), AtFlags::empty());
     c.output("r", r);
     let out = Where::Trusted.run(d, c.finish());
     assert!(out.is_ok(), "{}", show(&out));

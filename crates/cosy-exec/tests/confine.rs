@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use cosy_exec::{Error, Outcome, RunOptions};
+use cosy_model::flags::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags, StatxFlags};
 use cosy_model::{Arg, Builder, Compound, FdRef, Policy, Sys, Width, flags};
 
 struct Tree {
@@ -44,7 +45,7 @@ fn read_under(t: &Tree, path: &[u8]) -> Result<i64, Error> {
     let mut c = Builder::new();
     let p = c.path(path);
     let buf = c.buffer("buf", 64);
-    let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+    let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
     let n = c.read(fd, buf);
     c.close(fd);
     c.output("n", n);
@@ -94,7 +95,7 @@ fn opens_under_a_root_are_openat2_and_refusals_issue_nothing() {
         let t = tree();
         let mut c = Builder::new();
         let p = c.path("in.txt");
-        let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+        let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
         c.close(fd);
         let out = run_in(&t, c.finish());
         assert!(out.is_ok(), "{}", show(&out));
@@ -103,7 +104,7 @@ fn opens_under_a_root_are_openat2_and_refusals_issue_nothing() {
 
         let mut c = Builder::new();
         let p = c.path("/etc/passwd");
-        c.openat(FdRef::Cwd, p, RDONLY, 0);
+        c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
         let out = run_in(&t, c.finish());
         assert_eq!(out.error.unwrap().errno(), Some(libc::EXDEV));
         assert_eq!(out.stats.syscalls, 0);
@@ -117,7 +118,7 @@ fn openat2_gets_resolve_beneath_too() {
         let t = tree();
         let mut c = Builder::new();
         let p = c.path("../secret.txt");
-        c.openat2(FdRef::Cwd, p, RDONLY, 0, 0);
+        c.openat2(FdRef::Cwd, p, RDONLY, Mode::empty(), ResolveFlags::empty());
         assert_eq!(
             run_in(&t, c.finish()).error,
             Some(Error::Call {
@@ -128,7 +129,13 @@ fn openat2_gets_resolve_beneath_too() {
         );
         let mut c = Builder::new();
         let p = c.path("sub/deep.txt");
-        let fd = c.openat2(FdRef::Cwd, p, RDONLY, 0, flags::RESOLVE_NO_SYMLINKS);
+        let fd = c.openat2(
+            FdRef::Cwd,
+            p,
+            RDONLY,
+            Mode::empty(),
+            ResolveFlags::NO_SYMLINKS,
+        );
         c.close(fd);
         assert!(run_in(&t, c.finish()).is_ok());
     });
@@ -142,10 +149,10 @@ fn directory_slots_stay_beneath_the_root() {
         let sub = c.path("sub");
         let deep = c.path("deep.txt");
         let out_path = c.path("../../secret.txt");
-        let d = c.openat(FdRef::Cwd, sub, DIR, 0);
-        let f = c.openat(d, deep, RDONLY, 0);
+        let d = c.openat(FdRef::Cwd, sub, DIR, Mode::empty());
+        let f = c.openat(d, deep, RDONLY, Mode::empty());
         c.close(f);
-        c.openat(d, out_path, RDONLY, 0);
+        c.openat(d, out_path, RDONLY, Mode::empty());
         let out = run_in(&t, c.finish());
         assert_eq!(
             out.error,
@@ -158,17 +165,11 @@ fn directory_slots_stay_beneath_the_root() {
     });
 }
 
-fn statx_under(t: &Tree, path: &[u8], at: i32) -> (Option<Error>, i64, i64) {
+fn statx_under(t: &Tree, path: &[u8], at: AtFlags) -> (Option<Error>, i64, i64) {
     let mut c = Builder::new();
     let p = c.path(path);
     let st = c.buffer("st", 256);
-    c.statx(
-        FdRef::Cwd,
-        p,
-        i64::from(at),
-        i64::from(libc::STATX_BASIC_STATS),
-        st,
-    );
+    c.statx(FdRef::Cwd, p, at, StatxFlags::BASIC_STATS, st);
     let size = c.load(Width::U64, st, flags::STATX_SIZE_OFFSET as i64);
     let mode = c.load(Width::U16, st, flags::STATX_MODE_OFFSET as i64);
     c.output("size", size);
@@ -182,15 +183,15 @@ fn statx_under(t: &Tree, path: &[u8], at: i32) -> (Option<Error>, i64, i64) {
 fn statx_stays_beneath_the_root() {
     each_executor(|| {
         let t = tree();
-        let (e, size, _) = statx_under(&t, b"in.txt", 0);
+        let (e, size, _) = statx_under(&t, b"in.txt", AtFlags::empty());
         assert_eq!((e, size), (None, 6));
-        let (e, size, _) = statx_under(&t, b"ok-link", 0);
+        let (e, size, _) = statx_under(&t, b"ok-link", AtFlags::empty());
         assert_eq!((e, size), (None, 6));
-        let (e, _, mode) = statx_under(&t, b"ok-link", libc::AT_SYMLINK_NOFOLLOW);
+        let (e, _, mode) = statx_under(&t, b"ok-link", AtFlags::SYMLINK_NOFOLLOW);
         assert_eq!(e, None);
         assert_eq!(mode as u32 & libc::S_IFMT, libc::S_IFLNK);
         // The link that points outside can be looked at, but not followed.
-        let (e, _, mode) = statx_under(&t, b"escape", libc::AT_SYMLINK_NOFOLLOW);
+        let (e, _, mode) = statx_under(&t, b"escape", AtFlags::SYMLINK_NOFOLLOW);
         assert_eq!(e, None);
         assert_eq!(mode as u32 & libc::S_IFMT, libc::S_IFLNK);
         for p in [
@@ -200,7 +201,7 @@ fn statx_stays_beneath_the_root() {
             b"/etc/passwd",
             b"outdir",
         ] {
-            let (e, _, _) = statx_under(&t, p, 0);
+            let (e, _, _) = statx_under(&t, p, AtFlags::empty());
             assert_eq!(
                 e.and_then(|e| e.errno()),
                 Some(libc::EXDEV),
@@ -209,10 +210,10 @@ fn statx_stays_beneath_the_root() {
             );
         }
         // The root itself, by an empty path or its absolute name.
-        let (e, _, mode) = statx_under(&t, b"", libc::AT_EMPTY_PATH);
+        let (e, _, mode) = statx_under(&t, b"", AtFlags::EMPTY_PATH);
         assert_eq!(e, None);
         assert_eq!(mode as u32 & libc::S_IFMT, libc::S_IFDIR);
-        let (e, _, mode) = statx_under(&t, &bytes(&t.root), 0);
+        let (e, _, mode) = statx_under(&t, &bytes(&t.root), AtFlags::empty());
         assert_eq!(e, None);
         assert_eq!(mode as u32 & libc::S_IFMT, libc::S_IFDIR);
     });
@@ -226,7 +227,7 @@ fn statx_stays_beneath_the_root() {
 fn a_single_name_not_followed_is_one_call_and_stays_inside() {
     each_executor(|| {
         let t = tree();
-        let nofollow = libc::AT_SYMLINK_NOFOLLOW;
+        let nofollow = AtFlags::SYMLINK_NOFOLLOW;
         for link in [&b"outdir"[..], b"escape", b"abs"] {
             let (e, _, mode) = statx_under(&t, link, nofollow);
             assert_eq!(e, None, "{}", String::from_utf8_lossy(link));
@@ -254,18 +255,12 @@ fn a_single_name_not_followed_is_one_call_and_stays_inside() {
         let d = c.openat(
             FdRef::Cwd,
             sub,
-            i64::from(libc::O_RDONLY | libc::O_DIRECTORY),
-            0,
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
         );
         let n = c.getdents64(d, ents);
         c.map_dirents(ents.prefix(n), |c, e| {
-            c.statx(
-                d,
-                e.name,
-                i64::from(nofollow),
-                i64::from(libc::STATX_BASIC_STATS),
-                st,
-            );
+            c.statx(d, e.name, nofollow, StatxFlags::BASIC_STATS, st);
         });
         c.close(d);
         let out = run_in(&t, c.finish());
@@ -295,14 +290,14 @@ fn directory_changes_stay_beneath_the_root() {
         assert_eq!(
             op_result(&|c| {
                 let p = c.path("../evil");
-                c.mkdirat(FdRef::Cwd, p, 0o755);
+                c.mkdirat(FdRef::Cwd, p, Mode::from_raw_mode(0o755));
             }),
             ex
         );
         assert_eq!(
             op_result(&|c| {
                 let p = c.path("outdir/evil");
-                c.mkdirat(FdRef::Cwd, p, 0o755);
+                c.mkdirat(FdRef::Cwd, p, Mode::from_raw_mode(0o755));
             }),
             ex
         );
@@ -310,14 +305,14 @@ fn directory_changes_stay_beneath_the_root() {
         assert_eq!(
             op_result(&|c| {
                 let p = c.path("outdir/secret.txt");
-                c.unlinkat(FdRef::Cwd, p, 0);
+                c.unlinkat(FdRef::Cwd, p, AtFlags::empty());
             }),
             ex
         );
         assert_eq!(
             op_result(&|c| {
                 let p = c.path("sub/..");
-                c.unlinkat(FdRef::Cwd, p, i64::from(libc::AT_REMOVEDIR));
+                c.unlinkat(FdRef::Cwd, p, AtFlags::REMOVEDIR);
             }),
             ex
         );
@@ -326,7 +321,7 @@ fn directory_changes_stay_beneath_the_root() {
             op_result(&|c| {
                 let a = c.path("in.txt");
                 let b = c.path("../stolen.txt");
-                c.renameat2(FdRef::Cwd, a, FdRef::Cwd, b, 0);
+                c.renameat2(FdRef::Cwd, a, FdRef::Cwd, b, RenameFlags::empty());
             }),
             ex
         );
@@ -335,7 +330,7 @@ fn directory_changes_stay_beneath_the_root() {
             op_result(&|c| {
                 let a = c.path("outdir/secret.txt");
                 let b = c.path("mine.txt");
-                c.renameat2(FdRef::Cwd, a, FdRef::Cwd, b, 0);
+                c.renameat2(FdRef::Cwd, a, FdRef::Cwd, b, RenameFlags::empty());
             }),
             ex
         );
@@ -346,16 +341,16 @@ fn directory_changes_stay_beneath_the_root() {
         assert_eq!(
             op_result(&|c| {
                 let a = c.path("newdir");
-                c.mkdirat(FdRef::Cwd, a, 0o755);
+                c.mkdirat(FdRef::Cwd, a, Mode::from_raw_mode(0o755));
                 let b = c.path("sub/newer/");
-                c.mkdirat(FdRef::Cwd, b, 0o755);
+                c.mkdirat(FdRef::Cwd, b, Mode::from_raw_mode(0o755));
                 let from = c.path("in.txt");
                 let mut abs = bytes(&root);
                 abs.extend_from_slice(b"/sub/newer/moved.txt");
                 let to = c.path(abs);
-                c.renameat2(FdRef::Cwd, from, FdRef::Cwd, to, 0);
+                c.renameat2(FdRef::Cwd, from, FdRef::Cwd, to, RenameFlags::empty());
                 let l = c.path("escape");
-                c.unlinkat(FdRef::Cwd, l, 0);
+                c.unlinkat(FdRef::Cwd, l, AtFlags::empty());
             }),
             None
         );

@@ -36,9 +36,9 @@ use std::time::Duration;
 
 use common::*;
 use cosy_exec::{Error, Outcome, RunOptions};
+use cosy_model::flags::{AtFlags, Mode, StatxFlags};
 use cosy_model::{
     Arg, BinOp, Builder, Compound, ErrorMode, FdRef, FdSlot, Op, Policy, Ret, Sys, Width,
-    builder::cond,
 };
 use cosy_opt::{Optimized, Passes};
 use proptest::prelude::*;
@@ -712,10 +712,10 @@ fn map_of_files(missing: &[usize], mode: ErrorMode) -> Compound {
     let sums = c.value("sums", 0);
     let last = c.reg("last");
     c.map_paths(files, |c, p| {
-        let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+        let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
         let n = c.read(fd, buf);
         c.close(fd);
-        let s = c.call("checksum", vec![Arg::Buf(buf.prefix(n))]);
+        let s = c.call("checksum", buf.prefix(n));
         c.set(last, s);
         c.accumulate(total, n);
         c.accumulate(sums, s);
@@ -767,13 +767,13 @@ fn failures_inside_maps() {
             let total = c.value("total", 0);
             let buf = c.local_buffer("b", 16);
             let p = c.path("big");
-            let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+            let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
             c.map_range(0, 20, 1, |c, i| {
                 let n = c.pread(fd, buf, i);
                 c.accumulate(total, n);
                 let end = c.arith(BinOp::Sub, 30, i);
                 let e2 = c.arith(BinOp::Add, end, bad);
-                let s = c.call("checksum", vec![Arg::Buf(buf.slice(0, e2))]);
+                let s = c.call("checksum", buf.slice(0, e2));
                 c.accumulate(total, s);
             });
             c.close(fd);
@@ -796,7 +796,7 @@ fn failures_inside_maps() {
                 });
                 c.nop();
                 c.accumulate(total, 1);
-                cond(j, BinOp::Lt, i)
+                j.lt(i)
             });
         });
         c.output("total", total);
@@ -808,7 +808,7 @@ fn failures_inside_maps() {
             c.mode(mode);
             let p = c.path("a");
             let buf = c.buffer("buf", 64);
-            let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+            let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
             let n1 = c.read(fd, buf);
             c.close(fd);
             let n2 = c.read(fd, buf);
@@ -828,15 +828,15 @@ fn failures_inside_maps() {
             let mut outs = Vec::new();
             for p in ["../x", "/etc/passwd", "dir/../../x", "link", "dir/../a"] {
                 let p = c.path(p);
-                let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+                let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
                 let n = c.read(fd, buf);
                 c.close(fd);
                 outs.push(n);
-                let r = c.statx(FdRef::Cwd, p, 0, i64::from(libc::STATX_SIZE), buf);
+                let r = c.statx(FdRef::Cwd, p, AtFlags::empty(), StatxFlags::SIZE, buf);
                 outs.push(r);
             }
             let q = c.path("../evil");
-            let r = c.mkdirat(FdRef::Cwd, q, 0o755);
+            let r = c.mkdirat(FdRef::Cwd, q, Mode::from_raw_mode(0o755));
             outs.push(r);
             for (i, r) in outs.into_iter().enumerate() {
                 c.output(&format!("r{i}"), r);
@@ -848,14 +848,14 @@ fn failures_inside_maps() {
             c.mode(mode);
             let p = c.path("log");
             let buf = c.local_buffer("b", 8);
-            let fd = c.openat(FdRef::Cwd, p, CREATE, 0o644);
+            let fd = c.openat(FdRef::Cwd, p, CREATE, Mode::from_raw_mode(0o644));
             let total = c.value("total", 0);
             c.map_range(0, 30, 1, |c, i| {
                 c.store(Width::U64, buf, 0, i);
                 let w = c.write(fd, buf);
                 c.accumulate(total, w);
                 let m = c.path("dir/made");
-                let r = c.mkdirat(FdRef::Cwd, m, 0o755);
+                let r = c.mkdirat(FdRef::Cwd, m, Mode::from_raw_mode(0o755));
                 c.accumulate(total, r);
             });
             c.close(fd);
@@ -867,7 +867,7 @@ fn failures_inside_maps() {
         let mut c = Builder::new();
         c.nop();
         let p = c.path("a");
-        c.openat(FdRef::Cwd, p, RDONLY, 0);
+        c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
         c.finish()
     }));
     run_all(cases);

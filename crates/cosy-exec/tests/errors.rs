@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use cosy_exec::{Error, RunOptions};
-use cosy_model::{Arg, BinOp, Builder, ErrorMode, FdRef, Op, Policy, Sys, Width, builder::cond};
+use cosy_model::flags::{AtFlags, Mode, StatxFlags};
+use cosy_model::{BinOp, Builder, ErrorMode, FdRef, Op, Policy, Sys, Width};
 
 #[test]
 fn stop_mode_reports_the_failing_call_and_stops() {
@@ -88,7 +89,7 @@ fn time_limit_stops_an_endless_loop() {
         let i = c.value("i", 0);
         c.do_while(u32::MAX, |c| {
             c.accumulate(i, 1);
-            cond(1, BinOp::Eq, 1)
+            cosy_model::Value::Imm(1).eq(1)
         });
         c.output("i", i);
         let mut policy = Policy::trusted();
@@ -113,7 +114,7 @@ fn time_limit_is_checked_before_calls() {
         let mut c = Builder::new();
         c.do_while(u32::MAX, |c| {
             c.getpid();
-            cond(0, BinOp::Eq, 0)
+            cosy_model::Value::Imm(0).eq(0)
         });
         let mut policy = Policy::trusted();
         policy.time = Duration::ZERO;
@@ -134,7 +135,7 @@ fn loop_bound_is_enforced_per_run_and_per_iteration() {
         let k = c.value("k", 0);
         c.do_while(5, |c| {
             c.accumulate(k, 1);
-            cond(k, BinOp::Lt, 100)
+            k.lt(100)
         });
         c.output("k", k);
         let out = run_trusted(c.finish());
@@ -155,7 +156,7 @@ fn loop_bound_is_enforced_per_run_and_per_iteration() {
                     b: 1.into(),
                 });
                 c.accumulate(total, 1);
-                cond(j, BinOp::Lt, 4)
+                j.lt(4)
             });
         });
         c.output("total", total);
@@ -175,7 +176,7 @@ fn runtime_range_out_of_bounds_issues_nothing() {
         let len = c.input_int("len", 5000);
         let p = c.path(bytes(&path));
         let buf = c.buffer("buf", 4096);
-        let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+        let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
         c.read(fd, buf.prefix(len));
         c.close(fd);
         let compound = c.finish();
@@ -226,7 +227,13 @@ fn statx_needs_room_for_struct_statx() {
         let len = c.input_int("len", 100);
         let p = c.path("/");
         let buf = c.buffer("buf", 4096);
-        c.statx(FdRef::Cwd, p, 0, 0x7ff, buf.prefix(len));
+        c.statx(
+            FdRef::Cwd,
+            p,
+            AtFlags::empty(),
+            StatxFlags::BASIC_STATS,
+            buf.prefix(len),
+        );
         let out = run_trusted(c.finish());
         assert!(
             matches!(out.error, Some(Error::Range { op: 0, .. })),
@@ -267,7 +274,7 @@ fn function_failures_stop_the_run() {
         let mut c = Builder::new();
         c.mode(ErrorMode::Continue);
         let buf = c.buffer("buf", 8);
-        c.call("find", vec![Arg::Buf(buf.into()), Arg::Buf(buf.prefix(0))]);
+        c.call("find", (buf, buf.prefix(0)));
         let out = run_trusted(c.finish());
         match out.error {
             Some(Error::Function {
@@ -290,7 +297,7 @@ fn a_closed_slot_is_issued_as_minus_one() {
         c.mode(ErrorMode::Continue);
         let p = c.path("/");
         let buf = c.buffer("buf", 64);
-        let fd = c.openat(FdRef::Cwd, p, DIR, 0);
+        let fd = c.openat(FdRef::Cwd, p, DIR, Mode::empty());
         c.close(fd);
         let n = c.getdents64(fd, buf);
         c.output("n", n);
@@ -334,7 +341,7 @@ fn setup_errors() {
 
         // A user function the program did not register.
         let mut c = Builder::new();
-        c.call("mine", vec![]);
+        c.call("mine", ());
         let mut policy = Policy::trusted();
         policy.functions.insert("mine".into());
         let v = cosy_verify::verify(c.finish(), &policy).unwrap();
@@ -395,7 +402,7 @@ mod never_panics {
             let buf = c.buffer("buf", 256);
             let dents = c.buffer("dents", 256);
             let p = c.path(bytes(dir.path()));
-            let fd = c.openat(FdRef::Cwd, p, DIR, 0);
+            let fd = c.openat(FdRef::Cwd, p, DIR, Mode::empty());
             c.store(Width::U64, buf, ro, ra);
             let v = c.load(Width::U32, buf, rb);
             let n = c.getdents64(fd, dents.slice(ra, rb));

@@ -49,13 +49,13 @@ fn bounded(d: &Path) -> Policy {
 /// Runs `c` under `p` on the current executor with `schedule` injected; no descriptor may
 /// outlive it.
 fn faulted(c: &Compound, p: &Policy, schedule: Schedule, opts: RunOptions) -> Outcome {
-    cosy_exec::ring::drop_cached_rings();
+    cosy_exec::drop_cached_rings();
     let before = open_fds();
     let out = {
         let _f = inject(schedule);
         run_with(c.clone(), p, opts)
     };
-    cosy_exec::ring::drop_cached_rings();
+    cosy_exec::drop_cached_rings();
     assert_eq!(
         before,
         open_fds(),

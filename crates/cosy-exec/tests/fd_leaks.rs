@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use common::*;
 use cosy_exec::{Error, FnArgs, Functions, RunOptions, testing::open_fds};
-use cosy_model::{Arg, BinOp, Builder, Compound, ErrorMode, FdRef, Policy, builder::cond};
+use cosy_model::flags::{AtFlags, Mode, PipeFlags, RenameFlags, StatxFlags};
+use cosy_model::{Arg, Builder, Compound, ErrorMode, FdRef, Policy};
 
 fn check(name: &str, c: Compound, policy: &Policy, opts: RunOptions) -> cosy_exec::Outcome {
     // Rings kept for later runs hold a descriptor: drop them around the count.
-    cosy_exec::ring::drop_cached_rings();
+    cosy_exec::drop_cached_rings();
     let before = open_fds();
     let out = run_with(c, policy, opts);
-    cosy_exec::ring::drop_cached_rings();
+    cosy_exec::drop_cached_rings();
     let after = open_fds();
     assert_eq!(before, after, "{name}: descriptors leaked\n{}", show(&out));
     out
@@ -68,12 +69,12 @@ fn no_run_leaves_a_descriptor_open() {
         let open_then = |body: &dyn Fn(&mut Builder)| {
             let mut c = Builder::new();
             let p = c.path(&s);
-            c.openat(FdRef::Cwd, p, RDONLY, 0);
-            c.pipe2(0);
+            c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
+            c.pipe2(PipeFlags::empty());
             body(&mut c);
             c.finish()
         };
-        let forever = |c: &mut Builder| c.do_while(u32::MAX, |_| cond(0, BinOp::Eq, 0));
+        let forever = |c: &mut Builder| c.do_while(u32::MAX, |_| cosy_model::Value::Imm(0).eq(0));
         let mut fuel = trusted.clone();
         fuel.fuel = 1000;
         let out = check("fuel", open_then(&forever), &fuel, none());
@@ -84,7 +85,7 @@ fn no_run_leaves_a_descriptor_open() {
         assert!(matches!(out.error, Some(Error::Time { .. })));
         let out = check(
             "loop bound",
-            open_then(&|c| c.do_while(3, |_| cond(0, BinOp::Eq, 0))),
+            open_then(&|c| c.do_while(3, |_| cosy_model::Value::Imm(0).eq(0))),
             &trusted,
             none(),
         );
@@ -107,7 +108,7 @@ fn no_run_leaves_a_descriptor_open() {
         let out = check(
             "panicking function",
             open_then(&|c| {
-                c.call("boom", vec![]);
+                c.call("boom", ());
             }),
             &p,
             RunOptions {
@@ -122,9 +123,9 @@ fn no_run_leaves_a_descriptor_open() {
         let buf = c.local_buffer("b", 16);
         let files: Vec<Vec<u8>> = (0..10).map(|i| bytes(&sub.join(format!("f{i}")))).collect();
         c.map_paths(files.clone(), |c, p| {
-            let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+            let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
             c.read(fd, buf);
-            let (_r, _w) = c.pipe2(0);
+            let (_r, _w) = c.pipe2(PipeFlags::empty());
         });
         let out = check("map", c.finish(), &trusted, none());
         assert!(out.is_ok(), "{}", show(&out));
@@ -133,8 +134,8 @@ fn no_run_leaves_a_descriptor_open() {
         let mut list = files.clone();
         list.insert(5, dst("missing"));
         c.map_paths(list, |c, p| {
-            c.openat(FdRef::Cwd, p, RDONLY, 0);
-            c.pipe2(0);
+            c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
+            c.pipe2(PipeFlags::empty());
         });
         let out = check("stopped map", c.finish(), &trusted, none());
         assert!(out.error.is_some());
@@ -145,14 +146,14 @@ fn no_run_leaves_a_descriptor_open() {
         let st = c.buffer("st", 256);
         for p in ["tree/f1", "src", "../x", "tree/../src"] {
             let p = c.path(p);
-            c.statx(FdRef::Cwd, p, 0, 0x7ff, st);
+            c.statx(FdRef::Cwd, p, AtFlags::empty(), StatxFlags::BASIC_STATS, st);
         }
         let m = c.path("tree/newdir");
-        c.mkdirat(FdRef::Cwd, m, 0o755);
+        c.mkdirat(FdRef::Cwd, m, Mode::from_raw_mode(0o755));
         let (a, b) = (c.path("tree/f2"), c.path("tree/newdir/f2"));
-        c.renameat2(FdRef::Cwd, a, FdRef::Cwd, b, 0);
-        c.unlinkat(FdRef::Cwd, b, 0);
-        c.unlinkat(FdRef::Cwd, m, i64::from(libc::AT_REMOVEDIR));
+        c.renameat2(FdRef::Cwd, a, FdRef::Cwd, b, RenameFlags::empty());
+        c.unlinkat(FdRef::Cwd, b, AtFlags::empty());
+        c.unlinkat(FdRef::Cwd, m, AtFlags::REMOVEDIR);
         let mut compound = c.finish();
         compound.mode = ErrorMode::Continue;
         let out = check("root helpers", compound, &root, none());

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use cosy_exec::{Error, FnArg, FnArgs, Functions, RunOptions};
-use cosy_model::{Arg, BinOp, Builder, FdRef, Policy, Width, builder::cond};
+use cosy_model::flags::Mode;
+use cosy_model::{Builder, FdRef, Policy, Width};
 
 fn policy(names: &[&str]) -> Policy {
     let mut p = Policy::trusted();
@@ -39,15 +40,7 @@ fn functions_get_their_operands_in_order() {
         let buf = c.buffer("buf", 8);
         c.store(Width::U32, buf, 0, 0x6f6c_6568i64); // "helo"
         c.store(Width::U32, buf, 4, i64::from(u32::from_le_bytes(*b"word")));
-        let r = c.call(
-            "describe",
-            vec![
-                Arg::Value(x.into()),
-                Arg::Buf(buf.prefix(4)),
-                Arg::Buf(buf.slice(4, 8)),
-                Arg::Value(2.into()),
-            ],
-        );
+        let r = c.call("describe", (x, buf.prefix(4), buf.slice(4, 8), 2i64));
         c.output("r", r);
         let out = run_with(
             c.finish(),
@@ -81,10 +74,10 @@ fn a_mut_function_fills_a_buffer_that_is_then_written() {
         let mut c = Builder::new();
         let p = c.path(bytes(&path));
         let buf = c.local_buffer("buf", 1000);
-        let fd = c.openat(FdRef::Cwd, p, CREATE, 0o644);
+        let fd = c.openat(FdRef::Cwd, p, CREATE, Mode::from_raw_mode(0o644));
         let total = c.value("total", 0);
         c.map_range(0, 5, 1, |c, i| {
-            let n = c.call("fill", vec![Arg::Value(i.into()), Arg::Buf(buf.into())]);
+            let n = c.call("fill", (i, buf));
             let w = c.write(fd, buf.prefix(n));
             c.accumulate(total, w);
         });
@@ -126,10 +119,7 @@ fn a_mut_function_cannot_alias_its_inputs() {
         let mut c = Builder::new();
         let buf = c.buffer("buf", 16);
         c.store(Width::U64, buf, 0, 0x0102_0304_0506_0708i64);
-        c.call(
-            "copy",
-            vec![Arg::Buf(buf.slice(0, 8)), Arg::Buf(buf.slice(8, 16))],
-        );
+        c.call("copy", (buf.slice(0, 8), buf.slice(8, 16)));
         let hi = c.load(Width::U64, buf, 8);
         c.output("hi", hi);
         let out = run_with(c.finish(), &policy(&["copy"]), opts.clone());
@@ -137,10 +127,7 @@ fn a_mut_function_cannot_alias_its_inputs() {
         // Overlapping: the run stops.
         let mut c = Builder::new();
         let buf = c.buffer("buf", 16);
-        c.call(
-            "copy",
-            vec![Arg::Buf(buf.slice(0, 10)), Arg::Buf(buf.slice(8, 16))],
-        );
+        c.call("copy", (buf.slice(0, 10), buf.slice(8, 16)));
         let out = run_with(c.finish(), &policy(&["copy"]), opts);
         assert!(
             matches!(out.error, Some(Error::Function { op: 0, .. })),
@@ -165,9 +152,9 @@ fn failing_and_panicking_functions_stop_the_run() {
             let k = c.value("k", 0);
             c.do_while(100, |c| {
                 c.accumulate(k, 1);
-                cond(k, BinOp::Lt, 3)
+                k.lt(3)
             });
-            c.call(name, vec![Arg::Value(7.into())]);
+            c.call(name, 7i64);
             c.output("k", k);
             let out = run_with(c.finish(), &policy(&["fails", "panics"]), opts.clone());
             assert_eq!(
@@ -189,13 +176,10 @@ fn builtins_through_a_compound() {
         let mut c = Builder::new();
         let buf = c.buffer("buf", 16);
         c.store(Width::U64, buf, 0, i64::from_le_bytes(*b"a\nb\nab\na"));
-        let lines = c.call("count_lines", vec![Arg::Buf(buf.prefix(8))]);
+        let lines = c.call("count_lines", buf.prefix(8));
         c.store(Width::U8, buf, 8, i64::from(b'a'));
-        let found = c.call(
-            "find",
-            vec![Arg::Buf(buf.prefix(8)), Arg::Buf(buf.slice(8, 9))],
-        );
-        let sum = c.call("checksum", vec![Arg::Buf(buf.prefix(8))]);
+        let found = c.call("find", (buf.prefix(8), buf.slice(8, 9)));
+        let sum = c.call("checksum", buf.prefix(8));
         c.output("lines", lines);
         c.output("found", found);
         c.output("sum", sum);

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use cosy_exec::{FnArgs, Functions, RunOptions, funcs::fnv1a64};
+use cosy_model::flags::{AtFlags, Mode, PipeFlags, RenameFlags, StatxFlags, Whence};
 use cosy_model::{Arg, BinOp, Builder, FdRef, Policy, Sys, Width, flags};
 
 #[test]
@@ -28,10 +29,10 @@ fn read_gives_the_files_bytes() {
         let mut c = Builder::new();
         let p = c.path(bytes(&path));
         let buf = c.buffer("buf", 4096);
-        let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+        let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
         let n = c.read(fd, buf);
-        let sum = c.call("checksum", vec![Arg::Buf(buf.prefix(n))]);
-        c.call("capture", vec![Arg::Buf(buf.prefix(n))]);
+        let sum = c.call("checksum", buf.prefix(n));
+        c.call("capture", buf.prefix(n));
         c.close(fd);
         c.output("n", n);
         c.output("sum", sum);
@@ -185,8 +186,8 @@ fn copy_file_range_with_explicit_offsets() {
         let mut c = Builder::new();
         let s = c.path(bytes(&src));
         let d = c.path(bytes(&dst));
-        let i = c.openat(FdRef::Cwd, s, RDONLY, 0);
-        let o = c.openat(FdRef::Cwd, d, CREATE, 0o644);
+        let i = c.openat(FdRef::Cwd, s, RDONLY, Mode::empty());
+        let o = c.openat(FdRef::Cwd, d, CREATE, Mode::from_raw_mode(0o644));
         let n = c.copy_file_range(i, 10, o, 2, 4);
         c.close(i);
         c.close(o);
@@ -209,12 +210,12 @@ fn pwrite_pread_lseek_ftruncate_fsync() {
         let in_buf = c.buffer("in", 16);
         c.store(Width::U64, out_buf, 0, 0x0807_0605_0403_0201i64);
         c.store(Width::U64, out_buf, 8, 0x100f_0e0d_0c0b_0a09i64);
-        let fd = c.openat(FdRef::Cwd, p, RDWR_CREATE, 0o600);
+        let fd = c.openat(FdRef::Cwd, p, RDWR_CREATE, Mode::from_raw_mode(0o600));
         let w = c.pwrite(fd, out_buf, 100);
-        let end = c.lseek(fd, 0, i64::from(libc::SEEK_END));
+        let end = c.lseek(fd, 0, Whence::End);
         let r = c.pread(fd, in_buf.prefix(8), 104);
         let got = c.load(Width::U64, in_buf, 0);
-        let pos = c.lseek(fd, 10, i64::from(libc::SEEK_SET));
+        let pos = c.lseek(fd, 10, Whence::Set);
         let w2 = c.write(fd, out_buf.slice(0, 2));
         let s = c.fsync(fd);
         let ds = c.fdatasync(fd);
@@ -260,17 +261,17 @@ fn mkdir_rename_unlink_change_the_disk() {
         std::fs::write(dir.path().join("gone"), b"").unwrap();
         let mut c = Builder::new();
         let root = c.path(bytes(dir.path()));
-        let d = c.openat(FdRef::Cwd, root, DIR, 0);
+        let d = c.openat(FdRef::Cwd, root, DIR, Mode::empty());
         let a = c.path("a");
         let b = c.path("b");
         let x = c.path("x");
         let ay = c.path("a/y");
         let gone = c.path("gone");
-        let r1 = c.mkdirat(d, a, 0o755);
-        let r2 = c.mkdirat(d, b, 0o700);
-        let r3 = c.renameat2(d, x, d, ay, i64::from(libc::RENAME_NOREPLACE));
-        let r4 = c.unlinkat(d, b, i64::from(libc::AT_REMOVEDIR));
-        let r5 = c.unlinkat(d, gone, 0);
+        let r1 = c.mkdirat(d, a, Mode::from_raw_mode(0o755));
+        let r2 = c.mkdirat(d, b, Mode::from_raw_mode(0o700));
+        let r3 = c.renameat2(d, x, d, ay, RenameFlags::NOREPLACE);
+        let r4 = c.unlinkat(d, b, AtFlags::REMOVEDIR);
+        let r5 = c.unlinkat(d, gone, AtFlags::empty());
         c.close(d);
         for (n, r) in [("r1", r1), ("r2", r2), ("r3", r3), ("r4", r4), ("r5", r5)] {
             c.output(n, r);
@@ -301,10 +302,10 @@ fn statx_and_fstat_fill_struct_statx() {
         let p = c.path(bytes(&path));
         let st = c.buffer("st", 256);
         let st2 = c.buffer("st2", 256);
-        c.statx(FdRef::Cwd, p, 0, i64::from(libc::STATX_BASIC_STATS), st);
+        c.statx(FdRef::Cwd, p, AtFlags::empty(), StatxFlags::BASIC_STATS, st);
         let size = c.load(Width::U64, st, flags::STATX_SIZE_OFFSET as i64);
         let ino = c.load(Width::U64, st, flags::STATX_INO_OFFSET as i64);
-        let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+        let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
         c.fstat(fd, st2);
         let size2 = c.load(Width::U64, st2, flags::STATX_SIZE_OFFSET as i64);
         let mode = c.load(Width::U16, st2, flags::STATX_MODE_OFFSET as i64);
@@ -342,17 +343,17 @@ fn maps_over_paths_offsets_and_ranges() {
         let buf = c.local_buffer("buf", 1024);
         let total = c.value("total", 0);
         c.map_paths(paths.clone(), |c, p| {
-            let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+            let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
             let n = c.read(fd, buf);
             c.accumulate(total, n);
             // Left open on purpose: the end of the iteration closes it.
         });
         let bp = c.path(bytes(&big));
-        let bfd = c.openat(FdRef::Cwd, bp, RDONLY, 0);
+        let bfd = c.openat(FdRef::Cwd, bp, RDONLY, Mode::empty());
         let at = c.value("at", 0);
         c.map_offsets(vec![0, 5000, 9990], |c, off| {
             let n = c.pread(bfd, buf.prefix(10), off);
-            let sum = c.call("checksum", vec![Arg::Buf(buf.prefix(n))]);
+            let sum = c.call("checksum", buf.prefix(n));
             c.accumulate(at, sum);
         });
         let squares = c.value("squares", 0);
@@ -402,7 +403,7 @@ fn iteration_registers_are_their_own() {
 fn pipes_and_std_streams() {
     each_executor(|| {
         let mut c = Builder::new();
-        let (r, w) = c.pipe2(0);
+        let (r, w) = c.pipe2(PipeFlags::empty());
         let buf = c.buffer("buf", 8);
         c.store(Width::U64, buf, 0, 0x4847_4645_4443_4241i64);
         let n = c.write(w, buf);
@@ -449,7 +450,7 @@ fn a_slot_can_be_reopened_relative_to_itself() {
         std::fs::write(dir.path().join("a/b/c/leaf"), b"leaf!").unwrap();
         let mut c = Builder::new();
         let top = c.path(bytes(dir.path()));
-        let d = c.openat(FdRef::Cwd, top, DIR, 0);
+        let d = c.openat(FdRef::Cwd, top, DIR, Mode::empty());
         let FdRef::Slot(slot) = d else { unreachable!() };
         for part in ["a", "b", "c"] {
             let p = c.path(part);
@@ -458,7 +459,7 @@ fn a_slot_can_be_reopened_relative_to_itself() {
                 args: vec![
                     Arg::Fd(d),
                     Arg::Path(p),
-                    Arg::Value(DIR.into()),
+                    Arg::Value(i64::from(DIR.bits()).into()),
                     Arg::Value(0.into()),
                 ],
                 ret: cosy_model::Ret::Fd(slot),
@@ -466,7 +467,7 @@ fn a_slot_can_be_reopened_relative_to_itself() {
         }
         let leaf = c.path("leaf");
         let buf = c.buffer("buf", 16);
-        let f = c.openat(d, leaf, RDONLY, 0);
+        let f = c.openat(d, leaf, RDONLY, Mode::empty());
         let n = c.read(f, buf);
         c.close(f);
         c.close(d);

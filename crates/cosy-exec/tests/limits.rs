@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
-use cosy_exec::outcome::Limit;
+use cosy_exec::Limit;
 use cosy_exec::testing::open_fds;
 use cosy_exec::{Error, Outcome, RunOptions};
 use cosy_model::{Compound, Policy};
@@ -45,7 +45,7 @@ fn limited_then(
     after: &Compound,
     generous: &Policy,
 ) -> (Outcome, Duration) {
-    cosy_exec::ring::drop_cached_rings();
+    cosy_exec::drop_cached_rings();
     let before = open_fds();
     let t = Instant::now();
     let out = run_with(c.clone(), limited, RunOptions::default());
@@ -59,7 +59,7 @@ fn limited_then(
         current(),
         show(&again)
     );
-    cosy_exec::ring::drop_cached_rings();
+    cosy_exec::drop_cached_rings();
     assert_eq!(
         before,
         open_fds(),
@@ -215,10 +215,10 @@ fn untraced(c: &Compound, p: &Policy) -> Vec<(&'static str, Outcome)> {
                 && cosy_uring::skip_without_uring(&format!("the {name} executor")))
         })
         .map(|(name, o)| {
-            cosy_exec::ring::drop_cached_rings();
+            cosy_exec::drop_cached_rings();
             let before = open_fds();
             let out = cosy_exec::run(&v, &o);
-            cosy_exec::ring::drop_cached_rings();
+            cosy_exec::drop_cached_rings();
             assert_eq!(before, open_fds(), "{name}: descriptors left open");
             (name, out)
         })

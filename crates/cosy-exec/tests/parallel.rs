@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use cosy_exec::{Backend, Outcome, Parallel, RunOptions, run, testing::open_fds};
-use cosy_model::builder::cond;
 use cosy_model::flags::STATX_SIZE_OFFSET;
-use cosy_model::{Arg, BinOp, Builder, Compound, ErrorMode, FdRef, Policy, Width};
+use cosy_model::flags::{AtFlags, DirentType, Mode, OFlags, StatxFlags};
+use cosy_model::{BinOp, Builder, Compound, ErrorMode, FdRef, Policy, Width};
 
-const O_DIR: i64 = (libc::O_RDONLY | libc::O_DIRECTORY) as i64;
+const O_DIR: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY);
 
 /// A directory of `n` files, file `i` holding `i * 37 % 500` bytes with a `x` every 7 bytes.
 fn tree(n: usize) -> (tempfile::TempDir, PathBuf) {
@@ -78,18 +78,24 @@ fn du(dir: &Path) -> Compound {
     let st = c.local_buffer("st", 256);
     let files = c.value("files", 0);
     let total = c.value("bytes", 0);
-    let d = c.openat(FdRef::Cwd, path, O_DIR, 0);
+    let d = c.openat(FdRef::Cwd, path, O_DIR, Mode::empty());
     c.do_while(1000, |c| {
         let n = c.getdents64(d, ents);
-        c.if_(cond(n, BinOp::Gt, 0), |c| {
+        c.if_(n.gt(0), |c| {
             c.map_dirents(ents.prefix(n), |c, e| {
-                c.statx(d, e.name, libc::AT_SYMLINK_NOFOLLOW as i64, 0x7ff, st);
+                c.statx(
+                    d,
+                    e.name,
+                    AtFlags::SYMLINK_NOFOLLOW,
+                    StatxFlags::BASIC_STATS,
+                    st,
+                );
                 let size = c.load(Width::U64, st, STATX_SIZE_OFFSET as i64);
                 c.accumulate(total, size);
                 c.accumulate(files, 1);
             });
         });
-        cond(n, BinOp::Gt, 0)
+        n.gt(0)
     });
     c.close(d);
     c.output("files", files);
@@ -106,12 +112,12 @@ fn grep(dir: &Path, names: &[String], mode: ErrorMode) -> Compound {
     let read = c.value("read", 0);
     let paths: Vec<Vec<u8>> = names.iter().map(|n| bytes(&dir.join(n))).collect();
     c.map_paths(paths, |c, p| {
-        let fd = c.openat(FdRef::Cwd, p, libc::O_RDONLY as i64, 0);
+        let fd = c.openat(FdRef::Cwd, p, OFlags::RDONLY, Mode::empty());
         let n = c.read(fd, buf);
-        c.if_(cond(n, BinOp::Gt, 0), |c| {
+        c.if_(n.gt(0), |c| {
             c.accumulate(read, n);
             let x = c.path("x");
-            let k = c.call("find", vec![Arg::Buf(buf.prefix(n)), Arg::Path(x)]);
+            let k = c.call("find", (buf.prefix(n), x));
             c.accumulate(hits, k);
         });
         c.close(fd);
@@ -227,7 +233,7 @@ fn only_maps_that_merely_read_run_on_threads() {
     let mut c = Builder::new();
     let p = c.input_path("out", bytes(&out));
     let b = c.buffer("b", 8);
-    let fd = c.openat(FdRef::Cwd, p, libc::O_WRONLY as i64, 0);
+    let fd = c.openat(FdRef::Cwd, p, OFlags::WRONLY, Mode::empty());
     c.map_range(0, 40, 1, |c, i| {
         let off = c.arith(BinOp::Mul, i, 8);
         c.pwrite(fd, b, off);
@@ -244,8 +250,8 @@ fn only_maps_that_merely_read_run_on_threads() {
         let fd = c.openat(
             FdRef::Cwd,
             p,
-            (libc::O_WRONLY | libc::O_CREAT) as i64,
-            0o644,
+            OFlags::WRONLY | OFlags::CREATE,
+            Mode::from_raw_mode(0o644),
         );
         c.close(fd);
     });
@@ -256,7 +262,7 @@ fn only_maps_that_merely_read_run_on_threads() {
     let p = c.input_path("f", bytes(&dir.join("f0039")));
     let b = c.local_buffer("b", 4);
     let total = c.value("total", 0);
-    let fd = c.openat(FdRef::Cwd, p, libc::O_RDONLY as i64, 0);
+    let fd = c.openat(FdRef::Cwd, p, OFlags::RDONLY, Mode::empty());
     c.map_range(0, 40, 1, |c, _| {
         let n = c.read(fd, b);
         c.accumulate(total, n);
@@ -274,7 +280,7 @@ fn only_maps_that_merely_read_run_on_threads() {
     let p = c.input_path("f", bytes(&dir.join("f0039")));
     let b = c.local_buffer("b", 4);
     let total = c.value("total", 0);
-    let fd = c.openat(FdRef::Cwd, p, libc::O_RDONLY as i64, 0);
+    let fd = c.openat(FdRef::Cwd, p, OFlags::RDONLY, Mode::empty());
     c.map_range(0, 40, 1, |c, i| {
         let off = c.arith(BinOp::Mul, i, 4);
         let n = c.pread(fd, b, off);
@@ -292,7 +298,7 @@ fn a_map_calling_a_user_function_stays_on_one_thread() {
     let total = c.value("total", 0);
     c.map_range(0, 100, 1, |c, i| {
         c.getppid();
-        let v = c.call("twice", vec![Arg::Value(i.into())]);
+        let v = c.call("twice", i);
         c.accumulate(total, v);
     });
     c.output("total", total);
@@ -346,7 +352,7 @@ fn under_a_root_each_thread_stays_confined() {
     let buf = c.local_buffer("buf", 64);
     let read = c.value("read", 0);
     c.map_paths(list.iter().map(String::as_bytes), |c, p| {
-        let fd = c.openat(FdRef::Cwd, p, libc::O_RDONLY as i64, 0);
+        let fd = c.openat(FdRef::Cwd, p, OFlags::RDONLY, Mode::empty());
         let n = c.read(fd, buf);
         c.accumulate(read, n);
         c.close(fd);
@@ -377,15 +383,27 @@ fn du_tree(root: &Path) -> Compound {
     let st2 = c.local_buffer("st2", 256);
     let files = c.value("files", 0);
     let total = c.value("bytes", 0);
-    let r = c.openat(FdRef::Cwd, path, O_DIR, 0);
+    let r = c.openat(FdRef::Cwd, path, O_DIR, Mode::empty());
     let n = c.getdents64(r, rents);
     c.map_dirents(rents.prefix(n), |c, e| {
-        c.statx(r, e.name, libc::AT_SYMLINK_NOFOLLOW as i64, 0x7ff, st);
-        c.if_(cond(e.kind, BinOp::Eq, libc::DT_DIR as i64), |c| {
-            let d = c.openat(r, e.name, O_DIR, 0);
+        c.statx(
+            r,
+            e.name,
+            AtFlags::SYMLINK_NOFOLLOW,
+            StatxFlags::BASIC_STATS,
+            st,
+        );
+        c.if_(e.kind.eq(DirentType::Dir), |c| {
+            let d = c.openat(r, e.name, O_DIR, Mode::empty());
             let m = c.getdents64(d, sents);
             c.map_dirents(sents.prefix(m), |c, f| {
-                c.statx(d, f.name, libc::AT_SYMLINK_NOFOLLOW as i64, 0x7ff, st2);
+                c.statx(
+                    d,
+                    f.name,
+                    AtFlags::SYMLINK_NOFOLLOW,
+                    StatxFlags::BASIC_STATS,
+                    st2,
+                );
                 let size = c.load(Width::U64, st2, STATX_SIZE_OFFSET as i64);
                 c.accumulate(total, size);
                 c.accumulate(files, 1);

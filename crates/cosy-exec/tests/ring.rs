@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use cosy_exec::auto::{AutoExecutor, Choice};
 use cosy_exec::{Backend, Error, RingOptions, RunOptions};
-use cosy_model::{BinOp, Builder, Compound, ErrorMode, FdRef, Policy, Sys, Width, builder::cond};
+use cosy_model::flags::{AtFlags, Mode, PipeFlags, StatxFlags};
+use cosy_model::{BinOp, Builder, Compound, ErrorMode, FdRef, Policy, Sys, Width};
 use cosy_uring::io_uring::opcode;
 use cosy_uring::{Calibration, Probe};
 
@@ -46,7 +47,7 @@ fn open_read_close_is_one_chain_one_enter() {
     let mut c = Builder::new();
     let p = c.path(bytes(&path));
     let buf = c.buffer("buf", 64);
-    let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+    let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
     let n = c.read(fd, buf);
     c.close(fd);
     c.output("n", n);
@@ -163,7 +164,7 @@ fn sqpoll_bursts_need_no_enter() {
         eprintln!("note: every SQPOLL run entered the kernel at least {best} time(s)");
     }
     assert!(best <= 1, "SQPOLL runs entered the kernel {best} times");
-    cosy_exec::ring::drop_cached_rings();
+    cosy_exec::drop_cached_rings();
 }
 
 #[test]
@@ -198,7 +199,7 @@ fn without_an_opcode_that_call_falls_back() {
     let mut c = Builder::new();
     let p = c.path(bytes(&path));
     let buf = c.buffer("buf", 64);
-    let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+    let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
     let n = c.read(fd, buf);
     c.close(fd);
     c.output("n", n);
@@ -261,7 +262,7 @@ fn a_blocked_read_stops_at_the_time_limit() {
     }
     // The write end stays open: the read would wait forever (a plain read(2) does).
     let mut c = Builder::new();
-    let (r, _w) = c.pipe2(0);
+    let (r, _w) = c.pipe2(PipeFlags::empty());
     let buf = c.buffer("buf", 8);
     let n = c.read(r, buf);
     c.output("n", n);
@@ -291,7 +292,7 @@ fn a_blocked_read_stops_at_the_time_limit() {
         );
         assert!(took < Duration::from_secs(3), "{took:?}");
     }
-    cosy_exec::ring::drop_cached_rings();
+    cosy_exec::drop_cached_rings();
 }
 
 #[test]
@@ -353,7 +354,7 @@ fn auto_chooses_by_the_costs() {
     let mut c = Builder::new();
     let p = c.path("/");
     let buf = c.buffer("b", 8);
-    let fd = c.openat(FdRef::Cwd, p, DIR, 0);
+    let fd = c.openat(FdRef::Cwd, p, DIR, Mode::empty());
     c.pread(fd, buf, 0);
     c.close(fd);
     assert!(!choose(c.finish(), &cheap).use_ring);
@@ -363,7 +364,7 @@ fn auto_chooses_by_the_costs() {
         let p = c.path("/proc/self/exe");
         let b = c.local_buffer("b", 1);
         let total = c.value("total", 0);
-        let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+        let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
         c.map_range(0, 256, 1, |c, i| {
             let n = c.pread(fd, b, i);
             c.accumulate(total, n);
@@ -379,7 +380,7 @@ fn auto_chooses_by_the_costs() {
     let mut c = Builder::new();
     let st = c.local_buffer("st", 256);
     c.map_paths(vec!["/"; 64], |c, p| {
-        c.statx(FdRef::Cwd, p, 0, i64::from(libc::STATX_SIZE), st);
+        c.statx(FdRef::Cwd, p, AtFlags::empty(), StatxFlags::SIZE, st);
     });
     assert!(!choose(c.finish(), &cheap).use_ring);
     // A burst of nops costs nothing directly.
@@ -412,7 +413,7 @@ fn stats_display_the_ring() {
     c.do_while(3, |c| {
         c.nop();
         c.accumulate(k, 1);
-        cond(k, BinOp::Lt, 3)
+        k.lt(3)
     });
     let out = go(
         c.finish(),
@@ -455,7 +456,7 @@ fn pread_map(path: &[u8], n: i64, shift: i64) -> Compound {
     let b = c.local_buffer("b", 1);
     let ops = c.value("ops", 0);
     let sum = c.value("sum", 0);
-    let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+    let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
     c.map_range(0, n, 1, |c, i| {
         let off = c.arith(BinOp::Mul, i, 4099);
         let off = c.arith(BinOp::Rem, off, 10_000);
@@ -503,7 +504,7 @@ fn straight_line_maps_run_in_a_window() {
     let total = c.value("total", 0);
     let paths: Vec<Vec<u8>> = (0..40).map(|_| bytes(&path)).collect();
     c.map_paths(&paths, |c, p| {
-        c.statx(FdRef::Cwd, p, 0, i64::from(libc::STATX_SIZE), st);
+        c.statx(FdRef::Cwd, p, AtFlags::empty(), StatxFlags::SIZE, st);
         let size = c.load(Width::U64, st, 40);
         c.accumulate(total, size);
     });
@@ -513,7 +514,7 @@ fn straight_line_maps_run_in_a_window() {
     // A call whose operand depends on an earlier call's result: threads.
     let mut c = Builder::new();
     let p = c.path(bytes(&path));
-    let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+    let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
     let count = c.value("count", 0);
     c.map_range(0, 10, 1, |c, i| {
         let b = c.local_buffer("b", 8);
@@ -542,7 +543,7 @@ fn window_maps_stop_where_direct_does() {
         let p = c.path(bytes(&path));
         let b = c.local_buffer("b", 1);
         let ops = c.value("ops", 0);
-        let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+        let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
         c.map_range(0, 400, 1, |c, i| {
             let off = c.arith(BinOp::Sub, 299, i);
             let r = c.pread(fd, b, off);
@@ -568,7 +569,7 @@ fn window_maps_stop_where_direct_does() {
             .map(|k| bytes(if k % 7 == 5 { &missing } else { &path }))
             .collect();
         c.map_paths(&paths, |c, p| {
-            let r = c.statx(FdRef::Cwd, p, 0, i64::from(libc::STATX_SIZE), st);
+            let r = c.statx(FdRef::Cwd, p, AtFlags::empty(), StatxFlags::SIZE, st);
             let size = c.load(Width::U64, st, 40);
             c.accumulate(total, size);
             c.accumulate(total, r);
@@ -670,24 +671,24 @@ fn no_side_effect_after_a_failure_that_keeps_its_link() {
         let mut c = Builder::new();
         let b = c.buffer("b", 256);
         let po = c.path(bytes(&out));
-        let fd = c.openat(FdRef::Cwd, po, CREATE, 0o644);
+        let fd = c.openat(FdRef::Cwd, po, CREATE, Mode::from_raw_mode(0o644));
         match first {
             0 => {
-                let (_, w) = c.pipe2(libc::O_NONBLOCK as i64);
+                let (_, w) = c.pipe2(PipeFlags::NONBLOCK);
                 c.ftruncate(w, 10);
             }
             1 => {
-                let (_, w) = c.pipe2(libc::O_NONBLOCK as i64);
+                let (_, w) = c.pipe2(PipeFlags::NONBLOCK);
                 c.fsync(w);
             }
             _ => {
                 let pm = c.path(bytes(&missing));
-                c.statx(FdRef::Cwd, pm, 0, i64::from(libc::STATX_SIZE), b);
+                c.statx(FdRef::Cwd, pm, AtFlags::empty(), StatxFlags::SIZE, b);
             }
         }
         c.pwrite(fd, b, 0);
         let pd = c.path(bytes(&made));
-        c.mkdirat(FdRef::Cwd, pd, 0o755);
+        c.mkdirat(FdRef::Cwd, pd, Mode::from_raw_mode(0o755));
         c.close(fd);
         let (direct, ring, _) = against_direct(&c.finish(), &Policy::trusted());
         assert!(direct.error.is_some(), "{}", show(&direct));

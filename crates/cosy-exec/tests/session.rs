@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use cosy_exec::session::{Call, CallFailed, Fd, Reason, Session, SessionError};
 use cosy_exec::testing::open_fds;
 use cosy_exec::{Backend, RunOptions};
+use cosy_model::flags::{Access, AtFlags, Mode, OFlags, RenameFlags, Whence, XattrFlags};
 use cosy_model::{Builder, FdRef, Policy, Sys};
 
 static LOCK: Mutex<()> = Mutex::new(());
@@ -29,10 +30,10 @@ fn each<T: PartialEq + std::fmt::Debug>(name: &str, body: impl Fn(Backend, &Path
     let mut first: Option<(Backend, T)> = None;
     for b in backends() {
         let dir = tempfile::tempdir().unwrap();
-        cosy_exec::ring::drop_cached_rings();
+        cosy_exec::drop_cached_rings();
         let before = open_fds();
         let out = body(b, dir.path());
-        cosy_exec::ring::drop_cached_rings();
+        cosy_exec::drop_cached_rings();
         assert_eq!(before, open_fds(), "{name} on {b}: descriptors leaked");
         match &first {
             None => first = Some((b, out)),
@@ -53,8 +54,8 @@ fn kind(r: Result<i64, CallFailed>) -> Result<(), CallFailed> {
     r.map(|_| ())
 }
 
-const RD: i32 = libc::O_RDONLY;
-const CREATE: i32 = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+const RD: OFlags = OFlags::RDONLY;
+const CREATE: OFlags = OFlags::WRONLY.union(OFlags::CREATE).union(OFlags::TRUNC);
 
 #[test]
 fn the_posters_example_access_open_write_close() {
@@ -65,10 +66,15 @@ fn the_posters_example_access_open_write_close() {
         let data = s.buffer(5).unwrap();
         s.bytes_mut(data).unwrap().copy_from_slice(b"hello");
         let r = s
-            .send(Call::faccessat2(Fd::Cwd, &path, libc::W_OK, 0))
+            .send(Call::faccessat2(
+                Fd::Cwd,
+                &path,
+                Access::WRITE_OK,
+                AtFlags::empty(),
+            ))
             .unwrap();
         let fd = s
-            .send(Call::openat(Fd::Cwd, &path, libc::O_WRONLY, 0))
+            .send(Call::openat(Fd::Cwd, &path, OFlags::WRONLY, Mode::empty()))
             .unwrap();
         let w = s.send(Call::write(fd, data)).unwrap();
         let c = s.send(Call::close(fd)).unwrap();
@@ -87,7 +93,9 @@ fn an_open_feeds_a_read_without_waiting_in_one_enter() {
         std::fs::write(&path, b"the contents").unwrap();
         let mut s = trusted(b);
         let buf = s.buffer(64).unwrap();
-        let fd = s.send(Call::openat(Fd::Cwd, &path, RD, 0)).unwrap();
+        let fd = s
+            .send(Call::openat(Fd::Cwd, &path, RD, Mode::empty()))
+            .unwrap();
         let n = s.send(Call::read(fd, buf)).unwrap();
         let c = s.send(Call::close(fd)).unwrap();
         let enters = s.stats().ring_enters;
@@ -116,8 +124,17 @@ fn a_value_handle_feeds_a_later_call() {
         std::fs::write(&src, b"copied through a session").unwrap();
         let mut s = trusted(b);
         let buf = s.buffer(4096).unwrap();
-        let i = s.send(Call::openat(Fd::Cwd, &src, RD, 0)).unwrap();
-        let o = s.send(Call::openat(Fd::Cwd, &dst, CREATE, 0o644)).unwrap();
+        let i = s
+            .send(Call::openat(Fd::Cwd, &src, RD, Mode::empty()))
+            .unwrap();
+        let o = s
+            .send(Call::openat(
+                Fd::Cwd,
+                &dst,
+                CREATE,
+                Mode::from_raw_mode(0o644),
+            ))
+            .unwrap();
         let n = s.send(Call::read(i, buf)).unwrap();
         let w = s.send(Call::write(o, buf.prefix(n))).unwrap();
         s.send(Call::close(i)).unwrap();
@@ -135,7 +152,7 @@ fn a_failed_handle_fails_its_dependents_naming_it() {
         let mut s = trusted(b);
         let buf = s.buffer(16).unwrap();
         let fd = s
-            .send(Call::openat(Fd::Cwd, d.join("missing"), RD, 0))
+            .send(Call::openat(Fd::Cwd, d.join("missing"), RD, Mode::empty()))
             .unwrap();
         let n = s.send(Call::read(fd, buf)).unwrap();
         let w = s.send(Call::write(Fd::Std(1), buf.prefix(n))).unwrap();
@@ -174,7 +191,9 @@ fn a_handle_of_another_session_is_refused() {
         let mut other = trusted(b);
         let abuf = a.buffer(8).unwrap();
         let obuf = other.buffer(8).unwrap();
-        let fd = a.send(Call::openat(Fd::Cwd, &path, RD, 0)).unwrap();
+        let fd = a
+            .send(Call::openat(Fd::Cwd, &path, RD, Mode::empty()))
+            .unwrap();
         let n = a.send(Call::read(fd, abuf)).unwrap();
         let refused = (
             other.send(Call::read(fd, obuf)),
@@ -207,14 +226,15 @@ fn dropping_a_session_closes_what_it_opened() {
         let buf = s.buffer(16).unwrap();
         let mut fds = Vec::new();
         for p in &names {
-            let fd = s.send(Call::openat(Fd::Cwd, p, RD, 0)).unwrap();
+            let fd = s.send(Call::openat(Fd::Cwd, p, RD, Mode::empty())).unwrap();
             s.send(Call::read(fd, buf)).unwrap();
             fds.push(fd);
         }
         // Some waited for, the last ones still queued on the ring when it drops.
         let first = s.get(fds[0]).map(|_| ());
         for p in &names[..3] {
-            s.send(Call::openat(Fd::Cwd, p, RD, 0).plain()).unwrap();
+            s.send(Call::openat(Fd::Cwd, p, RD, Mode::empty()).plain())
+                .unwrap();
         }
         drop(s);
         first
@@ -232,14 +252,23 @@ fn policy_root_calls_and_limits() {
         p.open_fds = 2;
         let mut s = Session::new(b, &p).unwrap();
         let buf = s.buffer(8).unwrap();
-        let inside = s.send(Call::openat(Fd::Cwd, "inside", RD, 0)).unwrap();
-        let n = s.send(Call::read(inside, buf)).unwrap();
-        let out = s.send(Call::openat(Fd::Cwd, "../outside", RD, 0)).unwrap();
-        let abs = s
-            .send(Call::faccessat2(Fd::Cwd, d.join("outside"), libc::F_OK, 0))
+        let inside = s
+            .send(Call::openat(Fd::Cwd, "inside", RD, Mode::empty()))
             .unwrap();
-        let third = s.send(Call::openat(Fd::Cwd, "inside", RD, 0));
-        let refused = s.send(Call::unlinkat(Fd::Cwd, "inside", 0));
+        let n = s.send(Call::read(inside, buf)).unwrap();
+        let out = s
+            .send(Call::openat(Fd::Cwd, "../outside", RD, Mode::empty()))
+            .unwrap();
+        let abs = s
+            .send(Call::faccessat2(
+                Fd::Cwd,
+                d.join("outside"),
+                Access::EXISTS,
+                AtFlags::empty(),
+            ))
+            .unwrap();
+        let third = s.send(Call::openat(Fd::Cwd, "inside", RD, Mode::empty()));
+        let refused = s.send(Call::unlinkat(Fd::Cwd, "inside", AtFlags::empty()));
         assert_eq!(refused, Err(SessionError::NotAllowed("unlinkat")));
         assert!(matches!(third, Err(SessionError::Limit(_))), "{third:?}");
         let got = (
@@ -261,22 +290,26 @@ fn refusals_at_send() {
         std::fs::write(&path, b"0123456789").unwrap();
         let mut s = trusted(b);
         let buf = s.buffer(8).unwrap();
-        let fd = s.send(Call::openat(Fd::Cwd, &path, RD, 0)).unwrap();
+        let fd = s
+            .send(Call::openat(Fd::Cwd, &path, RD, Mode::empty()))
+            .unwrap();
         let range = s.send(Call::read(fd, buf.range(2, 9)));
         assert!(
             matches!(range, Err(SessionError::Range { .. })),
             "{range:?}"
         );
         // A descriptor that may be direct cannot be lseek's.
-        let seek = s.send(Call::lseek(fd, 0, libc::SEEK_SET));
+        let seek = s.send(Call::lseek(fd, 0, Whence::Set));
         assert!(
             matches!(seek, Err(SessionError::NeedsPlain { .. })),
             "{seek:?}"
         );
-        let plain = s.send(Call::openat(Fd::Cwd, &path, RD, 0).plain()).unwrap();
-        let at = s.send(Call::lseek(plain, 4, libc::SEEK_SET)).unwrap();
+        let plain = s
+            .send(Call::openat(Fd::Cwd, &path, RD, Mode::empty()).plain())
+            .unwrap();
+        let at = s.send(Call::lseek(plain, 4, Whence::Set)).unwrap();
         let n = s.send(Call::read(plain, buf)).unwrap();
-        let nul = s.send(Call::openat(Fd::Cwd, "a\0b", RD, 0));
+        let nul = s.send(Call::openat(Fd::Cwd, "a\0b", RD, Mode::empty()));
         assert_eq!(nul, Err(SessionError::Path("openat")));
         let got = (s.get(at), s.get(n), s.bytes(buf).unwrap().to_vec());
         assert_eq!(got, (Ok(4), Ok(6), b"456789\0\0".to_vec()));
@@ -289,7 +322,14 @@ fn direct_runs_when_sent_ring_queues_until_a_get() {
     each("timing", |b, d| {
         let path = d.join("made");
         let mut s = trusted(b);
-        let fd = s.send(Call::openat(Fd::Cwd, &path, CREATE, 0o600)).unwrap();
+        let fd = s
+            .send(Call::openat(
+                Fd::Cwd,
+                &path,
+                CREATE,
+                Mode::from_raw_mode(0o600),
+            ))
+            .unwrap();
         let c = s.send(Call::close(fd)).unwrap();
         let made_at_send = path.exists();
         assert_eq!(made_at_send, !s.on_ring(), "on {b}");
@@ -307,7 +347,7 @@ fn a_session_runs_whole_compounds() {
         let mut c = Builder::new();
         let name = c.input_path("file", path.as_os_str().as_encoded_bytes());
         let buf = c.buffer("buf", 64);
-        let fd = c.openat(FdRef::Cwd, name, i64::from(RD), 0);
+        let fd = c.openat(FdRef::Cwd, name, RD, Mode::empty());
         let n = c.read(fd, buf);
         c.close(fd);
         c.output("n", n);
@@ -329,7 +369,7 @@ fn replaying_a_compound_through_a_session_matches_run() {
         let mut c = Builder::new();
         let name = c.path(src.as_os_str().as_encoded_bytes());
         let buf = c.buffer("buf", 100);
-        let fd = c.openat(FdRef::Cwd, name, i64::from(RD), 0);
+        let fd = c.openat(FdRef::Cwd, name, RD, Mode::empty());
         let n = c.read(fd, buf);
         let m = c.pread(fd, buf, 50);
         let k = c.close(fd);
@@ -366,7 +406,12 @@ fn many_calls_in_one_session() {
         for round in 0..10 {
             for i in 0..40 {
                 let fd = s
-                    .send(Call::openat(Fd::Cwd, d.join(format!("f{i}")), RD, 0))
+                    .send(Call::openat(
+                        Fd::Cwd,
+                        d.join(format!("f{i}")),
+                        RD,
+                        Mode::empty(),
+                    ))
                     .unwrap();
                 reads.push(s.send(Call::pread(fd, buf, round)).unwrap());
                 s.send(Call::close(fd)).unwrap();
@@ -428,10 +473,10 @@ fn failing_compound(d: &Path, mode: cosy_model::ErrorMode) -> cosy_verify::Verif
     let missing = c.path(d.join("missing").as_os_str().as_encoded_bytes());
     let here = c.path(present.as_os_str().as_encoded_bytes());
     let buf = c.buffer("buf", 32);
-    let f = c.openat(FdRef::Cwd, here, i64::from(RD), 0);
+    let f = c.openat(FdRef::Cwd, here, RD, Mode::empty());
     let n = c.read(f, buf);
     let w = c.write(f, buf.prefix(n));
-    let g = c.openat(FdRef::Cwd, missing, i64::from(RD), 0);
+    let g = c.openat(FdRef::Cwd, missing, RD, Mode::empty());
     let m = c.read(g, buf);
     let k1 = c.close(f);
     let k2 = c.close(f);
@@ -490,17 +535,19 @@ fn a_directory_handle_is_the_directory_of_later_calls() {
             .send(Call::openat(
                 Fd::Cwd,
                 d.join("sub"),
-                libc::O_RDONLY | libc::O_DIRECTORY,
-                0,
+                OFlags::RDONLY | OFlags::DIRECTORY,
+                Mode::empty(),
             ))
             .unwrap();
-        let f = s.send(Call::openat(dir, "a", RD, 0)).unwrap();
+        let f = s.send(Call::openat(dir, "a", RD, Mode::empty())).unwrap();
         let n = s.send(Call::read(f, buf)).unwrap();
         let stat = s.send(Call::fstat(dir, st)).unwrap();
         let ents = s
             .send(Call::getdents64(dir, buf.range(1024, 4096)))
             .unwrap();
-        let ren = s.send(Call::renameat2(dir, "a", dir, "b", 0)).unwrap();
+        let ren = s
+            .send(Call::renameat2(dir, "a", dir, "b", RenameFlags::empty()))
+            .unwrap();
         let got = (
             s.get(n),
             s.get(stat),
@@ -508,12 +555,11 @@ fn a_directory_handle_is_the_directory_of_later_calls() {
             s.get(ents).map(|e| e > 0),
         );
         let len = s.get(ents).unwrap() as usize;
-        let names: Vec<String> =
-            cosy_exec::interp::parse_dirents(&s.bytes(buf).unwrap()[1024..1024 + len])
-                .unwrap()
-                .into_iter()
-                .map(|e| String::from_utf8_lossy(&e.name).into_owned())
-                .collect();
+        let names: Vec<String> = cosy_exec::parse_dirents(&s.bytes(buf).unwrap()[1024..1024 + len])
+            .unwrap()
+            .into_iter()
+            .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+            .collect();
         assert_eq!(names, ["a"]);
         drop(s);
         assert!(d.join("sub/b").exists());
@@ -529,12 +575,14 @@ fn long_sessions_outgrow_the_limits_of_one_compound() {
         std::fs::write(&src, b"early result, late use").unwrap();
         let mut s = trusted(b);
         let buf = s.buffer(64).unwrap();
-        let i = s.send(Call::openat(Fd::Cwd, &src, RD, 0)).unwrap();
+        let i = s
+            .send(Call::openat(Fd::Cwd, &src, RD, Mode::empty()))
+            .unwrap();
         let n = s.send(Call::read(i, buf)).unwrap();
         let bad = s.send(Call::read(Fd::Std(9), buf));
         assert!(matches!(bad, Err(SessionError::StdStream { .. })));
         let missing = s
-            .send(Call::openat(Fd::Cwd, d.join("missing"), RD, 0))
+            .send(Call::openat(Fd::Cwd, d.join("missing"), RD, Mode::empty()))
             .unwrap();
         let m = s.send(Call::read(missing, buf)).unwrap();
         // More results and paths than one compound holds, without a barrier.
@@ -543,12 +591,24 @@ fn long_sessions_outgrow_the_limits_of_one_compound() {
             last = Some(if k % 2 == 0 {
                 s.send(Call::nop()).unwrap()
             } else {
-                s.send(Call::faccessat2(Fd::Cwd, &src, libc::F_OK, 0))
-                    .unwrap()
+                s.send(Call::faccessat2(
+                    Fd::Cwd,
+                    &src,
+                    Access::EXISTS,
+                    AtFlags::empty(),
+                ))
+                .unwrap()
             });
         }
         // Handles of long ago are operands still; their failures are still named.
-        let o = s.send(Call::openat(Fd::Cwd, &dst, CREATE, 0o644)).unwrap();
+        let o = s
+            .send(Call::openat(
+                Fd::Cwd,
+                &dst,
+                CREATE,
+                Mode::from_raw_mode(0o644),
+            ))
+            .unwrap();
         let w = s.send(Call::write(o, buf.prefix(n))).unwrap();
         let late = s.send(Call::write(o, buf.prefix(m))).unwrap();
         s.send(Call::close(o)).unwrap();
@@ -583,7 +643,10 @@ fn more_descriptors_open_than_the_rings_file_table() {
         let mut s = Session::with_options(b, &Policy::trusted(), opts).unwrap();
         let buf = s.buffer(8).unwrap();
         let fds: Vec<_> = (0..20)
-            .map(|_| s.send(Call::openat(Fd::Cwd, &path, RD, 0)).unwrap())
+            .map(|_| {
+                s.send(Call::openat(Fd::Cwd, &path, RD, Mode::empty()))
+                    .unwrap()
+            })
             .collect();
         let reads: Vec<_> = fds
             .iter()
@@ -618,20 +681,36 @@ fn the_file_tool_calls_do_what_their_man_pages_say() {
         let sym = s.send(Call::symlinkat("a", Fd::Cwd, d.join("l"))).unwrap();
         let n = s.send(Call::readlinkat(Fd::Cwd, d.join("l"), buf)).unwrap();
         let hard = s
-            .send(Call::linkat(Fd::Cwd, d.join("a"), Fd::Cwd, d.join("h"), 0))
+            .send(Call::linkat(
+                Fd::Cwd,
+                d.join("a"),
+                Fd::Cwd,
+                d.join("h"),
+                AtFlags::empty(),
+            ))
             .unwrap();
         let m = s
-            .send(Call::fchmodat(Fd::Cwd, d.join("a"), 0o640, 0))
+            .send(Call::fchmodat(
+                Fd::Cwd,
+                d.join("a"),
+                Mode::from_raw_mode(0o640),
+                AtFlags::empty(),
+            ))
             .unwrap();
         let u = s
-            .send(Call::utimensat(Fd::Cwd, d.join("a"), times, 0))
+            .send(Call::utimensat(
+                Fd::Cwd,
+                d.join("a"),
+                times,
+                AtFlags::empty(),
+            ))
             .unwrap();
         // copy_file_range is a plain call: its descriptors are the process's.
         let src = s
-            .send(Call::openat(Fd::Cwd, d.join("a"), RD, 0).plain())
+            .send(Call::openat(Fd::Cwd, d.join("a"), RD, Mode::empty()).plain())
             .unwrap();
         let dst = s
-            .send(Call::openat(Fd::Cwd, d.join("copy"), CREATE, 0o600).plain())
+            .send(Call::openat(Fd::Cwd, d.join("copy"), CREATE, Mode::from_raw_mode(0o600)).plain())
             .unwrap();
         let copied = s
             .send(Call::copy_file_range(src, -1, dst, -1, 1 << 20))
@@ -654,12 +733,17 @@ fn the_file_tool_calls_do_what_their_man_pages_say() {
         assert_eq!(std::fs::read(d.join("copy")).unwrap(), b"contents");
         // Extended attributes, on a plain descriptor.
         let f = s
-            .send(Call::openat(Fd::Cwd, d.join("a"), RD, 0).plain())
+            .send(Call::openat(Fd::Cwd, d.join("a"), RD, Mode::empty()).plain())
             .unwrap();
         let val = s.buffer(16).unwrap();
         s.bytes_mut(val).unwrap()[..5].copy_from_slice(b"value");
         let set = s
-            .send(Call::fsetxattr(f, "user.cosy", val.prefix(5), 0))
+            .send(Call::fsetxattr(
+                f,
+                "user.cosy",
+                val.prefix(5),
+                XattrFlags::empty(),
+            ))
             .unwrap();
         let xattrs = match s.get(set) {
             Ok(_) => true,

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use cosy_exec::{Error, Outcome, RunOptions};
-use cosy_model::builder::cond;
-use cosy_model::{BinOp, Builder, Compound, FdRef, Policy};
+use cosy_model::flags::{Mode, OFlags, PipeFlags};
+use cosy_model::{Builder, Compound, FdRef, Policy};
 
 const LIMIT: Duration = Duration::from_millis(400);
 
@@ -52,7 +52,7 @@ fn a_read_of_a_fifo_without_data_stops_at_the_limit() {
         let mut c = Builder::new();
         let p = c.path("fifo");
         let buf = c.buffer("buf", 64);
-        let f = c.openat(FdRef::Cwd, p, i64::from(libc::O_RDWR), 0);
+        let f = c.openat(FdRef::Cwd, p, OFlags::RDWR, Mode::empty());
         let n = c.read(f, buf);
         c.output("n", n);
         let (out, took) = timed(d.path(), c.finish());
@@ -67,12 +67,12 @@ fn a_write_to_a_full_pipe_stops_at_the_limit() {
         // A blocking pipe nobody reads: the writes fill it (64 KiB), then one blocks.
         let mut c = Builder::new();
         let buf = c.buffer("buf", 16 << 10);
-        let (_r, w) = c.pipe2(0);
+        let (_r, w) = c.pipe2(PipeFlags::empty());
         let total = c.value("total", 0);
         c.do_while(1000, |c| {
             let n = c.write(w, buf);
             c.accumulate(total, n);
-            cond(n, BinOp::Gt, 0)
+            n.gt(0)
         });
         c.output("total", total);
         let (out, took) = timed(d.path(), c.finish());
@@ -91,7 +91,7 @@ fn the_open_of_a_fifo_without_a_writer_stops_at_the_limit_or_does_not_wait() {
         fifo(d.path());
         let mut c = Builder::new();
         let p = c.path("fifo");
-        let f = c.openat(FdRef::Cwd, p, i64::from(libc::O_RDONLY), 0);
+        let f = c.openat(FdRef::Cwd, p, OFlags::RDONLY, Mode::empty());
         c.close(f);
         let (out, took) = timed(d.path(), c.finish());
         if out.error.is_none() {

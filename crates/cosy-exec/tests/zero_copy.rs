@@ -8,19 +8,20 @@ mod common;
 use std::io::Write as _;
 
 use common::*;
+use cosy_model::flags::{Mode, OFlags};
 use cosy_model::{Builder, Compound, FdRef};
 
-const RD: i64 = libc::O_RDONLY as i64;
-const APPEND: i64 = (libc::O_WRONLY | libc::O_APPEND) as i64;
-const WR: i64 = (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as i64;
+const RD: OFlags = OFlags::RDONLY;
+const APPEND: OFlags = OFlags::WRONLY.union(OFlags::APPEND);
+const WR: OFlags = OFlags::WRONLY.union(OFlags::CREATE).union(OFlags::TRUNC);
 
 /// `out = open(dst, out_flags); in = open(src, O_RDONLY); r = CALL(..., len)`: `sendfile`
 /// (`copy_file_range` when `cfr`), output `r`.
-fn copy(src: &[u8], dst: &[u8], out_flags: i64, len: i64, cfr: bool) -> Compound {
+fn copy(src: &[u8], dst: &[u8], out_flags: OFlags, len: i64, cfr: bool) -> Compound {
     let mut c = Builder::new();
     let (s, d) = (c.path(src), c.path(dst));
-    let out = c.openat(FdRef::Cwd, d, out_flags, 0o644);
-    let inp = c.openat(FdRef::Cwd, s, RD, 0);
+    let out = c.openat(FdRef::Cwd, d, out_flags, Mode::from_raw_mode(0o644));
+    let inp = c.openat(FdRef::Cwd, s, RD, Mode::empty());
     let r = if cfr {
         c.copy_file_range(inp, -1, out, -1, len)
     } else {

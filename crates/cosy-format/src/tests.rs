@@ -1,5 +1,6 @@
 //! Round-trip properties and error tests of both formats.
 
+use cosy_model::flags::{Mode, OFlags};
 use cosy_model::{
     Arg, BufId, BufRange, Compound, DataId, FdRef, Input, InputKind, MapSource, Op, PathRef,
     PathVar, Reg, Ret, Sys, Value,
@@ -345,7 +346,7 @@ fn ill_formed_compounds_print_markers_that_do_not_parse() {
 fn builder_compounds_print_and_parse_back_with_their_names() {
     let mut b = cosy_model::Builder::new();
     let p = b.path("x");
-    let fd = b.openat(FdRef::Cwd, p, 0, 0);
+    let fd = b.openat(FdRef::Cwd, p, OFlags::empty(), Mode::empty());
     let buf = b.buffer("buf", 16);
     b.read(fd, buf);
     let c = b.finish();

@@ -2,34 +2,204 @@
 //!
 //! Each call method appends an operation and returns a handle to its result — a [`Reg`] for a
 //! value, an [`FdRef`] for a descriptor — that later calls take directly as operands, so the
-//! data dependencies of the program are the dependencies of the compound.
+//! data dependencies of the program are the dependencies of the compound. Flags are typed
+//! ([`crate::flags`]), comparisons are [`Comparison`]s made by [`Reg::eq`], [`Reg::gt`]…,
+//! function operands are anything [`IntoFnArgs`].
 //!
 //! ```
-//! use cosy_model::{Builder, FdRef, flags};
+//! use cosy_model::{Builder, FdRef, flags::{Mode, OFlags}};
 //! let mut c = Builder::new();
 //! let path = c.input_path("path", "/etc/hostname");
 //! let buf = c.buffer("buf", 4096);
-//! let fd = c.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0);
+//! let fd = c.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty());
 //! let n = c.read(fd, buf);
 //! c.close(fd);
 //! c.output("bytes", n);
 //! let compound = c.finish();
 //! assert_eq!(compound.ops.len(), 3);
 //! ```
+//!
+//! Loops, one form for each need (docs/api.md):
+//!
+//! - [`Builder::do_while`]: the body runs, then a condition computed in it decides whether it
+//!   runs again (read until a short read);
+//! - [`Builder::while_`]: the condition first, then the body;
+//! - [`Builder::loop_`]: a body that leaves with [`Builder::break_if`] (or goes round again
+//!   early with [`Builder::continue_if`]) wherever the condition is known;
+//! - maps, whose iterations are independent (the executors may run them concurrently):
+//!   [`Builder::map_paths`] over a list of paths, [`Builder::map_offsets`] over a list of
+//!   integers, [`Builder::map_range`] over `start, start+step, …` and
+//!   [`Builder::map_dirents`] over the entries a getdents64(2) read.
+//!
+//! Every loop that goes back has a bound: the number of times the back edge may be taken in
+//! a run; once more stops the run with a loop-bound error (docs/semantics.md).
 
 use std::collections::{HashMap, HashSet};
 
 use crate::compound::*;
+use crate::flags::{
+    Access, AtFlags, FlagBits, Mode, OFlags, PipeFlags, RenameFlags, ResolveFlags, SpliceFlags,
+    StatxFlags, Whence, XattrFlags,
+};
 use crate::ops::{ArgKind, RetKind, Sys};
 
-/// A condition for the builder's control flow: `a OP b`.
-pub fn cond(a: impl Into<Value>, op: BinOp, b: impl Into<Value>) -> Cond {
-    Cond {
-        op,
-        a: a.into(),
-        b: b.into(),
+/// A flag operand of a builder method: the typed flags `F` (a constant), or a [`Reg`] holding
+/// bits computed at run time — the one way to pass raw bits, for what only the running
+/// compound knows (a mode loaded from a statx(2) result, to copy a file's permissions).
+pub trait FlagOperand<F> {
+    /// The operand of the IR.
+    fn into_value(self) -> Value;
+}
+
+impl<F: FlagBits> FlagOperand<F> for F {
+    fn into_value(self) -> Value {
+        Value::Imm(self.to_operand())
     }
 }
+
+impl<F: FlagBits> FlagOperand<F> for Reg {
+    fn into_value(self) -> Value {
+        Value::Reg(self)
+    }
+}
+
+/// A comparison operator: the only operators a condition may use (arithmetic has
+/// [`BinOp`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    /// `a == b`.
+    Eq,
+    /// `a != b`.
+    Ne,
+    /// `a < b` (signed).
+    Lt,
+    /// `a <= b` (signed).
+    Le,
+    /// `a > b` (signed).
+    Gt,
+    /// `a >= b` (signed).
+    Ge,
+}
+
+impl CmpOp {
+    /// The operator that holds exactly when this one does not.
+    pub fn negate(self) -> Self {
+        match self {
+            CmpOp::Eq => CmpOp::Ne,
+            CmpOp::Ne => CmpOp::Eq,
+            CmpOp::Lt => CmpOp::Ge,
+            CmpOp::Ge => CmpOp::Lt,
+            CmpOp::Gt => CmpOp::Le,
+            CmpOp::Le => CmpOp::Gt,
+        }
+    }
+
+    /// The operator of the IR.
+    pub fn bin_op(self) -> BinOp {
+        match self {
+            CmpOp::Eq => BinOp::Eq,
+            CmpOp::Ne => BinOp::Ne,
+            CmpOp::Lt => BinOp::Lt,
+            CmpOp::Le => BinOp::Le,
+            CmpOp::Gt => BinOp::Gt,
+            CmpOp::Ge => BinOp::Ge,
+        }
+    }
+
+    /// The comparison an IR operator is, if it is one.
+    pub fn from_bin_op(op: BinOp) -> Option<Self> {
+        Some(match op {
+            BinOp::Eq => CmpOp::Eq,
+            BinOp::Ne => CmpOp::Ne,
+            BinOp::Lt => CmpOp::Lt,
+            BinOp::Le => CmpOp::Le,
+            BinOp::Gt => CmpOp::Gt,
+            BinOp::Ge => CmpOp::Ge,
+            _ => return None,
+        })
+    }
+}
+
+/// A condition of the builder's control flow, `a OP b`: made by [`Reg::eq`], [`Reg::lt`]…
+/// (or [`Value::eq`]…), taken by [`Builder::if_`], [`Builder::do_while`] and the other
+/// loops. Its operator is a [`CmpOp`], so a condition is always a comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Comparison {
+    /// The operator.
+    pub op: CmpOp,
+    /// Left operand.
+    pub a: Value,
+    /// Right operand.
+    pub b: Value,
+}
+
+impl Comparison {
+    /// `a OP b`.
+    pub fn new(a: impl Into<Value>, op: CmpOp, b: impl Into<Value>) -> Self {
+        Comparison {
+            op,
+            a: a.into(),
+            b: b.into(),
+        }
+    }
+
+    /// The comparison that holds exactly when this one does not.
+    pub fn negate(self) -> Self {
+        Comparison {
+            op: self.op.negate(),
+            ..self
+        }
+    }
+}
+
+impl From<Comparison> for Cond {
+    fn from(c: Comparison) -> Self {
+        Cond {
+            op: c.op.bin_op(),
+            a: c.a,
+            b: c.b,
+        }
+    }
+}
+
+macro_rules! comparisons {
+    ($t:ty) => {
+        impl $t {
+            /// `self == b`, a condition.
+            pub fn eq(self, b: impl Into<Value>) -> Comparison {
+                Comparison::new(self, CmpOp::Eq, b)
+            }
+
+            /// `self != b`, a condition.
+            pub fn ne(self, b: impl Into<Value>) -> Comparison {
+                Comparison::new(self, CmpOp::Ne, b)
+            }
+
+            /// `self < b` (signed), a condition.
+            pub fn lt(self, b: impl Into<Value>) -> Comparison {
+                Comparison::new(self, CmpOp::Lt, b)
+            }
+
+            /// `self <= b` (signed), a condition.
+            pub fn le(self, b: impl Into<Value>) -> Comparison {
+                Comparison::new(self, CmpOp::Le, b)
+            }
+
+            /// `self > b` (signed), a condition.
+            pub fn gt(self, b: impl Into<Value>) -> Comparison {
+                Comparison::new(self, CmpOp::Gt, b)
+            }
+
+            /// `self >= b` (signed), a condition.
+            pub fn ge(self, b: impl Into<Value>) -> Comparison {
+                Comparison::new(self, CmpOp::Ge, b)
+            }
+        }
+    };
+}
+
+comparisons!(Reg);
+comparisons!(Value);
 
 impl From<BufId> for BufRange {
     fn from(b: BufId) -> Self {
@@ -51,6 +221,162 @@ impl BufId {
     pub fn prefix(self, end: impl Into<Value>) -> BufRange {
         self.slice(0, end)
     }
+}
+
+/// A buffer of the arena as the builder hands it out: its id and its size, so that
+/// `buf.len()` is a value (a constant) like any other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Buf {
+    id: BufId,
+    size: u32,
+}
+
+impl Buf {
+    /// The buffer's id in the compound.
+    pub fn id(self) -> BufId {
+        self.id
+    }
+
+    /// The buffer's size in bytes, as a value.
+    pub fn len(self) -> i64 {
+        i64::from(self.size)
+    }
+
+    /// Whether the buffer has no bytes.
+    pub fn is_empty(self) -> bool {
+        self.size == 0
+    }
+
+    /// `self[start..end]`.
+    pub fn slice(self, start: impl Into<Value>, end: impl Into<Value>) -> BufRange {
+        self.id.slice(start, end)
+    }
+
+    /// `self[0..end]`: the first `end` bytes.
+    pub fn prefix(self, end: impl Into<Value>) -> BufRange {
+        self.id.prefix(end)
+    }
+
+    /// `self[start..]`: the bytes from `start` to the end.
+    pub fn suffix(self, start: impl Into<Value>) -> BufRange {
+        BufRange {
+            buf: self.id,
+            start: start.into(),
+            end: None,
+        }
+    }
+
+    /// The whole buffer.
+    pub fn whole(self) -> BufRange {
+        BufRange::whole(self.id)
+    }
+}
+
+impl From<Buf> for BufId {
+    fn from(b: Buf) -> Self {
+        b.id
+    }
+}
+
+impl From<Buf> for BufRange {
+    fn from(b: Buf) -> Self {
+        BufRange::whole(b.id)
+    }
+}
+
+/// One operand of a function call ([`Builder::call`]): an integer ([`Reg`], [`Value`],
+/// `i64`), a buffer range ([`BufRange`], [`Buf`], [`BufId`]) or a constant's bytes
+/// ([`DataId`] from [`Builder::data`], or [`PathRef::Data`]).
+pub trait FnOperand {
+    /// The operand of the IR.
+    fn into_arg(self) -> Arg;
+}
+
+/// The operands of a function call: one [`FnOperand`], a tuple of them (`(buf.prefix(n),
+/// word)`), an array or vector of one kind, or `()` for none.
+pub trait IntoFnArgs {
+    /// The operands of the IR, in order.
+    fn into_fn_args(self) -> Vec<Arg>;
+}
+
+macro_rules! fn_operand {
+    ($($t:ty => |$x:ident| $e:expr),* $(,)?) => {$(
+        impl FnOperand for $t {
+            fn into_arg(self) -> Arg {
+                let $x = self;
+                $e
+            }
+        }
+        impl IntoFnArgs for $t {
+            fn into_fn_args(self) -> Vec<Arg> {
+                vec![self.into_arg()]
+            }
+        }
+    )*};
+}
+
+fn_operand!(
+    Reg => |r| Arg::Value(Value::Reg(r)),
+    Value => |v| Arg::Value(v),
+    i64 => |v| Arg::Value(Value::Imm(v)),
+    BufRange => |r| Arg::Buf(r),
+    Buf => |b| Arg::Buf(b.into()),
+    BufId => |b| Arg::Buf(b.into()),
+    PathRef => |p| Arg::Path(p),
+    DataId => |d| Arg::Path(PathRef::Data(d)),
+    Arg => |a| a,
+);
+
+impl IntoFnArgs for () {
+    fn into_fn_args(self) -> Vec<Arg> {
+        Vec::new()
+    }
+}
+
+impl<T: FnOperand, const N: usize> IntoFnArgs for [T; N] {
+    fn into_fn_args(self) -> Vec<Arg> {
+        self.into_iter().map(FnOperand::into_arg).collect()
+    }
+}
+
+impl<T: FnOperand> IntoFnArgs for Vec<T> {
+    fn into_fn_args(self) -> Vec<Arg> {
+        self.into_iter().map(FnOperand::into_arg).collect()
+    }
+}
+
+macro_rules! fn_tuple {
+    ($($n:ident),+) => {
+        impl<$($n: FnOperand),+> IntoFnArgs for ($($n,)+) {
+            #[allow(non_snake_case)]
+            fn into_fn_args(self) -> Vec<Arg> {
+                let ($($n,)+) = self;
+                vec![$($n.into_arg()),+]
+            }
+        }
+    };
+}
+
+fn_tuple!(A);
+fn_tuple!(A, B);
+fn_tuple!(A, B, C);
+fn_tuple!(A, B, C, D);
+fn_tuple!(A, B, C, D, E);
+fn_tuple!(A, B, C, D, E, F);
+
+/// A loop of [`Builder::loop_`] (or [`Builder::while_`]), for [`Builder::break_if`] and
+/// [`Builder::continue_if`] in its body. Only lent to the body, so it cannot outlive the
+/// loop.
+#[derive(Debug)]
+pub struct Loop {
+    index: usize,
+}
+
+/// The jumps of an open loop waiting for their targets.
+#[derive(Debug, Default)]
+struct LoopJumps {
+    breaks: Vec<u32>,
+    continues: Vec<u32>,
 }
 
 /// The bindings of one directory entry inside [`Builder::map_dirents`].
@@ -86,6 +412,7 @@ struct Names {
 pub struct Builder {
     c: Compound,
     names: [Names; 4],
+    loops: Vec<LoopJumps>,
 }
 
 impl Builder {
@@ -197,20 +524,23 @@ impl Builder {
         reg
     }
 
-    /// A buffer of the arena.
-    pub fn buffer(&mut self, name: &str, size: u32) -> BufId {
+    /// A buffer of the arena, `size` bytes, zeroed when the run starts.
+    pub fn buffer(&mut self, name: &str, size: u32) -> Buf {
         self.push_buffer(name, size, false)
     }
 
-    /// A buffer private to each map iteration.
-    pub fn local_buffer(&mut self, name: &str, size: u32) -> BufId {
+    /// A buffer private to each map iteration (zeroed for each).
+    pub fn local_buffer(&mut self, name: &str, size: u32) -> Buf {
         self.push_buffer(name, size, true)
     }
 
-    fn push_buffer(&mut self, name: &str, size: u32, local: bool) -> BufId {
+    fn push_buffer(&mut self, name: &str, size: u32, local: bool) -> Buf {
         let name = self.unique(Space::Buffer, name);
         self.c.buffers.push(Buffer { name, size, local });
-        BufId((self.c.buffers.len() - 1) as u16)
+        Buf {
+            id: BufId((self.c.buffers.len() - 1) as u16),
+            size,
+        }
     }
 
     /// Reports register `reg` as the result `name`.
@@ -232,8 +562,10 @@ impl Builder {
         self.here() - 1
     }
 
-    /// Appends any system call of the table; the result goes to a fresh register or fd slot
-    /// named after the call.
+    /// Appends any system call of the table with operands as the IR holds them; the result
+    /// goes to a fresh register or fd slot named after the call. The escape hatch under the
+    /// typed methods, for code that handles every row of the table alike (generators,
+    /// translators from other formats).
     pub fn sys(&mut self, call: Sys, args: Vec<Arg>) -> Ret {
         let ret = match call.spec().ret {
             RetKind::Value => Ret::Reg(self.reg(result_name(call))),
@@ -288,46 +620,54 @@ impl Builder {
         self.sys_value(Sys::Getppid, vec![])
     }
 
-    /// openat(2).
-    pub fn openat(&mut self, dir: FdRef, path: PathRef, flags: i64, mode: i64) -> FdRef {
+    /// openat(2): opens `path` relative to `dir` (under a policy root, openat2(2) with
+    /// `RESOLVE_BENEATH`); `mode` counts with `O_CREAT` or `O_TMPFILE` only.
+    pub fn openat(
+        &mut self,
+        dir: FdRef,
+        path: PathRef,
+        flags: impl FlagOperand<OFlags>,
+        mode: impl FlagOperand<Mode>,
+    ) -> FdRef {
         self.sys_fd(
             Sys::Openat,
             vec![
                 Arg::Fd(dir),
                 Arg::Path(path),
-                Arg::Value(flags.into()),
-                Arg::Value(mode.into()),
+                Arg::Value(flags.into_value()),
+                Arg::Value(mode.into_value()),
             ],
         )
     }
 
-    /// openat2(2).
+    /// openat2(2): openat(2) with `RESOLVE_*` restrictions on the walk.
     pub fn openat2(
         &mut self,
         dir: FdRef,
         path: PathRef,
-        flags: i64,
-        mode: i64,
-        resolve: i64,
+        flags: impl FlagOperand<OFlags>,
+        mode: impl FlagOperand<Mode>,
+        resolve: impl FlagOperand<ResolveFlags>,
     ) -> FdRef {
         self.sys_fd(
             Sys::Openat2,
             vec![
                 Arg::Fd(dir),
                 Arg::Path(path),
-                Arg::Value(flags.into()),
-                Arg::Value(mode.into()),
-                Arg::Value(resolve.into()),
+                Arg::Value(flags.into_value()),
+                Arg::Value(mode.into_value()),
+                Arg::Value(resolve.into_value()),
             ],
         )
     }
 
-    /// close(2).
+    /// close(2): closes the descriptor and empties its slot.
     pub fn close(&mut self, fd: FdRef) -> Reg {
         self.sys_value(Sys::Close, vec![Arg::Fd(fd)])
     }
 
-    /// read(2).
+    /// read(2): reads into `buf` (a whole buffer or a range) at the file position; returns
+    /// the bytes read (0 at the end of the file).
     pub fn read(&mut self, fd: FdRef, buf: impl Into<BufRange>) -> Reg {
         self.sys_value(Sys::Read, vec![Arg::Fd(fd), Arg::Buf(buf.into())])
     }
@@ -340,7 +680,7 @@ impl Builder {
         )
     }
 
-    /// write(2).
+    /// write(2): writes the bytes of `buf` at the file position; returns the bytes written.
     pub fn write(&mut self, fd: FdRef, buf: impl Into<BufRange>) -> Reg {
         self.sys_value(Sys::Write, vec![Arg::Fd(fd), Arg::Buf(buf.into())])
     }
@@ -353,25 +693,33 @@ impl Builder {
         )
     }
 
-    /// lseek(2).
-    pub fn lseek(&mut self, fd: FdRef, off: impl Into<Value>, whence: i64) -> Reg {
+    /// lseek(2): moves the file position of `fd` (a plain descriptor) to `off` from
+    /// `whence`; returns the new position.
+    pub fn lseek(
+        &mut self,
+        fd: FdRef,
+        off: impl Into<Value>,
+        whence: impl FlagOperand<Whence>,
+    ) -> Reg {
         self.sys_value(
             Sys::Lseek,
             vec![
                 Arg::Fd(fd),
                 Arg::Value(off.into()),
-                Arg::Value(whence.into()),
+                Arg::Value(whence.into_value()),
             ],
         )
     }
 
-    /// statx(2) into `buf` (at least 256 bytes).
+    /// statx(2): a `struct statx` of `path` into `buf` (at least
+    /// [`STATX_BYTES`](crate::flags::STATX_BYTES) bytes; the `STATX_*_OFFSET` constants of
+    /// [`crate::flags`] locate its fields for [`Builder::load`]).
     pub fn statx(
         &mut self,
         dir: FdRef,
         path: PathRef,
-        flags: i64,
-        mask: i64,
+        flags: impl FlagOperand<AtFlags>,
+        mask: impl FlagOperand<StatxFlags>,
         buf: impl Into<BufRange>,
     ) -> Reg {
         self.sys_value(
@@ -379,8 +727,8 @@ impl Builder {
             vec![
                 Arg::Fd(dir),
                 Arg::Path(path),
-                Arg::Value(flags.into()),
-                Arg::Value(mask.into()),
+                Arg::Value(flags.into_value()),
+                Arg::Value(mask.into_value()),
                 Arg::Buf(buf.into()),
             ],
         )
@@ -391,24 +739,29 @@ impl Builder {
         self.sys_value(Sys::Fstat, vec![Arg::Fd(fd), Arg::Buf(buf.into())])
     }
 
-    /// getdents64(2).
+    /// getdents64(2): directory entries of `fd` into `buf` (walk them with
+    /// [`Builder::map_dirents`]); returns the bytes filled, 0 at the end.
     pub fn getdents64(&mut self, fd: FdRef, buf: impl Into<BufRange>) -> Reg {
         self.sys_value(Sys::Getdents64, vec![Arg::Fd(fd), Arg::Buf(buf.into())])
     }
 
     /// mkdirat(2).
-    pub fn mkdirat(&mut self, dir: FdRef, path: PathRef, mode: i64) -> Reg {
+    pub fn mkdirat(&mut self, dir: FdRef, path: PathRef, mode: impl FlagOperand<Mode>) -> Reg {
         self.sys_value(
             Sys::Mkdirat,
-            vec![Arg::Fd(dir), Arg::Path(path), Arg::Value(mode.into())],
+            vec![Arg::Fd(dir), Arg::Path(path), Arg::Value(mode.into_value())],
         )
     }
 
-    /// unlinkat(2).
-    pub fn unlinkat(&mut self, dir: FdRef, path: PathRef, flags: i64) -> Reg {
+    /// unlinkat(2): removes a name (a directory with [`AtFlags::REMOVEDIR`]).
+    pub fn unlinkat(&mut self, dir: FdRef, path: PathRef, flags: impl FlagOperand<AtFlags>) -> Reg {
         self.sys_value(
             Sys::Unlinkat,
-            vec![Arg::Fd(dir), Arg::Path(path), Arg::Value(flags.into())],
+            vec![
+                Arg::Fd(dir),
+                Arg::Path(path),
+                Arg::Value(flags.into_value()),
+            ],
         )
     }
 
@@ -419,7 +772,7 @@ impl Builder {
         old: PathRef,
         newdir: FdRef,
         new: PathRef,
-        flags: i64,
+        flags: impl FlagOperand<RenameFlags>,
     ) -> Reg {
         self.sys_value(
             Sys::Renameat2,
@@ -428,7 +781,7 @@ impl Builder {
                 Arg::Path(old),
                 Arg::Fd(newdir),
                 Arg::Path(new),
-                Arg::Value(flags.into()),
+                Arg::Value(flags.into_value()),
             ],
         )
     }
@@ -478,7 +831,7 @@ impl Builder {
         fd_out: FdRef,
         off_out: impl Into<Value>,
         len: impl Into<Value>,
-        flags: i64,
+        flags: impl FlagOperand<SpliceFlags>,
     ) -> Reg {
         self.sys_value(
             Sys::Splice,
@@ -488,7 +841,7 @@ impl Builder {
                 Arg::Fd(fd_out),
                 Arg::Value(off_out.into()),
                 Arg::Value(len.into()),
-                Arg::Value(flags.into()),
+                Arg::Value(flags.into_value()),
             ],
         )
     }
@@ -513,7 +866,7 @@ impl Builder {
     }
 
     /// pipe2(2): returns (read end, write end).
-    pub fn pipe2(&mut self, flags: i64) -> (FdRef, FdRef) {
+    pub fn pipe2(&mut self, flags: impl FlagOperand<PipeFlags>) -> (FdRef, FdRef) {
         let r = self.fd_slot("pipe_r");
         let w = self.fd_slot("pipe_w");
         let ret = Ret::Reg(self.reg("rc"));
@@ -522,22 +875,22 @@ impl Builder {
             args: vec![
                 Arg::Fd(FdRef::Slot(r)),
                 Arg::Fd(FdRef::Slot(w)),
-                Arg::Value(flags.into()),
+                Arg::Value(flags.into_value()),
             ],
             ret,
         });
         (FdRef::Slot(r), FdRef::Slot(w))
     }
 
-    /// linkat(2): `new` becomes another name of `old` (`AT_SYMLINK_FOLLOW` in `flags` links
-    /// what a symbolic link `old` points to instead of the link).
+    /// linkat(2): `new` becomes another name of `old` ([`AtFlags::SYMLINK_FOLLOW`] in
+    /// `flags` links what a symbolic link `old` points to instead of the link).
     pub fn linkat(
         &mut self,
         olddir: FdRef,
         old: PathRef,
         newdir: FdRef,
         new: PathRef,
-        flags: i64,
+        flags: impl FlagOperand<AtFlags>,
     ) -> Reg {
         self.sys_value(
             Sys::Linkat,
@@ -546,7 +899,7 @@ impl Builder {
                 Arg::Path(old),
                 Arg::Fd(newdir),
                 Arg::Path(new),
-                Arg::Value(flags.into()),
+                Arg::Value(flags.into_value()),
             ],
         )
     }
@@ -568,15 +921,21 @@ impl Builder {
         )
     }
 
-    /// fchmodat2(2) (fchmodat(2) when `flags` is 0).
-    pub fn fchmodat(&mut self, dir: FdRef, path: PathRef, mode: i64, flags: i64) -> Reg {
+    /// fchmodat2(2) (fchmodat(2) when `flags` is empty).
+    pub fn fchmodat(
+        &mut self,
+        dir: FdRef,
+        path: PathRef,
+        mode: impl FlagOperand<Mode>,
+        flags: impl FlagOperand<AtFlags>,
+    ) -> Reg {
         self.sys_value(
             Sys::Fchmodat,
             vec![
                 Arg::Fd(dir),
                 Arg::Path(path),
-                Arg::Value(mode.into()),
-                Arg::Value(flags.into()),
+                Arg::Value(mode.into_value()),
+                Arg::Value(flags.into_value()),
             ],
         )
     }
@@ -588,7 +947,7 @@ impl Builder {
         path: PathRef,
         owner: impl Into<Value>,
         group: impl Into<Value>,
-        flags: i64,
+        flags: impl FlagOperand<AtFlags>,
     ) -> Reg {
         self.sys_value(
             Sys::Fchownat,
@@ -597,7 +956,7 @@ impl Builder {
                 Arg::Path(path),
                 Arg::Value(owner.into()),
                 Arg::Value(group.into()),
-                Arg::Value(flags.into()),
+                Arg::Value(flags.into_value()),
             ],
         )
     }
@@ -610,7 +969,7 @@ impl Builder {
         dir: FdRef,
         path: PathRef,
         times: impl Into<BufRange>,
-        flags: i64,
+        flags: impl FlagOperand<AtFlags>,
     ) -> Reg {
         self.sys_value(
             Sys::Utimensat,
@@ -618,7 +977,7 @@ impl Builder {
                 Arg::Fd(dir),
                 Arg::Path(path),
                 Arg::Buf(times.into()),
-                Arg::Value(flags.into()),
+                Arg::Value(flags.into_value()),
             ],
         )
     }
@@ -631,14 +990,14 @@ impl Builder {
         )
     }
 
-    /// fsetxattr(2): attribute `name` set to the bytes of `value` (`XATTR_CREATE`,
-    /// `XATTR_REPLACE` or 0 in `flags`).
+    /// fsetxattr(2): attribute `name` set to the bytes of `value` (a plain descriptor;
+    /// [`XattrFlags::CREATE`], [`XattrFlags::REPLACE`] or none in `flags`).
     pub fn fsetxattr(
         &mut self,
         fd: FdRef,
         name: PathRef,
         value: impl Into<BufRange>,
-        flags: i64,
+        flags: impl FlagOperand<XattrFlags>,
     ) -> Reg {
         self.sys_value(
             Sys::Fsetxattr,
@@ -646,7 +1005,7 @@ impl Builder {
                 Arg::Fd(fd),
                 Arg::Path(name),
                 Arg::Buf(value.into()),
-                Arg::Value(flags.into()),
+                Arg::Value(flags.into_value()),
             ],
         )
     }
@@ -657,15 +1016,22 @@ impl Builder {
         self.sys_value(Sys::Flistxattr, vec![Arg::Fd(fd), Arg::Buf(list.into())])
     }
 
-    /// faccessat2(2): checks `mode` (`F_OK`, or `R_OK | W_OK | X_OK` bits) on `path`.
-    pub fn faccessat2(&mut self, dir: FdRef, path: PathRef, mode: i64, flags: i64) -> Reg {
+    /// faccessat2(2): checks `mode` ([`Access::EXISTS`], or bits of [`Access::READ_OK`],
+    /// [`Access::WRITE_OK`], [`Access::EXEC_OK`]) on `path`; 0 or an error.
+    pub fn faccessat2(
+        &mut self,
+        dir: FdRef,
+        path: PathRef,
+        mode: impl FlagOperand<Access>,
+        flags: impl FlagOperand<AtFlags>,
+    ) -> Reg {
         self.sys_value(
             Sys::Faccessat2,
             vec![
                 Arg::Fd(dir),
                 Arg::Path(path),
-                Arg::Value(mode.into()),
-                Arg::Value(flags.into()),
+                Arg::Value(mode.into_value()),
+                Arg::Value(flags.into_value()),
             ],
         )
     }
@@ -713,65 +1079,158 @@ impl Builder {
     }
 
     /// Loads a little-endian integer from the arena.
-    pub fn load(&mut self, width: Width, buf: BufId, off: impl Into<Value>) -> Reg {
+    pub fn load(&mut self, width: Width, buf: impl Into<BufId>, off: impl Into<Value>) -> Reg {
         let dst = self.reg("v");
         self.push(Op::Load {
             dst,
             width,
-            buf,
+            buf: buf.into(),
             off: off.into(),
         });
         dst
     }
 
     /// Stores a little-endian integer into the arena.
-    pub fn store(&mut self, width: Width, buf: BufId, off: impl Into<Value>, v: impl Into<Value>) {
+    pub fn store(
+        &mut self,
+        width: Width,
+        buf: impl Into<BufId>,
+        off: impl Into<Value>,
+        v: impl Into<Value>,
+    ) {
         self.push(Op::Store {
             width,
-            buf,
+            buf: buf.into(),
             off: off.into(),
             src: v.into(),
         });
     }
 
-    /// Calls a built-in or registered user function; its result in a fresh register.
-    pub fn call(&mut self, func: &str, args: Vec<Arg>) -> Reg {
+    /// Calls a built-in (`find`, `count_lines`, `checksum`) or registered user function with
+    /// `args` (one operand, a tuple, an array: [`IntoFnArgs`]); its result in a fresh
+    /// register.
+    pub fn call(&mut self, func: &str, args: impl IntoFnArgs) -> Reg {
         let dst = self.reg(&format!("{func}.r"));
         self.push(Op::Call {
             dst: Some(dst),
             func: func.into(),
-            args,
+            args: args.into_fn_args(),
         });
         dst
     }
 
-    /// `do { body } while (cond)`, the loop taken back at most `bound` times.
-    pub fn do_while(&mut self, bound: u32, body: impl FnOnce(&mut Self) -> Cond) {
+    fn jump(&mut self, cond: Option<Comparison>, target: u32, bound: Option<u32>) -> u32 {
+        self.push(Op::Jump {
+            cond: cond.map(Cond::from),
+            target,
+            bound,
+        })
+    }
+
+    fn patch(&mut self, jumps: &[u32], to: u32) {
+        for j in jumps {
+            if let Some(Op::Jump { target, .. }) = self.c.ops.get_mut(*j as usize) {
+                *target = to;
+            }
+        }
+    }
+
+    /// `do { body } while (cond)`: `body` returns the condition (computed in it) under which
+    /// it runs again; the way back is taken at most `bound` times.
+    pub fn do_while(&mut self, bound: u32, body: impl FnOnce(&mut Self) -> Comparison) {
         let top = self.here();
         let c = body(self);
-        self.push(Op::Jump {
-            cond: Some(c),
-            target: top,
-            bound: Some(bound),
+        self.jump(Some(c), top, Some(bound));
+    }
+
+    /// `while (cond) { body }`: `cond` emits what computes the condition (it runs before
+    /// each iteration) and returns it; the way back is taken at most `bound` times.
+    pub fn while_(
+        &mut self,
+        bound: u32,
+        cond: impl FnOnce(&mut Self) -> Comparison,
+        body: impl FnOnce(&mut Self),
+    ) {
+        self.loop_(bound, |c, l| {
+            let go_on = cond(c);
+            c.break_if(l, go_on.negate());
+            body(c);
         });
     }
 
+    /// `loop { body }`, left by [`Builder::break_if`] or [`Builder::break_`] on the [`Loop`]
+    /// the body is lent; the way back is taken at most `bound` times (a body that never
+    /// breaks stops the run with a loop-bound error once that many are done).
+    pub fn loop_(&mut self, bound: u32, body: impl FnOnce(&mut Self, &Loop)) {
+        let top = self.here();
+        let index = self.loops.len();
+        self.loops.push(LoopJumps::default());
+        let l = Loop { index };
+        body(self, &l);
+        let jumps = self.loops.pop().unwrap_or_default();
+        let latch = self.here();
+        self.patch(&jumps.continues, latch);
+        self.jump(None, top, Some(bound));
+        let end = self.here();
+        self.patch(&jumps.breaks, end);
+    }
+
+    fn loop_jump(&mut self, l: &Loop, cond: Option<Comparison>, is_break: bool) {
+        let j = self.jump(cond, 0, None);
+        // A `Loop` is only lent to its body, so its jumps are still open here.
+        if let Some(jumps) = self.loops.get_mut(l.index) {
+            if is_break {
+                jumps.breaks.push(j);
+            } else {
+                jumps.continues.push(j);
+            }
+        }
+    }
+
+    /// Leaves loop `l` when `cond` holds.
+    pub fn break_if(&mut self, l: &Loop, cond: Comparison) {
+        self.loop_jump(l, Some(cond), true);
+    }
+
+    /// Leaves loop `l`.
+    pub fn break_(&mut self, l: &Loop) {
+        self.loop_jump(l, None, true);
+    }
+
+    /// Goes on with the next iteration of loop `l` when `cond` holds (skipping the rest of
+    /// the body; counts against the bound like any way back).
+    pub fn continue_if(&mut self, l: &Loop, cond: Comparison) {
+        self.loop_jump(l, Some(cond), false);
+    }
+
+    /// Goes on with the next iteration of loop `l`.
+    pub fn continue_(&mut self, l: &Loop) {
+        self.loop_jump(l, None, false);
+    }
+
     /// `if (cond) { body }`.
-    pub fn if_(&mut self, c: Cond, body: impl FnOnce(&mut Self)) {
-        let negated = Cond {
-            op: negate(c.op),
-            ..c
-        };
-        let jump = self.push(Op::Jump {
-            cond: Some(negated),
-            target: 0,
-            bound: None,
-        });
+    pub fn if_(&mut self, cond: Comparison, body: impl FnOnce(&mut Self)) {
+        let skip = self.jump(Some(cond.negate()), 0, None);
         body(self);
         let end = self.here();
-        if let Op::Jump { target, .. } = &mut self.c.ops[jump as usize] {
-            *target = end;
-        }
+        self.patch(&[skip], end);
+    }
+
+    /// `if (cond) { then } else { otherwise }`.
+    pub fn if_else(
+        &mut self,
+        cond: Comparison,
+        then: impl FnOnce(&mut Self),
+        otherwise: impl FnOnce(&mut Self),
+    ) {
+        let to_else = self.jump(Some(cond.negate()), 0, None);
+        then(self);
+        let to_end = self.jump(None, 0, None);
+        let else_ = self.here();
+        self.patch(&[to_else], else_);
+        otherwise(self);
+        let end = self.here();
+        self.patch(&[to_end], end);
     }
 
     fn map(&mut self, source: MapSource, body: impl FnOnce(&mut Self)) {
@@ -783,7 +1242,8 @@ impl Builder {
         }
     }
 
-    /// A map over a list of paths.
+    /// A map over a list of paths known when building: `body` runs once per path with the
+    /// path bound (the iterations are independent: the executors may run them concurrently).
     pub fn map_paths<P: AsRef<[u8]>>(
         &mut self,
         paths: impl IntoIterator<Item = P>,
@@ -796,13 +1256,15 @@ impl Builder {
         });
     }
 
-    /// A map over a literal list of integers.
+    /// A map over a list of integers known when building (offsets of a file, say): `body`
+    /// runs once per integer, bound to the register it is given.
     pub fn map_offsets(&mut self, list: Vec<i64>, body: impl FnOnce(&mut Self, Reg)) {
         let var = self.reg("o");
         self.map(MapSource::Offsets { list, var }, |b| body(b, var));
     }
 
-    /// A map over `start, start+step, ...` below `end`.
+    /// A map over `start, start+step, …` below `end` (each may be a register; a step of 0
+    /// or less stops the run): `body` runs once per value, bound to the register it is given.
     pub fn map_range(
         &mut self,
         start: impl Into<Value>,
@@ -820,8 +1282,10 @@ impl Builder {
         self.map(source, |b| body(b, var));
     }
 
-    /// A map over the entries of a `getdents64` result (`.` and `..` skipped).
-    pub fn map_dirents(&mut self, buf: BufRange, body: impl FnOnce(&mut Self, Dirent)) {
+    /// A map over the entries of a getdents64(2) result in `buf` (`.` and `..` skipped):
+    /// pass `buf.prefix(len)` with the length getdents64 returned.
+    pub fn map_dirents(&mut self, buf: impl Into<BufRange>, body: impl FnOnce(&mut Self, Dirent)) {
+        let buf = buf.into();
         let name = self.path_var("e");
         let var = self.c.paths[name.index()].clone();
         let kind = self.reg(&format!("{var}.type"));
@@ -864,15 +1328,123 @@ fn result_name(call: Sys) -> &'static str {
     }
 }
 
-/// The comparison that holds exactly when `op` does not.
-pub fn negate(op: BinOp) -> BinOp {
-    match op {
-        BinOp::Eq => BinOp::Ne,
-        BinOp::Ne => BinOp::Eq,
-        BinOp::Lt => BinOp::Ge,
-        BinOp::Ge => BinOp::Lt,
-        BinOp::Gt => BinOp::Le,
-        BinOp::Le => BinOp::Gt,
-        other => other,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flags::{Mode, OFlags};
+
+    #[test]
+    fn every_comparison_is_an_ir_comparison_and_negates_to_its_complement() {
+        let ops = [
+            CmpOp::Eq,
+            CmpOp::Ne,
+            CmpOp::Lt,
+            CmpOp::Le,
+            CmpOp::Gt,
+            CmpOp::Ge,
+        ];
+        let holds = |op: CmpOp, a: i64, b: i64| match op {
+            CmpOp::Eq => a == b,
+            CmpOp::Ne => a != b,
+            CmpOp::Lt => a < b,
+            CmpOp::Le => a <= b,
+            CmpOp::Gt => a > b,
+            CmpOp::Ge => a >= b,
+        };
+        for op in ops {
+            assert_eq!(CmpOp::from_bin_op(op.bin_op()), Some(op));
+            assert_eq!(op.negate().negate(), op);
+            for (a, b) in [(1, 2), (2, 2), (3, 2)] {
+                assert_ne!(holds(op, a, b), holds(op.negate(), a, b), "{op:?} {a} {b}");
+            }
+        }
+        assert_eq!(CmpOp::from_bin_op(BinOp::Div), None);
+        assert_eq!(CmpOp::from_bin_op(BinOp::Add), None);
+    }
+
+    #[test]
+    fn comparisons_on_registers_become_the_jump_condition() {
+        let mut c = Builder::new();
+        let n = c.value("n", 0);
+        c.do_while(9, |_| n.ge(4096));
+        let ops = &c.compound().ops;
+        assert_eq!(
+            ops[1],
+            Op::Jump {
+                cond: Some(Cond {
+                    op: BinOp::Ge,
+                    a: Value::Reg(n),
+                    b: Value::Imm(4096)
+                }),
+                target: 1,
+                bound: Some(9),
+            }
+        );
+    }
+
+    #[test]
+    fn loop_jumps_target_the_latch_and_the_end() {
+        let mut c = Builder::new();
+        let i = c.value("i", 0); // op 0
+        c.loop_(5, |c, l| {
+            c.accumulate(i, 1); // op 1
+            c.continue_if(l, i.lt(2)); // op 2
+            c.break_if(l, i.eq(4)); // op 3
+            c.nop(); // op 4
+        }); // latch: op 5
+        c.nop(); // op 6
+        let ops = &c.compound().ops;
+        let target = |k: usize| match &ops[k] {
+            Op::Jump { target, bound, .. } => (*target, *bound),
+            other => panic!("op {k} is {other:?}"),
+        };
+        assert_eq!(target(2), (5, None), "continue goes to the latch");
+        assert_eq!(target(3), (6, None), "break goes past the latch");
+        assert_eq!(target(5), (1, Some(5)), "the latch goes back to the top");
+    }
+
+    #[test]
+    fn typed_flags_become_the_operand_bits() {
+        let mut c = Builder::new();
+        let p = c.path("/x");
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC;
+        let mode = c.value("mode", 0o640);
+        c.openat(FdRef::Cwd, p, flags, Mode::from_raw_mode(0o600));
+        c.openat(FdRef::Cwd, p, flags, mode);
+        let ops = &c.compound().ops;
+        let args = |k: usize| match &ops[k] {
+            Op::Sys { args, .. } => args.clone(),
+            other => panic!("op {k} is {other:?}"),
+        };
+        let bits = i64::from(libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC);
+        assert_eq!(args(1)[2], Arg::Value(Value::Imm(bits)));
+        assert_eq!(args(1)[3], Arg::Value(Value::Imm(0o600)));
+        assert_eq!(args(2)[3], Arg::Value(Value::Reg(mode)));
+    }
+
+    #[test]
+    fn function_operands_keep_their_order_and_kinds() {
+        let mut c = Builder::new();
+        let buf = c.buffer("b", 8);
+        let d = c.data("needle");
+        let x = c.value("x", 1);
+        c.call("f", (buf.slice(1, 3), x, 7i64, d));
+        c.call("g", ());
+        c.call("h", [x, x]);
+        let args = |k: usize| match &c.compound().ops[k] {
+            Op::Call { args, .. } => args.clone(),
+            other => panic!("op {k} is {other:?}"),
+        };
+        assert_eq!(
+            args(1),
+            vec![
+                Arg::Buf(buf.id().slice(1, 3)),
+                Arg::Value(Value::Reg(x)),
+                Arg::Value(Value::Imm(7)),
+                Arg::Path(PathRef::Data(d)),
+            ]
+        );
+        assert!(args(2).is_empty());
+        assert_eq!(args(3), vec![Arg::Value(Value::Reg(x)); 2]);
     }
 }

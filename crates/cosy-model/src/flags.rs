@@ -1,5 +1,137 @@
-//! Symbolic names of flag and constant values (`O_RDONLY|O_DIRECTORY`, `AT_REMOVEDIR`,
-//! `0o644`, `DT_REG`), for the text format. Values are the running target's, from `libc`.
+//! Flags: the typed flags the [`Builder`](crate::Builder) takes, and the symbolic names of
+//! flag and constant values (`O_RDONLY|O_DIRECTORY`, `AT_REMOVEDIR`, `0o644`, `DT_REG`) the
+//! text format reads and prints.
+//!
+//! The typed flags are rustix's ([`OFlags`], [`AtFlags`], [`Mode`], [`StatxFlags`],
+//! [`RenameFlags`], [`ResolveFlags`], [`Access`], [`XattrFlags`], [`PipeFlags`],
+//! [`SpliceFlags`]), re-exported so that a program needs neither `rustix` nor `libc`, plus
+//! [`Whence`] (rustix's `SeekFrom` carries the offset, which a compound may compute) and
+//! [`DirentType`] (a `d_type` to compare with). The builder turns them into the operands'
+//! integer bits; the name tables below give the text format the same values by name (a test
+//! checks that both agree). One difference: rustix's [`OFlags::DSYNC`] is `O_SYNC` (data and
+//! metadata synchronized), while the text format's `O_DSYNC` is the kernel's (data only); a
+//! compound that needs the weaker, cheaper `O_DSYNC` passes
+//! `OFlags::from_bits_retain(0o10000)`.
+
+pub use rustix::fs::{
+    Access, AtFlags, Mode, OFlags, RenameFlags, ResolveFlags, StatxFlags, XattrFlags,
+};
+pub use rustix::pipe::{PipeFlags, SpliceFlags};
+
+use crate::compound::Value;
+
+/// The `whence` of lseek(2): where an offset counts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Whence {
+    /// `SEEK_SET`: from the start of the file.
+    Set,
+    /// `SEEK_CUR`: from the current position.
+    Cur,
+    /// `SEEK_END`: from the end of the file.
+    End,
+    /// `SEEK_DATA`: the next data at or after the offset.
+    Data,
+    /// `SEEK_HOLE`: the next hole at or after the offset.
+    Hole,
+}
+
+impl Whence {
+    /// The `SEEK_*` value.
+    pub fn raw(self) -> i64 {
+        i64::from(match self {
+            Whence::Set => libc::SEEK_SET,
+            Whence::Cur => libc::SEEK_CUR,
+            Whence::End => libc::SEEK_END,
+            Whence::Data => libc::SEEK_DATA,
+            Whence::Hole => libc::SEEK_HOLE,
+        })
+    }
+}
+
+/// The type of a directory entry (`d_type` of getdents64(2)), to compare
+/// [`Dirent::kind`](crate::Dirent::kind) with: `e.kind.eq(DirentType::Dir)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DirentType {
+    /// `DT_UNKNOWN`: the file system does not say (statx(2) tells).
+    Unknown,
+    /// `DT_FIFO`: a named pipe.
+    Fifo,
+    /// `DT_CHR`: a character device.
+    Char,
+    /// `DT_DIR`: a directory.
+    Dir,
+    /// `DT_BLK`: a block device.
+    Block,
+    /// `DT_REG`: a regular file.
+    Reg,
+    /// `DT_LNK`: a symbolic link.
+    Link,
+    /// `DT_SOCK`: a socket.
+    Sock,
+}
+
+impl DirentType {
+    /// The `DT_*` value.
+    pub fn raw(self) -> i64 {
+        i64::from(match self {
+            DirentType::Unknown => libc::DT_UNKNOWN,
+            DirentType::Fifo => libc::DT_FIFO,
+            DirentType::Char => libc::DT_CHR,
+            DirentType::Dir => libc::DT_DIR,
+            DirentType::Block => libc::DT_BLK,
+            DirentType::Reg => libc::DT_REG,
+            DirentType::Link => libc::DT_LNK,
+            DirentType::Sock => libc::DT_SOCK,
+        })
+    }
+}
+
+impl From<DirentType> for Value {
+    fn from(t: DirentType) -> Self {
+        Value::Imm(t.raw())
+    }
+}
+
+/// Flags as the integer operand of a system call (the IR keeps every operand as an `i64`).
+pub trait FlagBits: Copy {
+    /// The bits, as the kernel reads them (zero-extended).
+    fn to_operand(self) -> i64;
+}
+
+macro_rules! flag_bits {
+    ($($t:ty),*) => {$(
+        impl FlagBits for $t {
+            fn to_operand(self) -> i64 {
+                i64::from(self.bits())
+            }
+        }
+    )*};
+}
+
+flag_bits!(
+    Access,
+    AtFlags,
+    Mode,
+    OFlags,
+    RenameFlags,
+    StatxFlags,
+    XattrFlags,
+    PipeFlags,
+    SpliceFlags
+);
+
+impl FlagBits for ResolveFlags {
+    fn to_operand(self) -> i64 {
+        // open_how.resolve is a u64 the kernel reads bit for bit; every defined bit is low.
+        self.bits() as i64
+    }
+}
+
+impl FlagBits for Whence {
+    fn to_operand(self) -> i64 {
+        self.raw()
+    }
+}
 
 /// A family of flags an operand takes; decides how the text format prints it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -305,6 +437,86 @@ mod tests {
                 assert_eq!(back, v, "{set:?} {v:#x} printed as {text}");
             }
         }
+    }
+
+    /// The text format's names and the builder's typed flags are two spellings of one
+    /// value: every name of a table has the value rustix gives the same flag.
+    #[test]
+    fn name_tables_agree_with_the_typed_flags() {
+        /// A name table, its names' prefix, and the typed flag of a name without it.
+        type Typed = (
+            &'static [(&'static str, i64)],
+            &'static str,
+            fn(&str) -> Option<i64>,
+        );
+        let typed: &[Typed] = &[
+            (OPEN, "O_", |n| {
+                let n = if n == "CREAT" { "CREATE" } else { n };
+                OFlags::from_name(n).map(FlagBits::to_operand)
+            }),
+            (AT, "AT_", |n| {
+                AtFlags::from_name(n).map(FlagBits::to_operand)
+            }),
+            (STATX, "STATX_", |n| {
+                StatxFlags::from_name(n).map(FlagBits::to_operand)
+            }),
+            (RENAME, "RENAME_", |n| {
+                RenameFlags::from_name(n).map(FlagBits::to_operand)
+            }),
+            (RESOLVE, "RESOLVE_", |n| {
+                ResolveFlags::from_name(n).map(FlagBits::to_operand)
+            }),
+            (SPLICE, "SPLICE_F_", |n| {
+                SpliceFlags::from_name(n).map(FlagBits::to_operand)
+            }),
+            (XATTR, "XATTR_", |n| {
+                XattrFlags::from_name(n).map(FlagBits::to_operand)
+            }),
+        ];
+        for (table, prefix, lookup) in typed {
+            for (name, value) in *table {
+                // rustix's `OFlags::DSYNC` is `O_SYNC` (the stronger guarantee; the kernel's
+                // O_DSYNC has no typed name, module docs); libc's O_LARGEFILE is 0 on 64-bit
+                // targets where the kernel's bit is implied, rustix's is the kernel's bit.
+                if ["O_DSYNC", "O_LARGEFILE"].contains(name) {
+                    continue;
+                }
+                let short = name.strip_prefix(prefix).expect("prefixed");
+                assert_eq!(lookup(short), Some(*value), "{name}");
+            }
+        }
+        let access = [
+            ("R_OK", Access::READ_OK),
+            ("W_OK", Access::WRITE_OK),
+            ("X_OK", Access::EXEC_OK),
+            ("F_OK", Access::EXISTS),
+        ];
+        for (name, flag) in access {
+            assert_eq!(constant(name), Some(flag.to_operand()), "{name}");
+        }
+        for (name, w) in [
+            ("SEEK_SET", Whence::Set),
+            ("SEEK_CUR", Whence::Cur),
+            ("SEEK_END", Whence::End),
+            ("SEEK_DATA", Whence::Data),
+            ("SEEK_HOLE", Whence::Hole),
+        ] {
+            assert_eq!(constant(name), Some(w.to_operand()), "{name}");
+        }
+        for (name, t) in [
+            ("DT_UNKNOWN", DirentType::Unknown),
+            ("DT_FIFO", DirentType::Fifo),
+            ("DT_CHR", DirentType::Char),
+            ("DT_DIR", DirentType::Dir),
+            ("DT_BLK", DirentType::Block),
+            ("DT_REG", DirentType::Reg),
+            ("DT_LNK", DirentType::Link),
+            ("DT_SOCK", DirentType::Sock),
+        ] {
+            assert_eq!(constant(name), Some(t.raw()), "{name}");
+        }
+        assert_eq!(constant("O_RDONLY"), Some(OFlags::RDONLY.to_operand()));
+        assert_eq!(Mode::from_raw_mode(0o644).to_operand(), 0o644);
     }
 
     #[test]

@@ -11,17 +11,17 @@
 //! binary; `cosy-verify` checks them against a [`Policy`]; `cosy-exec` runs them.
 //!
 //! ```
-//! use cosy_model::{Builder, FdRef, BinOp, builder::cond};
+//! use cosy_model::{Builder, FdRef, flags::{Mode, OFlags}};
 //! // The thesis's example: open; do { n = read(fd, buf, len) } while (n == len); close.
 //! let mut c = Builder::new();
 //! let name = c.input_path("name", "/etc/passwd");
 //! let buf = c.buffer("buf", 4096);
-//! let fd = c.openat(FdRef::Cwd, name, libc::O_RDONLY as i64, 0);
+//! let fd = c.openat(FdRef::Cwd, name, OFlags::RDONLY, Mode::empty());
 //! let total = c.value("total", 0);
 //! c.do_while(1 << 20, |c| {
 //!     let n = c.read(fd, buf);
 //!     c.accumulate(total, n);
-//!     cond(n, BinOp::Eq, 4096)
+//!     n.eq(buf.len())
 //! });
 //! c.close(fd);
 //! c.output("total", total);
@@ -35,7 +35,9 @@ pub mod flags;
 pub mod ops;
 pub mod policy;
 
-pub use builder::{Builder, Dirent};
+pub use builder::{
+    Buf, Builder, CmpOp, Comparison, Dirent, FlagOperand, FnOperand, IntoFnArgs, Loop,
+};
 pub use compound::*;
 pub use flags::FlagSet;
 pub use ops::{

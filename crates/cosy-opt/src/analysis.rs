@@ -667,7 +667,7 @@ pub(crate) fn paths_map(op: &Op) -> Option<(&[DataId], cosy_model::PathVar)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cosy_model::{BinOp, Builder, builder::cond};
+    use cosy_model::Builder;
 
     fn looped() -> Compound {
         let mut b = Builder::new();
@@ -675,7 +675,7 @@ mod tests {
         b.do_while(10, |b| {
             b.getpid();
             b.accumulate(i, 1);
-            cond(i, BinOp::Lt, 5)
+            i.lt(5)
         });
         b.nop();
         b.finish()

@@ -108,7 +108,8 @@ pub(crate) fn run(p: &mut Program) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use cosy_model::{BinOp, Builder, FdRef, Op, Ret, Sys, Value, Width, builder::cond};
+    use cosy_model::flags::{Mode, OFlags};
+    use cosy_model::{BinOp, Builder, FdRef, Op, Ret, Sys, Value, Width};
 
     use crate::analysis::testing::only;
 
@@ -117,7 +118,7 @@ mod tests {
         let mut b = Builder::new();
         let buf = b.buffer("buf", 64);
         let path = b.path("f");
-        let f = b.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0); // 0
+        let f = b.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty()); // 0
         let n = b.read(f, buf); // 1
         let t = b.add(n, 1); // 2: dead
         let u = b.arith(BinOp::Mul, t, 2); // 3: dead once 4 is gone... u unread
@@ -126,12 +127,12 @@ mod tests {
         let _ = v;
         let top = b.here();
         let k = b.value("k", 0); // 5: read by the loop
-        b.if_(cond(n, BinOp::Eq, 0), |b| {
+        b.if_(n.eq(0), |b| {
             b.getpid(); // 7: result unread
         });
         b.accumulate(k, 1); // 8: k only feeds itself and the jump
         b.push(Op::Jump {
-            cond: Some(cond(k, BinOp::Lt, 0)),
+            cond: Some(k.lt(0).into()),
             target: top,
             bound: Some(3),
         }); // 9

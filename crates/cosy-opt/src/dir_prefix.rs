@@ -376,11 +376,12 @@ pub(crate) fn run(p: &mut Program) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use cosy_model::flags::{AtFlags, Mode, OFlags, StatxFlags};
     use cosy_model::{Arg, Builder, Compound, FdRef, MapSource, Op, PathRef, Ret, Sys};
 
     use crate::analysis::testing::{calls, only};
 
-    const RD: i64 = libc::O_RDONLY as i64;
+    const RD: OFlags = OFlags::RDONLY;
 
     fn path_of(c: &Compound, a: &Arg) -> Vec<u8> {
         match a {
@@ -398,10 +399,16 @@ mod tests {
         let y = b.path("/srv/data/y");
         let z = b.path("/srv/data/z");
         let other = b.path("/srv/other/w");
-        let f = b.openat(FdRef::Cwd, x, RD, 0);
-        b.statx(FdRef::Cwd, y, 0, 0x7ff, st);
-        b.unlinkat(FdRef::Cwd, z, 0);
-        b.statx(FdRef::Cwd, other, 0, 0x7ff, st);
+        let f = b.openat(FdRef::Cwd, x, RD, Mode::empty());
+        b.statx(FdRef::Cwd, y, AtFlags::empty(), StatxFlags::BASIC_STATS, st);
+        b.unlinkat(FdRef::Cwd, z, AtFlags::empty());
+        b.statx(
+            FdRef::Cwd,
+            other,
+            AtFlags::empty(),
+            StatxFlags::BASIC_STATS,
+            st,
+        );
         b.close(f);
         let c = b.finish();
         let o = only(&c, "dir_prefix");
@@ -446,7 +453,7 @@ mod tests {
         let mut b = Builder::new();
         let st = b.local_buffer("st", 256);
         b.map_paths(["/srv/a/1", "/srv/a/2", "/srv/a/3"], |b, p| {
-            b.statx(FdRef::Cwd, p, 0, 0x7ff, st);
+            b.statx(FdRef::Cwd, p, AtFlags::empty(), StatxFlags::BASIC_STATS, st);
         });
         let c = b.finish();
         let o = only(&c, "dir_prefix");
@@ -485,8 +492,8 @@ mod tests {
         let st = b.buffer("st", 256);
         let x = b.path("/srv/data/x");
         let y = b.path("/srv/data/y");
-        b.statx(FdRef::Cwd, x, 0, 0x7ff, st);
-        b.statx(FdRef::Cwd, y, 0, 0x7ff, st);
+        b.statx(FdRef::Cwd, x, AtFlags::empty(), StatxFlags::BASIC_STATS, st);
+        b.statx(FdRef::Cwd, y, AtFlags::empty(), StatxFlags::BASIC_STATS, st);
         let c = b.finish();
         let o = only(&c, "dir_prefix");
         assert_eq!(o.compound, c);
@@ -500,10 +507,10 @@ mod tests {
         let st = b.buffer("st", 256);
         for p in ["/srv/d/x", "/srv/d/y", "/srv/d/z"] {
             let p = b.path(p);
-            b.statx(FdRef::Cwd, p, 0, 0x7ff, st);
+            b.statx(FdRef::Cwd, p, AtFlags::empty(), StatxFlags::BASIC_STATS, st);
         }
         let d = b.path("/srv/d");
-        b.unlinkat(FdRef::Cwd, d, libc::AT_REMOVEDIR as i64);
+        b.unlinkat(FdRef::Cwd, d, AtFlags::REMOVEDIR);
         let c = b.finish();
         assert_eq!(only(&c, "dir_prefix").compound, c);
 
@@ -512,12 +519,12 @@ mod tests {
         let st = b.buffer("st", 256);
         for p in ["/srv/d/x", "/srv/d/y", "/srv/d/z"] {
             let p = b.path(p);
-            b.statx(FdRef::Cwd, p, 0, 0x7ff, st);
+            b.statx(FdRef::Cwd, p, AtFlags::empty(), StatxFlags::BASIC_STATS, st);
         }
         let root = b.path("/");
-        let r = b.openat(FdRef::Cwd, root, RD, 0);
+        let r = b.openat(FdRef::Cwd, root, RD, Mode::empty());
         let srv = b.path("srv");
-        b.unlinkat(r, srv, libc::AT_REMOVEDIR as i64);
+        b.unlinkat(r, srv, AtFlags::REMOVEDIR);
         let c = b.finish();
         assert_eq!(only(&c, "dir_prefix").compound, c);
 
@@ -526,7 +533,7 @@ mod tests {
         let st = b.buffer("st", 256);
         for (k, p) in ["/srv/d/x", "/srv/d/y", "/srv/d/z"].into_iter().enumerate() {
             let p = b.input_path(&format!("p{k}"), p);
-            b.statx(FdRef::Cwd, p, 0, 0x7ff, st);
+            b.statx(FdRef::Cwd, p, AtFlags::empty(), StatxFlags::BASIC_STATS, st);
         }
         let c = b.finish();
         assert_eq!(only(&c, "dir_prefix").compound, c);
@@ -540,10 +547,10 @@ mod tests {
         b.do_while(10, |b| {
             for p in ["/srv/d/x", "/srv/d/y", "/srv/d/z"] {
                 let p = b.path(p);
-                b.statx(FdRef::Cwd, p, 0, 0x7ff, st);
+                b.statx(FdRef::Cwd, p, AtFlags::empty(), StatxFlags::BASIC_STATS, st);
             }
             b.accumulate(i, 1);
-            cosy_model::builder::cond(i, cosy_model::BinOp::Lt, 3)
+            i.lt(3)
         });
         let c = b.finish();
         assert_eq!(only(&c, "dir_prefix").compound, c);

@@ -39,8 +39,8 @@
 //! let mut c = Builder::new();
 //! let page = c.buffer("page", 4096);
 //! let db = c.path("db.bin");
-//! let fd = c.openat(FdRef::Cwd, db, libc::O_RDONLY as i64, 0);
-//! c.lseek(fd, 8192, libc::SEEK_SET as i64);
+//! let fd = c.openat(FdRef::Cwd, db, OFlags::RDONLY, Mode::empty());
+//! c.lseek(fd, 8192, Whence::Set);
 //! let n = c.read(fd, page);
 //! c.close(fd);
 //! c.output("n", n);

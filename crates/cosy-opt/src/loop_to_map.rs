@@ -466,9 +466,8 @@ pub(crate) fn run(p: &mut Program) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use cosy_model::{
-        BinOp, Builder, Compound, FdRef, MapSource, Op, Reg, Sys, Value, builder::cond,
-    };
+    use cosy_model::flags::{Mode, OFlags};
+    use cosy_model::{BinOp, Builder, Compound, FdRef, MapSource, Op, Reg, Sys, Value};
 
     use crate::analysis::testing::{calls, only};
 
@@ -487,7 +486,7 @@ mod tests {
             pid = b.getpid();
             b.accumulate(calls, 1);
             b.accumulate(i, 1);
-            cond(i, BinOp::Lt, end)
+            i.lt(end)
         });
         b.output("calls", calls);
         after(&mut b, i, pid);
@@ -580,7 +579,7 @@ mod tests {
         b.do_while(100_000, |b| {
             pid = b.getpid();
             b.accumulate(i, 1);
-            cond(i, BinOp::Lt, count)
+            i.lt(count)
         });
         b.output("pid", pid);
         b.output("calls", i);
@@ -619,7 +618,7 @@ mod tests {
             let p = b.getpid();
             b.set(cur, p);
             b.accumulate(i, 1);
-            cond(i, BinOp::Lt, 10)
+            i.lt(10)
         });
         b.output("prev", prev);
         let c = b.finish();
@@ -634,12 +633,12 @@ mod tests {
         let mut b = Builder::new();
         let buf = b.buffer("buf", 16);
         let path = b.path("f");
-        let f = b.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0);
+        let f = b.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty());
         let i = b.value("i", 0);
         b.do_while(100, |b| {
             b.pread(f, buf, 0);
             b.accumulate(i, 1);
-            cond(i, BinOp::Lt, 10)
+            i.lt(10)
         });
         let c = b.finish();
         assert_eq!(only(&c, "loop_to_map").compound, c);
@@ -649,10 +648,10 @@ mod tests {
         let path = b.path("f");
         let i = b.value("i", 0);
         b.do_while(100, |b| {
-            let f = b.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0);
+            let f = b.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty());
             b.close(f);
             b.accumulate(i, 1);
-            cond(i, BinOp::Lt, 10)
+            i.lt(10)
         });
         let c = b.finish();
         assert_eq!(only(&c, "loop_to_map").compound, c);

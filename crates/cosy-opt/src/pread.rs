@@ -261,22 +261,20 @@ pub(crate) fn run(p: &mut Program) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use cosy_model::{BinOp, Builder, ErrorMode, FdRef, Op, Sys, Value, builder::cond};
+    use cosy_model::flags::{Mode, OFlags, Whence};
+    use cosy_model::{BinOp, Builder, ErrorMode, FdRef, Op, Sys, Value};
 
     use crate::analysis::testing::{calls, only};
-
-    const SEEK_SET: i64 = libc::SEEK_SET as i64;
-    const SEEK_CUR: i64 = libc::SEEK_CUR as i64;
 
     /// open; lseek 8192; n = read; lseek 0; write [0..n]; close.
     fn seek_read_seek_write() -> Builder {
         let mut b = Builder::new();
         let buf = b.buffer("buf", 512);
         let path = b.path("db");
-        let f = b.openat(FdRef::Cwd, path, libc::O_RDWR as i64, 0);
-        b.lseek(f, 8192, SEEK_SET);
+        let f = b.openat(FdRef::Cwd, path, OFlags::RDWR, Mode::empty());
+        b.lseek(f, 8192, Whence::Set);
         let n = b.read(f, buf);
-        b.lseek(f, 0, SEEK_SET);
+        b.lseek(f, 0, Whence::Set);
         let w = b.write(f, buf.prefix(n));
         b.close(f);
         b.output("n", n);
@@ -306,15 +304,15 @@ mod tests {
         let mut b = Builder::new();
         let buf = b.buffer("buf", 4096);
         let path = b.path("db");
-        let f = b.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0);
+        let f = b.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty());
         let off = b.value("off", 0);
         let total = b.value("total", 0);
         b.do_while(100, |b| {
-            b.lseek(f, off, SEEK_SET);
+            b.lseek(f, off, Whence::Set);
             let n = b.read(f, buf);
             b.accumulate(total, n);
             b.accumulate(off, 4096);
-            cond(off, BinOp::Lt, 65536)
+            off.lt(65536)
         });
         b.close(f);
         b.output("total", total);
@@ -360,9 +358,9 @@ mod tests {
         let mut b = Builder::new();
         let buf = b.buffer("buf", 16);
         let path = b.path("db");
-        let f = b.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0);
+        let f = b.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty());
         b.close(f);
-        b.lseek(f, 100, SEEK_SET);
+        b.lseek(f, 100, Whence::Set);
         b.read(f, buf);
         let c = b.finish();
         assert_eq!(only(&c, "pread").compound, c);
@@ -374,8 +372,8 @@ mod tests {
         let mut b = Builder::new();
         let buf = b.buffer("buf", 16);
         let path = b.path("db");
-        let f = b.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0);
-        b.lseek(f, 100, SEEK_SET);
+        let f = b.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty());
+        b.lseek(f, 100, Whence::Set);
         b.read(f, buf);
         b.read(f, buf);
         let c = b.finish();
@@ -387,10 +385,10 @@ mod tests {
         let mut b = Builder::new();
         let buf = b.buffer("buf", 16);
         let path = b.path("db");
-        let f = b.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0);
-        b.lseek(f, 100, SEEK_SET);
+        let f = b.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty());
+        b.lseek(f, 100, Whence::Set);
         b.read(f, buf);
-        let pos = b.lseek(f, 0, SEEK_CUR);
+        let pos = b.lseek(f, 0, Whence::Cur);
         b.output("pos", pos);
         let c = b.finish();
         assert_eq!(only(&c, "pread").compound, c);
@@ -402,8 +400,8 @@ mod tests {
         let mut b = Builder::new();
         let buf = b.buffer("buf", 16);
         let path = b.path("db");
-        let f = b.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0);
-        let pos = b.lseek(f, 100, SEEK_SET);
+        let f = b.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty());
+        let pos = b.lseek(f, 100, Whence::Set);
         b.read(f, buf);
         b.close(f);
         b.output("pos", pos);
@@ -419,7 +417,7 @@ mod tests {
         // Standard input: its position is shared with other processes.
         let mut b = Builder::new();
         let buf = b.buffer("buf", 16);
-        b.lseek(FdRef::Std(0), 100, SEEK_SET);
+        b.lseek(FdRef::Std(0), 100, Whence::Set);
         b.read(FdRef::Std(0), buf);
         let c = b.finish();
         assert_eq!(only(&c, "pread").compound, c);
@@ -431,8 +429,8 @@ mod tests {
         let mut b = Builder::new();
         let buf = b.buffer("buf", 256);
         let path = b.path("db");
-        let f = b.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0);
-        b.lseek(f, 100, SEEK_SET);
+        let f = b.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty());
+        b.lseek(f, 100, Whence::Set);
         b.fstat(f, buf);
         b.read(f, buf);
         b.close(f);
@@ -443,9 +441,9 @@ mod tests {
         let mut b = Builder::new();
         let buf = b.buffer("buf", 256);
         let path = b.path("db");
-        let f = b.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0);
+        let f = b.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty());
         let off = b.value("off", 10);
-        b.lseek(f, off, SEEK_SET);
+        b.lseek(f, off, Whence::Set);
         b.set(off, 20);
         b.read(f, buf);
         b.close(f);

@@ -268,26 +268,31 @@ pub(crate) fn run(p: &mut Program) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use cosy_model::{Arg, BinOp, Builder, Compound, FdRef, Op, Sys, Value, builder::cond};
+    use cosy_model::flags::{Mode, OFlags};
+    use cosy_model::{Arg, BinOp, Builder, Compound, FdRef, Op, Sys, Value};
 
     use crate::analysis::testing::{calls, only, set_target};
 
     /// copy.cosy: read a chunk, stop at 0, write it, count it; `out` is where it goes.
-    fn copy_loop(out: Option<FdRef>, out_flags: i64, extra: impl FnOnce(&mut Builder)) -> Compound {
+    fn copy_loop(
+        out: Option<FdRef>,
+        out_flags: OFlags,
+        extra: impl FnOnce(&mut Builder),
+    ) -> Compound {
         let mut b = Builder::new();
         let buf = b.buffer("buf", 65536);
         let src = b.path("src");
         let dst = b.path("dst");
-        let from = b.openat(FdRef::Cwd, src, libc::O_RDONLY as i64, 0);
+        let from = b.openat(FdRef::Cwd, src, OFlags::RDONLY, Mode::empty());
         let to = match out {
             Some(fd) => fd,
-            None => b.openat(FdRef::Cwd, dst, out_flags, 0o644),
+            None => b.openat(FdRef::Cwd, dst, out_flags, Mode::from_raw_mode(0o644)),
         };
         let copied = b.value("copied", 0);
         let top = b.here();
         let n = b.read(from, buf);
         let skip = b.push(Op::Jump {
-            cond: Some(cond(n, BinOp::Eq, 0)),
+            cond: Some(n.eq(0).into()),
             target: 0,
             bound: None,
         });
@@ -307,7 +312,7 @@ mod tests {
         c
     }
 
-    const TRUNC: i64 = (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as i64;
+    const TRUNC: OFlags = OFlags::WRONLY.union(OFlags::CREATE).union(OFlags::TRUNC);
 
     #[test]
     fn read_write_between_files_becomes_copy_file_range() {
@@ -335,7 +340,7 @@ mod tests {
 
     #[test]
     fn read_write_to_stdout_becomes_sendfile() {
-        let c = copy_loop(Some(FdRef::Std(1)), 0, |_| {});
+        let c = copy_loop(Some(FdRef::Std(1)), OFlags::empty(), |_| {});
         let o = only(&c, "zero_copy");
         assert_eq!(calls(&o.compound), [Sys::Openat, Sys::Sendfile, Sys::Close]);
         let Op::Sys { args, .. } = &o.compound.ops[2] else {
@@ -351,8 +356,8 @@ mod tests {
         let mut b = Builder::new();
         let buf = b.buffer("buf", 4096);
         let (src, dst) = (b.path("src"), b.path("dst"));
-        let a = b.openat(FdRef::Cwd, src, libc::O_RDONLY as i64, 0);
-        let out = b.openat(FdRef::Cwd, dst, TRUNC, 0o644);
+        let a = b.openat(FdRef::Cwd, src, OFlags::RDONLY, Mode::empty());
+        let out = b.openat(FdRef::Cwd, dst, TRUNC, Mode::from_raw_mode(0o644));
         let n = b.read(a, buf.prefix(100));
         b.sys_discard(Sys::Write, vec![Arg::Fd(out), Arg::Buf(buf.prefix(n))]);
         b.output("n", n);
@@ -374,7 +379,7 @@ mod tests {
         // A function reads the buffer.
         let c = copy_loop(None, TRUNC, |b| {
             let buf = b.compound().buffer("buf").expect("buf");
-            b.call("checksum", vec![Arg::Buf(buf.into())]);
+            b.call("checksum", buf);
         });
         let o = only(&c, "zero_copy");
         assert_eq!(o.compound, c);
@@ -391,7 +396,7 @@ mod tests {
     #[test]
     fn not_when_preconditions_fail() {
         // The output is opened with O_APPEND (copy_file_range refuses it).
-        let c = copy_loop(None, TRUNC | libc::O_APPEND as i64, |_| {});
+        let c = copy_loop(None, TRUNC | OFlags::APPEND, |_| {});
         assert_eq!(only(&c, "zero_copy").compound, c);
 
         // Mode continue.
@@ -403,8 +408,8 @@ mod tests {
         let mut b = Builder::new();
         let buf = b.buffer("buf", 4096);
         let (src, dst) = (b.path("src"), b.path("dst"));
-        let a = b.openat(FdRef::Cwd, src, libc::O_RDONLY as i64, 0);
-        let out = b.openat(FdRef::Cwd, dst, TRUNC, 0o644);
+        let a = b.openat(FdRef::Cwd, src, OFlags::RDONLY, Mode::empty());
+        let out = b.openat(FdRef::Cwd, dst, TRUNC, Mode::from_raw_mode(0o644));
         let n = b.read(a, buf);
         let half = b.arith(BinOp::Shr, n, 1);
         b.write(out, buf.prefix(half));
@@ -415,8 +420,8 @@ mod tests {
         let mut b = Builder::new();
         let buf = b.buffer("buf", 4096);
         let (src, dst) = (b.path("src"), b.path("dst"));
-        let a = b.openat(FdRef::Cwd, src, libc::O_RDONLY as i64, 0);
-        let out = b.openat(FdRef::Cwd, dst, TRUNC, 0o644);
+        let a = b.openat(FdRef::Cwd, src, OFlags::RDONLY, Mode::empty());
+        let out = b.openat(FdRef::Cwd, dst, TRUNC, Mode::from_raw_mode(0o644));
         let n = b.read(a, buf);
         b.getpid();
         b.write(out, buf.prefix(n));
@@ -427,10 +432,10 @@ mod tests {
         let mut b = Builder::new();
         let buf = b.buffer("buf", 4096);
         let (src, dst) = (b.path("src"), b.path("dst"));
-        let a = b.openat(FdRef::Cwd, src, libc::O_RDONLY as i64, 0);
-        let out = b.openat(FdRef::Cwd, dst, TRUNC, 0o644);
+        let a = b.openat(FdRef::Cwd, src, OFlags::RDONLY, Mode::empty());
+        let out = b.openat(FdRef::Cwd, dst, TRUNC, Mode::from_raw_mode(0o644));
         let n = b.read(a, buf);
-        b.if_(cond(n, BinOp::Lt, 10), |b| {
+        b.if_(n.lt(10), |b| {
             b.write(out, buf.prefix(n));
         });
         let c = b.finish();

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
+use cosy_model::flags::{AtFlags, Mode, OFlags, StatxFlags, Whence};
 use cosy_model::{Arg, Compound, FdRef, MapSource, Op, PathRef, Policy, Ret, Value};
 use cosy_opt::{Passes, optimize};
 use proptest::prelude::*;
@@ -195,7 +196,7 @@ proptest! {
 // Compounds made of the patterns the passes look for, with random variations that sometimes
 // break a precondition.
 
-use cosy_model::{BinOp, Builder, ErrorMode, Sys, builder::cond};
+use cosy_model::{BinOp, Builder, ErrorMode, Sys};
 
 /// One snippet: its kind and parameters.
 type Snippet = (u8, [u16; 4]);
@@ -205,11 +206,11 @@ fn build_patterns(mode_continue: bool, snippets: &[Snippet]) -> Compound {
     if mode_continue {
         b.mode(ErrorMode::Continue);
     }
-    let rdwr = i64::from(libc::O_RDWR);
-    let creat = i64::from(libc::O_WRONLY | libc::O_CREAT);
-    let seek_set = i64::from(libc::SEEK_SET);
+    let rdwr = OFlags::RDWR;
+    let creat = OFlags::WRONLY | OFlags::CREATE;
+    let seek_set = Whence::Set;
     let a = b.path("a");
-    let f = b.openat(FdRef::Cwd, a, rdwr, 0);
+    let f = b.openat(FdRef::Cwd, a, rdwr, Mode::empty());
     for (k, &(kind, p)) in snippets.iter().enumerate() {
         match kind % 6 {
             // lseek + read/write, then something that may observe the position.
@@ -234,7 +235,7 @@ fn build_patterns(mode_continue: bool, snippets: &[Snippet]) -> Compound {
                         b.output(&format!("m{k}"), m);
                     }
                     1 => {
-                        let pos = b.lseek(f, 0, i64::from(libc::SEEK_CUR));
+                        let pos = b.lseek(f, 0, Whence::Cur);
                         b.output(&format!("pos{k}"), pos);
                     }
                     _ => {}
@@ -244,22 +245,22 @@ fn build_patterns(mode_continue: bool, snippets: &[Snippet]) -> Compound {
             1 => {
                 let buf = b.buffer("chunk", 256);
                 let flags = if p[0].is_multiple_of(3) {
-                    creat | i64::from(libc::O_APPEND)
+                    creat | OFlags::APPEND
                 } else {
                     creat
                 };
                 let name = b.path(format!("out{}", p[1] % 2));
-                let out = b.openat(FdRef::Cwd, name, flags, 0o644);
+                let out = b.openat(FdRef::Cwd, name, flags, Mode::from_raw_mode(0o644));
                 let src = if p[2].is_multiple_of(4) { out } else { f };
                 let n = b.read(src, buf.prefix(i64::from(p[3] % 256)));
                 let w = b.value("w", -1);
-                b.if_(cond(n, BinOp::Ne, 0), |b| {
+                b.if_(n.ne(0), |b| {
                     let r = b.write(out, buf.prefix(n));
                     b.set(w, r);
                 });
                 b.output(&format!("w{k}"), w);
                 if p[1].is_multiple_of(5) {
-                    let s = b.call("checksum", vec![Arg::Buf(buf.into())]);
+                    let s = b.call("checksum", buf);
                     b.output(&format!("sum{k}"), s);
                 }
                 if p[2].is_multiple_of(3) {
@@ -278,19 +279,25 @@ fn build_patterns(mode_continue: bool, snippets: &[Snippet]) -> Compound {
                     let path = b.path(name);
                     match (p[1] >> j) % 4 {
                         0 => {
-                            let r = b.statx(FdRef::Cwd, path, 0, 0x7ff, st);
+                            let r = b.statx(
+                                FdRef::Cwd,
+                                path,
+                                AtFlags::empty(),
+                                StatxFlags::BASIC_STATS,
+                                st,
+                            );
                             b.output(&format!("st{k}_{j}"), r);
                         }
                         1 => {
-                            let g = b.openat(FdRef::Cwd, path, creat, 0o600);
+                            let g = b.openat(FdRef::Cwd, path, creat, Mode::from_raw_mode(0o600));
                             b.close(g);
                         }
                         2 => {
-                            let r = b.unlinkat(FdRef::Cwd, path, 0);
+                            let r = b.unlinkat(FdRef::Cwd, path, AtFlags::empty());
                             b.output(&format!("un{k}_{j}"), r);
                         }
                         _ => {
-                            let r = b.mkdirat(FdRef::Cwd, path, 0o755);
+                            let r = b.mkdirat(FdRef::Cwd, path, Mode::from_raw_mode(0o755));
                             b.output(&format!("mk{k}_{j}"), r);
                         }
                     }
@@ -312,7 +319,7 @@ fn build_patterns(mode_continue: bool, snippets: &[Snippet]) -> Compound {
                     let t = b.arith(BinOp::Mul, i, 3);
                     b.accumulate(calls, t);
                     b.accumulate(i, step);
-                    cond(i, BinOp::Lt, end)
+                    i.lt(end)
                 });
                 b.output(&format!("calls{k}"), calls);
                 if p[3].is_multiple_of(2) {
@@ -331,7 +338,13 @@ fn build_patterns(mode_continue: bool, snippets: &[Snippet]) -> Compound {
                     .take(usize::from(p[0] % 4) + 1)
                     .collect();
                 b.map_paths(names, |b, path| {
-                    let r = b.statx(FdRef::Cwd, path, 0, 0x7ff, st);
+                    let r = b.statx(
+                        FdRef::Cwd,
+                        path,
+                        AtFlags::empty(),
+                        StatxFlags::BASIC_STATS,
+                        st,
+                    );
                     b.accumulate(total, r);
                 });
                 b.output(&format!("total{k}"), total);
@@ -466,7 +479,7 @@ fn garbage_op(kind: u8, x: [u16; 4]) -> Op {
         5 => Op::Jump {
             cond: x[0]
                 .is_multiple_of(2)
-                .then(|| cond(val(x[1]), BinOp::Lt, val(x[2]))),
+                .then(|| val(x[1]).lt(val(x[2])).into()),
             target: u32::from(x[3] % 24),
             bound: (!x[1].is_multiple_of(3)).then_some(u32::from(x[2] % 5)),
         },

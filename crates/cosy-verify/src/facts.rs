@@ -306,7 +306,8 @@ fn map_info(c: &Compound, begin: usize, end: usize, before: impl Fn(Reg) -> bool
 
 #[cfg(test)]
 mod tests {
-    use cosy_model::{BinOp, Builder, FdRef, Policy, builder::cond};
+    use cosy_model::flags::{Mode, OFlags};
+    use cosy_model::{BinOp, Builder, FdRef, Policy};
 
     use super::*;
 
@@ -321,10 +322,10 @@ mod tests {
         let total = b.value("total", 0);
         let buf = b.local_buffer("buf", 64);
         b.map_paths(["a", "b"], |b, p| {
-            let fd = b.openat(FdRef::Cwd, p, 0, 0);
+            let fd = b.openat(FdRef::Cwd, p, OFlags::empty(), Mode::empty());
             let n = b.read(fd, buf);
             b.accumulate(total, n);
-            b.do_while(3, |_| cond(n, BinOp::Eq, 1));
+            b.do_while(3, |_| n.eq(1));
             b.close(fd);
         });
         let c = b.finish();
@@ -340,7 +341,7 @@ mod tests {
         assert_eq!(m.jumps, vec![5]);
         assert!(!m.writes);
         assert!(m.concurrent, "reads only its own descriptor");
-        assert_eq!(m.zero_bufs, vec![buf]);
+        assert_eq!(m.zero_bufs, vec![buf.id()]);
         assert_eq!(s.map(1), Some(m));
         assert_eq!(s.map(2), None);
         assert_eq!(s.jump_index(5), Some(0));
@@ -418,7 +419,7 @@ mod tests {
         let i = b.value("i", 0);
         b.do_while(10, |b| {
             b.accumulate(i, 1);
-            cond(i, BinOp::Lt, 5)
+            i.lt(5)
         });
         b.map_range(0, 2, 1, |b, _| {
             b.getpid();
@@ -440,7 +441,7 @@ mod tests {
     fn what_may_write_and_what_runs_at_once() {
         let mut b = Builder::new();
         let dir = b.path("d");
-        let d = b.openat(FdRef::Cwd, dir, i64::from(libc::O_DIRECTORY), 0);
+        let d = b.openat(FdRef::Cwd, dir, OFlags::DIRECTORY, Mode::empty());
         let buf = b.local_buffer("buf", 64);
         // Reads of a descriptor opened before the map move a shared position.
         b.map_range(0, 2, 1, |b, _| {
@@ -448,15 +449,15 @@ mod tests {
         });
         // Creating files changes the file system.
         b.map_paths(["a", "b"], |b, p| {
-            let f = b.openat(d, p, i64::from(libc::O_CREAT), 0o600);
+            let f = b.openat(d, p, OFlags::CREATE, Mode::from_raw_mode(0o600));
             b.close(f);
         });
         // A user function may keep state between calls.
         b.map_range(0, 2, 1, |b, _| {
-            b.call("mine", vec![]);
+            b.call("mine", ());
         });
         b.map_range(0, 2, 1, |b, _| {
-            b.call("checksum", vec![Arg::Buf(cosy_model::BufRange::whole(buf))]);
+            b.call("checksum", cosy_model::BufRange::from(buf));
         });
         b.close(d);
         let c = b.finish();

@@ -184,18 +184,18 @@
 //! # Example
 //!
 //! ```
-//! use cosy_model::{Builder, FdRef, Policy, BinOp, builder::cond};
+//! use cosy_model::{Builder, FdRef, Policy, BinOp};
 //! use cosy_verify::{verify, Rule};
 //!
 //! let mut c = Builder::new();
 //! let name = c.input_path("name", "/etc/passwd");
 //! let buf = c.buffer("buf", 4096);
-//! let fd = c.openat(FdRef::Cwd, name, 0, 0);
+//! let fd = c.openat(FdRef::Cwd, name, OFlags::empty(), Mode::empty());
 //! let total = c.value("total", 0);
 //! c.do_while(1 << 20, |c| {
 //!     let n = c.read(fd, buf);
 //!     c.accumulate(total, n);
-//!     cond(n, BinOp::Eq, 4096)
+//!     n.eq(4096)
 //! });
 //! c.close(fd);
 //! c.output("total", total);

@@ -1,15 +1,15 @@
 //! Whole compounds: valid ones pass, every problem of an invalid one is reported, reports
 //! print as documented, and no compound makes the verifier panic.
 
-use cosy_model::builder::cond;
+use cosy_model::flags::{AtFlags, Mode, OFlags, PipeFlags, SpliceFlags, StatxFlags};
 use cosy_model::{
     Arg, BinOp, BufId, BufRange, Builder, Compound, Cond, DataId, FdRef, FdSlot, Input, InputKind,
     MapSource, Op, Output, PathRef, PathVar, Policy, Reg, Ret, Sys, Value, Width,
 };
 use cosy_verify::{Problem, Problems, Rule, verify};
 
-fn o_directory() -> i64 {
-    cosy_model::flags::constant("O_DIRECTORY").unwrap_or(0)
+fn o_directory() -> OFlags {
+    OFlags::DIRECTORY
 }
 
 /// Sums the sizes, lines and checksums of the regular files of a directory and of a few
@@ -24,7 +24,7 @@ fn file_statistics() -> Compound {
     let data = c.local_buffer("data", 4096);
     let st = c.local_buffer("st", 256);
     let sub_dents = c.local_buffer("sub_dents", 4096);
-    let d = c.openat(FdRef::Cwd, dir, o_directory(), 0);
+    let d = c.openat(FdRef::Cwd, dir, o_directory(), Mode::empty());
     let n = c.getdents64(d, dents);
     let bytes = c.value("bytes", 0);
     let lines = c.value("lines", 0);
@@ -34,23 +34,23 @@ fn file_statistics() -> Compound {
     c.map_dirents(dents.prefix(n), |c, e| {
         // Not a regular file: next iteration (patched below to jump to the MapEnd).
         skip = c.push(Op::Jump {
-            cond: Some(cond(e.kind, BinOp::Ne, 8)),
+            cond: Some(e.kind.ne(8).into()),
             target: 0,
             bound: None,
         });
-        c.statx(d, e.name, 0, 0x7ff, st);
+        c.statx(d, e.name, AtFlags::empty(), StatxFlags::BASIC_STATS, st);
         let size = c.load(Width::U64, st, 40);
         c.accumulate(bytes, size);
-        let f = c.openat(d, e.name, 0, 0);
+        let f = c.openat(d, e.name, OFlags::empty(), Mode::empty());
         let rounds = c.value("rounds", 0);
         c.do_while(1000, |c| {
             let k = c.read(f, data);
-            let l = c.call("count_lines", vec![Arg::Buf(data.prefix(k))]);
+            let l = c.call("count_lines", data.prefix(k));
             c.accumulate(lines, l);
             c.accumulate(rounds, 1); // the iteration's own register: not an accumulator
             let more = c.arith(BinOp::Lt, rounds, limit);
             let go_on = c.arith(BinOp::And, more, k);
-            cond(go_on, BinOp::Ne, 0)
+            go_on.ne(0)
         });
         c.close(f);
         c.accumulate(files, 1);
@@ -61,30 +61,30 @@ fn file_statistics() -> Compound {
     });
     c.map_paths(["sub1", "sub2"], |c, p| {
         // A local buffer filled by the outer body, walked (only read) by the inner map.
-        let sd = c.openat(d, p, o_directory(), 0);
+        let sd = c.openat(d, p, o_directory(), Mode::empty());
         let k = c.getdents64(sd, sub_dents);
         c.map_dirents(sub_dents.prefix(k), |c, e| {
-            c.statx(sd, e.name, 0, 0x7ff, st);
+            c.statx(sd, e.name, AtFlags::empty(), StatxFlags::BASIC_STATS, st);
             let size = c.load(Width::U64, st, 40);
             c.accumulate(bytes, size);
         });
         c.close(sd);
     });
     c.map_paths(["a", "b"], |c, p| {
-        let f = c.openat(d, p, 0, 0);
+        let f = c.openat(d, p, OFlags::empty(), Mode::empty());
         c.map_offsets(vec![0, 4096], |c, o| {
             let k = c.pread(f, data, o);
-            let s = c.call("checksum", vec![Arg::Buf(data.prefix(k))]);
+            let s = c.call("checksum", data.prefix(k));
             c.accumulate(sum, s);
         });
         c.close(f);
     });
-    let (r, w) = c.pipe2(0);
-    c.if_(cond(files, BinOp::Gt, 0), |c| {
+    let (r, w) = c.pipe2(PipeFlags::empty());
+    c.if_(files.gt(0), |c| {
         c.store(Width::U64, out, 0, bytes);
         c.store(Width::U64, out, 8, files);
         c.write(w, out);
-        c.splice(r, -1, FdRef::Std(1), -1, 16, 0);
+        c.splice(r, -1, FdRef::Std(1), -1, 16, SpliceFlags::empty());
     });
     c.close(r);
     c.close(w);
@@ -120,12 +120,12 @@ fn the_models_example_passes() {
     let mut c = Builder::new();
     let name = c.input_path("name", "/etc/passwd");
     let buf = c.buffer("buf", 4096);
-    let fd = c.openat(FdRef::Cwd, name, 0, 0);
+    let fd = c.openat(FdRef::Cwd, name, OFlags::empty(), Mode::empty());
     let total = c.value("total", 0);
     c.do_while(1 << 20, |c| {
         let n = c.read(fd, buf);
         c.accumulate(total, n);
-        cond(n, BinOp::Eq, 4096)
+        n.eq(4096)
     });
     c.close(fd);
     c.output("total", total);
@@ -140,12 +140,9 @@ fn functions_take_data_constants_as_bytes() {
     let nul = c.data(b"a\0b");
     let data = c.buffer("data", 64);
     let n = c.read(FdRef::Std(0), data);
-    let found = c.call("find", vec![Arg::Buf(data.prefix(n)), Arg::Path(word)]);
-    let more = c.call(
-        "find",
-        vec![Arg::Buf(data.prefix(n)), Arg::Path(PathRef::Data(nul))],
-    );
-    let sum = c.call("checksum", vec![Arg::Path(word)]);
+    let found = c.call("find", (data.prefix(n), word));
+    let more = c.call("find", (data.prefix(n), PathRef::Data(nul)));
+    let sum = c.call("checksum", word);
     let total = c.add(found, more);
     let total = c.add(total, sum);
     c.output("found", total);
@@ -210,7 +207,7 @@ fn every_problem_is_reported_in_order() {
     c.load(Width::U64, buf, 12); // 1: AccessRange
     let r = c.reg("r");
     c.add(r, 1); // 2: ReadBeforeWrite
-    c.call("nope", vec![]); // 3: UnknownFunction
+    c.call("nope", ()); // 3: UnknownFunction
     c.push(Op::Jump {
         cond: None,
         target: 0,
@@ -295,13 +292,13 @@ fn jumping_to_the_map_end_continues_and_loops_in_bodies_are_fine() {
     let total = c.value("total", 0);
     c.map_offsets(vec![1, 2, 3], |c, o| {
         c.push(Op::Jump {
-            cond: Some(cond(o, BinOp::Eq, 2)),
+            cond: Some(o.eq(2).into()),
             target: 5, // the MapEnd
             bound: None,
         });
         c.do_while(10, |c| {
             c.accumulate(total, o);
-            cond(total, BinOp::Lt, 0) // reads the accumulator...
+            total.lt(0) // reads the accumulator...
         });
     });
     let problems = verify(c.finish(), &Policy::trusted()).unwrap_err();

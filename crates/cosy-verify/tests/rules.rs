@@ -1,7 +1,7 @@
 //! One test per rule: a compound breaking exactly that rule, the operation it is reported at,
 //! and the line `with_lines` maps that operation to.
 
-use cosy_model::builder::cond;
+use cosy_model::flags::{AtFlags, Mode, OFlags};
 use cosy_model::{
     Arg, BinOp, BufId, Builder, Compound, Cond, DataId, FdRef, FdSlot, Input, InputKind, MapSource,
     Op, PathVar, Policy, Reg, Ret, Sys, Value, Width,
@@ -198,7 +198,7 @@ fn duplicate_output() -> Case {
 fn path_nul() -> Case {
     let mut c = Builder::new();
     let p = c.path("a\0b");
-    c.openat(FdRef::Cwd, p, 0, 0);
+    c.openat(FdRef::Cwd, p, OFlags::empty(), Mode::empty());
     case(c.finish(), Rule::PathNul, Some(0))
 }
 
@@ -346,7 +346,7 @@ fn times_buffer() -> Case {
     let mut c = Builder::new();
     let small = c.buffer("times", 16);
     let p = c.path("f");
-    c.utimensat(FdRef::Cwd, p, small, 0);
+    c.utimensat(FdRef::Cwd, p, small, AtFlags::empty());
     case(c.finish(), Rule::CallBufferSize, Some(0))
 }
 
@@ -356,7 +356,7 @@ fn read_before_write() -> Case {
     let mut c = Builder::new();
     let x = c.input_int("x", 0);
     let r = c.reg("r");
-    c.if_(cond(x, BinOp::Eq, 1), |c| c.set(r, 5)); // ops 0, 1
+    c.if_(x.eq(1), |c| c.set(r, 5)); // ops 0, 1
     let t = c.add(r, 1); // op 2: r unwritten when x != 1
     c.output("t", t);
     case(c.finish(), Rule::ReadBeforeWrite, Some(2))
@@ -375,7 +375,7 @@ fn read_before_write_output() -> Case {
     let mut c = Builder::new();
     let x = c.input_int("x", 0);
     let r = c.reg("r");
-    c.if_(cond(x, BinOp::Eq, 1), |c| c.set(r, 5));
+    c.if_(x.eq(1), |c| c.set(r, 5));
     c.output("r", r);
     case(c.finish(), Rule::ReadBeforeWrite, None)
 }
@@ -386,7 +386,9 @@ fn fd_before_open() -> Case {
     let b = c.buffer("b", 16);
     let p = c.path("f");
     let mut f = FdRef::Cwd;
-    c.if_(cond(x, BinOp::Eq, 1), |c| f = c.openat(FdRef::Cwd, p, 0, 0)); // ops 0, 1
+    c.if_(x.eq(1), |c| {
+        f = c.openat(FdRef::Cwd, p, OFlags::empty(), Mode::empty())
+    }); // ops 0, 1
     c.read(f, b); // op 2
     case(c.finish(), Rule::FdBeforeOpen, Some(2))
 }
@@ -394,7 +396,9 @@ fn fd_before_open() -> Case {
 fn fd_before_open_after_map() -> Case {
     let mut c = Builder::new();
     let mut f = FdRef::Cwd;
-    c.map_paths(["a", "b"], |c, p| f = c.openat(FdRef::Cwd, p, 0, 0)); // ops 0..=2
+    c.map_paths(["a", "b"], |c, p| {
+        f = c.openat(FdRef::Cwd, p, OFlags::empty(), Mode::empty())
+    }); // ops 0..=2
     c.close(f); // op 3: fds opened in a body are closed at the end of its iteration
     case(c.finish(), Rule::FdBeforeOpen, Some(3))
 }
@@ -479,7 +483,7 @@ fn jump_scope_leaves() -> Case {
     let mut c = Builder::new();
     c.map_offsets(vec![1], |c, o| {
         c.push(Op::Jump {
-            cond: Some(cond(o, BinOp::Eq, 1)),
+            cond: Some(o.eq(1).into()),
             target: 3, // the end of the compound, outside the body
             bound: None,
         });
@@ -572,7 +576,7 @@ fn map_accumulator_read() -> Case {
 fn map_fd_open() -> Case {
     let mut c = Builder::new();
     let d = c.path("dir");
-    let FdRef::Slot(slot) = c.openat(FdRef::Cwd, d, 0, 0) else {
+    let FdRef::Slot(slot) = c.openat(FdRef::Cwd, d, OFlags::empty(), Mode::empty()) else {
         unreachable!()
     };
     c.map_paths(["a"], |c, p| {
@@ -593,7 +597,7 @@ fn map_fd_open() -> Case {
 fn map_fd_close() -> Case {
     let mut c = Builder::new();
     let d = c.path("dir");
-    let f = c.openat(FdRef::Cwd, d, 0, 0);
+    let f = c.openat(FdRef::Cwd, d, OFlags::empty(), Mode::empty());
     c.map_offsets(vec![1, 2], |c, _| {
         c.close(f);
     });
@@ -624,8 +628,8 @@ fn map_buffer_write_user_function() -> Case {
     let mut c = Builder::new();
     let b = c.buffer("b", 16);
     c.map_offsets(vec![0, 8], |c, _| {
-        c.call("checksum", vec![Arg::Buf(b.into())]); // built-ins only read
-        c.call("fill", vec![Arg::Buf(b.into())]); // op 2
+        c.call("checksum", b); // built-ins only read
+        c.call("fill", b); // op 2
     });
     let mut policy = Policy::trusted();
     policy.functions.insert("fill".into());
@@ -652,7 +656,7 @@ fn map_buffer_write_dirents_source() -> Case {
     let mut c = Builder::new();
     let dents = c.local_buffer("dents", 4096);
     let d = c.path(".");
-    let dir = c.openat(FdRef::Cwd, d, 0, 0); // op 0
+    let dir = c.openat(FdRef::Cwd, d, OFlags::empty(), Mode::empty()); // op 0
     c.map_offsets(vec![0], |c, _| {
         let n = c.getdents64(dir, dents); // op 2
         c.map_dirents(dents.prefix(n), |c, _| {
@@ -667,7 +671,7 @@ fn path_var_scope() -> Case {
     let mut var = None;
     c.map_paths(["a"], |_, p| var = Some(p)); // ops 0, 1
     let p = var.expect("the body ran");
-    c.openat(FdRef::Cwd, p, 0, 0); // op 2
+    c.openat(FdRef::Cwd, p, OFlags::empty(), Mode::empty()); // op 2
     case(c.finish(), Rule::PathVarScope, Some(2))
 }
 
@@ -705,15 +709,15 @@ fn range_step() -> Case {
 fn unknown_function() -> Case {
     let mut c = Builder::new();
     let b = c.buffer("b", 8);
-    c.call("checksum", vec![Arg::Buf(b.into())]);
-    c.call("frobnicate", vec![]);
+    c.call("checksum", b);
+    c.call("frobnicate", ());
     case(c.finish(), Rule::UnknownFunction, Some(1))
 }
 
 fn function_operands() -> Case {
     let mut c = Builder::new();
     let b = c.buffer("b", 8);
-    c.call("find", vec![Arg::Buf(b.into())]);
+    c.call("find", b);
     case(c.finish(), Rule::FunctionOperands, Some(0))
 }
 
@@ -722,10 +726,7 @@ fn function_operands_fd() -> Case {
     let b = c.buffer("b", 8);
     let mut policy = Policy::trusted();
     policy.functions.insert("f".into());
-    c.call(
-        "f",
-        vec![Arg::Buf(BufId(0).into()), Arg::Value(Value::Imm(1))],
-    );
+    c.call("f", (BufId(0), 1i64));
     c.call("f", vec![Arg::Buf(b.into()), Arg::Fd(std(1))]);
     Case {
         policy,
@@ -736,7 +737,7 @@ fn function_operands_fd() -> Case {
 fn function_operands_path_variable() -> Case {
     let mut c = Builder::new();
     c.map_paths(["a"], |c, p| {
-        c.call("checksum", vec![Arg::Path(p)]); // op 1
+        c.call("checksum", p); // op 1
     });
     case(c.finish(), Rule::FunctionOperands, Some(1))
 }

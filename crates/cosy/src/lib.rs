@@ -7,7 +7,27 @@
 //! the reference), through io_uring ([`Backend::Ring`]), or the cheaper of the two per call
 //! class ([`Backend::Auto`], the default): the same results on each.
 //!
+//! The pieces, all from this crate (docs/api.md describes them):
+//!
+//! - [`Builder`] writes a compound: one method per system call (named after its man page),
+//!   each returning a handle to its result ([`Reg`] for a value, [`FdRef`] for a descriptor)
+//!   that later calls take as operands; buffers ([`Buf`]) of a fixed size; typed flags
+//!   ([`flags`]: [`OFlags`], [`AtFlags`], [`Mode`], [`StatxFlags`]…, no `libc` needed);
+//!   conditions as comparisons (`n.eq(buf.len())`, `n.gt(0)`: a [`Comparison`]); loops
+//!   ([`Builder::do_while`], [`Builder::while_`], [`Builder::loop_`] and the maps);
+//!   functions ([`Builder::call`] with operands as a tuple).
+//! - [`verify`] checks a compound against a [`Policy`] and gives a [`Verified`] compound, or
+//!   the [`Problems`] found.
+//! - [`run`] runs a verified compound: [`Outputs`] when it went to its end, a [`RunError`]
+//!   when it stopped (a failed call in `stop` mode, a limit, a loop bound…).
+//! - [`Functions`] registers user functions a compound may call ([`Function`], [`FnArgs`]).
+//! - [`session`] sends system calls one at a time and collects their results later, on the
+//!   same executors.
+//! - [`text`] and [`binary`] read and write compounds as text and in the binary format;
+//!   [`optimize`] rewrites a compound into a cheaper equivalent one.
+//!
 //! ```
+//! use cosy::flags::{Mode, OFlags};
 //! use cosy::{Builder, FdRef, Policy, RunOptions};
 //!
 //! let path = std::env::temp_dir().join(format!("cosy-lib-doc-{}", std::process::id()));
@@ -17,12 +37,12 @@
 //! let mut c = Builder::new();
 //! let name = c.input_path("path", path.as_os_str().as_encoded_bytes());
 //! let buf = c.buffer("buf", 4096);
-//! let fd = c.openat(FdRef::Cwd, name, libc_free::O_RDONLY, 0);
+//! let fd = c.openat(FdRef::Cwd, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty());
 //! let total = c.value("total", 0);
 //! c.do_while(1 << 20, |c| {
 //!     let n = c.read(fd, buf);
 //!     c.accumulate(total, n);
-//!     cosy::builder::cond(n, cosy::BinOp::Eq, 4096)
+//!     n.eq(buf.len())
 //! });
 //! c.close(fd);
 //! c.output("total", total);
@@ -31,7 +51,25 @@
 //! let out = cosy::run(&verified, &RunOptions::default()).unwrap();
 //! assert_eq!(out.get("total"), Some(10_000));
 //! # std::fs::remove_file(&path).unwrap();
-//! # mod libc_free { pub const O_RDONLY: i64 = 0; }
+//! ```
+//!
+//! A function over the bytes read, and a run that stops (the file is missing):
+//!
+//! ```
+//! use cosy::flags::{Mode, OFlags};
+//! use cosy::{Builder, Error, FdRef, Policy, RunOptions};
+//!
+//! let mut c = Builder::new();
+//! let name = c.input_path("path", "/nonexistent/cosy-doc");
+//! let buf = c.buffer("buf", 4096);
+//! let fd = c.openat(FdRef::Cwd, name, OFlags::RDONLY, Mode::empty());
+//! let n = c.read(fd, buf);
+//! let lines = c.call("count_lines", buf.prefix(n));
+//! c.output("lines", lines);
+//!
+//! let verified = cosy::verify(c.finish(), &Policy::trusted()).unwrap();
+//! let err = cosy::run(&verified, &RunOptions::default()).unwrap_err();
+//! assert!(matches!(err.error, Error::Call { .. }), "{err}");
 //! ```
 //!
 //! # Compounds written in Rust
@@ -76,14 +114,33 @@ use std::fmt;
 
 pub use cosy_exec::session;
 pub use cosy_exec::{
-    Backend, CallError, Error, FnArg, FnArgs, FnResult, Function, Functions, Parallel, RunOptions,
-    Stats, TraceEntry, Verified,
+    Backend, CallError, DirEntry, Error, FnArg, FnArgs, FnResult, Function, Functions, Limit,
+    Parallel, RingOptions, RunOptions, Stats, TraceEntry, Verified, parse_dirents,
 };
-pub use cosy_format::{binary, text};
+pub use cosy_format::{LoadError, Loaded, binary, load, text};
 pub use cosy_macros::compound;
-pub use cosy_model::{BinOp, Builder, Compound, ErrorMode, FdRef, Policy, Sys, builder};
-pub use cosy_opt::{Passes, optimize};
-pub use cosy_verify::verify;
+pub use cosy_model::builder;
+pub use cosy_model::{
+    BinOp, Buf, BufId, BufRange, Builder, CmpOp, Comparison, Compound, DataId, Dirent, ErrorMode,
+    FdRef, FlagOperand, FnOperand, IntoFnArgs, Loop, PathRef, Policy, Reg, Sys, Value, Width,
+};
+pub use cosy_opt::{Optimized, Passes, optimize};
+pub use cosy_verify::{Problem, Problems, Rule, verify};
+
+/// The typed flags the [`Builder`] and the [`session`] calls take (rustix's bitflags types,
+/// re-exported: no `rustix` or `libc` dependency needed), the `whence` of lseek(2), the
+/// `d_type` of a directory entry, and the layout of `struct statx` for loads from a statx(2)
+/// buffer.
+pub mod flags {
+    pub use cosy_model::flags::{
+        Access, AtFlags, DirentType, Mode, OFlags, PipeFlags, RenameFlags, ResolveFlags,
+        STATX_BLOCKS_OFFSET, STATX_BYTES, STATX_INO_OFFSET, STATX_MODE_OFFSET, STATX_MTIME_OFFSET,
+        STATX_NLINK_OFFSET, STATX_SIZE_OFFSET, SpliceFlags, StatxFlags, TIMES_BYTES, Whence,
+        XattrFlags,
+    };
+}
+
+pub use flags::{AtFlags, Mode, OFlags, StatxFlags};
 
 /// What a run that went to its end gave: the compound's outputs, the calls that failed in
 /// `continue` mode, and the statistics.
@@ -134,7 +191,10 @@ impl std::error::Error for RunError {
 }
 
 /// Runs a verified compound under its policy on the backend of `opts`
-/// (docs/semantics.md says what running means).
+/// (docs/semantics.md says what running means): its outputs, or why and where it stopped.
+// A run's error is made once per run, after its system calls: its size costs nothing next to
+// them, and boxing it would make every caller unwrap a box.
+#[allow(clippy::result_large_err)]
 pub fn run(v: &Verified, opts: &RunOptions) -> Result<Outputs, RunError> {
     let out = cosy_exec::run(v, opts);
     match out.error {

@@ -8,7 +8,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use cosy_exec::Functions;
-use cosy_model::builder::cond;
+use cosy_model::flags::{Mode, OFlags, Whence};
 use cosy_model::{BinOp, Builder, Compound, FdRef};
 
 use super::{Ctx, Workload, bytes};
@@ -29,13 +29,13 @@ pub fn write_compound(file: &[u8], blocks: i64) -> Compound {
     let mut c = Builder::new();
     let path = c.input_path("file", file);
     let buf = c.buffer("block", BLOCK as u32);
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC;
-    let fd = c.openat(FdRef::Cwd, path, flags as i64, 0o644);
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
+    let fd = c.openat(FdRef::Cwd, path, flags, Mode::from_raw_mode(0o644));
     let i = c.value("blocks", 0);
     c.do_while(blocks.max(1) as u32, |c| {
         c.write(fd, buf);
         c.accumulate(i, 1);
-        cond(i, BinOp::Lt, blocks)
+        i.lt(blocks)
     });
     c.close(fd);
     c.output("blocks", i);
@@ -48,15 +48,15 @@ pub fn rewrite_compound(file: &[u8], blocks: i64) -> Compound {
     let mut c = Builder::new();
     let path = c.input_path("file", file);
     let buf = c.buffer("block", BLOCK as u32);
-    let fd = c.openat(FdRef::Cwd, path, libc::O_RDWR as i64, 0);
+    let fd = c.openat(FdRef::Cwd, path, OFlags::RDWR, Mode::empty());
     let total = c.value("bytes", 0);
     c.do_while(blocks as u32 + 1, |c| {
         let n = c.read(fd, buf);
         let back = c.arith(BinOp::Sub, 0, n);
-        c.lseek(fd, back, libc::SEEK_CUR as i64);
+        c.lseek(fd, back, Whence::Cur);
         let w = c.write(fd, buf.prefix(n));
         c.accumulate(total, w);
-        cond(n, BinOp::Eq, BLOCK)
+        n.eq(BLOCK)
     });
     c.close(fd);
     c.output("bytes", total);
@@ -68,12 +68,12 @@ pub fn read_compound(file: &[u8], blocks: i64) -> Compound {
     let mut c = Builder::new();
     let path = c.input_path("file", file);
     let buf = c.buffer("block", BLOCK as u32);
-    let fd = c.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0);
+    let fd = c.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty());
     let total = c.value("bytes", 0);
     c.do_while(blocks as u32 + 1, |c| {
         let n = c.read(fd, buf);
         c.accumulate(total, n);
-        cond(n, BinOp::Eq, BLOCK)
+        n.eq(BLOCK)
     });
     c.close(fd);
     c.output("bytes", total);

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cosy_exec::Functions;
+use cosy_model::flags::{Mode, OFlags};
 use cosy_model::{Builder, FdRef, Width};
 
 use super::{Ctx, Workload, bytes};
@@ -181,7 +182,7 @@ pub fn pread_compound(file: &[u8], n: u64) -> cosy_model::Compound {
     let b = c.local_buffer("b", 1);
     let ops = c.value("ops", 0);
     let sum = c.value("sum", 0);
-    let fd = c.openat(FdRef::Cwd, path, libc::O_RDONLY as i64, 0);
+    let fd = c.openat(FdRef::Cwd, path, OFlags::RDONLY, Mode::empty());
     c.map_range(0, n as i64, 1, |c, i| {
         let off = c.arith(cosy_model::BinOp::Mul, i, STRIDE);
         let off = c.arith(cosy_model::BinOp::Rem, off, FILE_SIZE);

@@ -17,8 +17,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use cosy_exec::Functions;
-use cosy_model::builder::cond;
-use cosy_model::{BinOp, Builder, Compound, FdRef};
+use cosy_model::flags::{DirentType, Mode, OFlags};
+use cosy_model::{Builder, Compound, FdRef};
 
 use super::{Ctx, DENTS, O_DIR, Workload, bytes, tree_spec, walk};
 use crate::external::tool;
@@ -45,24 +45,24 @@ pub fn compound(src: &[u8], dst: &[u8]) -> Compound {
     let sents = c.local_buffer("ents", DENTS);
     let data = c.local_buffer("data", CHUNK);
     let copied = c.value("copied", 0);
-    c.mkdirat(FdRef::Cwd, dpath, 0o755);
-    let sroot = c.openat(FdRef::Cwd, spath, O_DIR, 0);
-    let droot = c.openat(FdRef::Cwd, dpath, O_DIR, 0);
-    let create = (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC) as i64;
+    c.mkdirat(FdRef::Cwd, dpath, Mode::from_raw_mode(0o755));
+    let sroot = c.openat(FdRef::Cwd, spath, O_DIR, Mode::empty());
+    let droot = c.openat(FdRef::Cwd, dpath, O_DIR, Mode::empty());
+    let create = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
     walk(&mut c, sroot, rents, |c, e| {
-        c.if_(cond(e.kind, BinOp::Eq, libc::DT_DIR as i64), |c| {
-            c.mkdirat(droot, e.name, 0o755);
-            let s = c.openat(sroot, e.name, O_DIR, 0);
-            let t = c.openat(droot, e.name, O_DIR, 0);
+        c.if_(e.kind.eq(DirentType::Dir), |c| {
+            c.mkdirat(droot, e.name, Mode::from_raw_mode(0o755));
+            let s = c.openat(sroot, e.name, O_DIR, Mode::empty());
+            let t = c.openat(droot, e.name, O_DIR, Mode::empty());
             walk(c, s, sents, |c, f| {
-                c.if_(cond(f.kind, BinOp::Eq, libc::DT_REG as i64), |c| {
-                    let from = c.openat(s, f.name, libc::O_RDONLY as i64, 0);
-                    let to = c.openat(t, f.name, create, 0o644);
+                c.if_(f.kind.eq(DirentType::Reg), |c| {
+                    let from = c.openat(s, f.name, OFlags::RDONLY, Mode::empty());
+                    let to = c.openat(t, f.name, create, Mode::from_raw_mode(0o644));
                     c.do_while(1 << 20, |c| {
                         let r = c.read(from, data);
                         let w = c.write(to, data.prefix(r));
                         c.accumulate(copied, w);
-                        cond(r, BinOp::Eq, CHUNK as i64)
+                        r.eq(CHUNK as i64)
                     });
                     c.close(from);
                     c.close(to);

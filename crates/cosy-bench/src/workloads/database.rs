@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use cosy_exec::{Backend, Functions};
-use cosy_model::builder::cond;
+use cosy_model::flags::{Mode, OFlags, Whence};
 use cosy_model::{Arg, BinOp, Builder, Compound, FdRef, Op, Value, Width};
 
 use super::{Ctx, Workload, bytes};
@@ -53,7 +53,7 @@ pub fn compound(file: &[u8], pages: i64, transactions: i64) -> Compound {
     let n = c.input_int("transactions", transactions);
     let x = c.input_int("seed", SEED);
     let page = c.buffer("page", PAGE as u32);
-    let fd = c.openat(FdRef::Cwd, path, libc::O_RDWR as i64, 0);
+    let fd = c.openat(FdRef::Cwd, path, OFlags::RDWR, Mode::empty());
     let i = c.value("i", 0);
     let sum = c.value("sum", 0);
     let read = c.value("bytes", 0);
@@ -66,18 +66,18 @@ pub fn compound(file: &[u8], pages: i64, transactions: i64) -> Compound {
         let m = c.arith(BinOp::And, x, i64::MAX);
         let p = c.arith(BinOp::Rem, m, pages);
         let off = c.arith(BinOp::Mul, p, PAGE);
-        c.lseek(fd, off, libc::SEEK_SET as i64);
+        c.lseek(fd, off, Whence::Set);
         let r = c.read(fd, page);
         c.accumulate(read, r);
         let v = c.load(Width::U64, page, 0);
         c.accumulate(sum, v);
         let odd = c.arith(BinOp::Rem, i, 2);
-        c.if_(cond(odd, BinOp::Eq, 0), |c| {
-            c.lseek(fd, off, libc::SEEK_SET as i64);
+        c.if_(odd.eq(0), |c| {
+            c.lseek(fd, off, Whence::Set);
             c.write(fd, page.prefix(r));
         });
         c.accumulate(i, 1);
-        cond(i, BinOp::Lt, n)
+        i.lt(n)
     });
     c.close(fd);
     c.output("sum", sum);

@@ -10,9 +10,9 @@ use std::io;
 use std::path::Path;
 
 use cosy_exec::Functions;
-use cosy_model::builder::cond;
 use cosy_model::flags::STATX_SIZE_OFFSET;
-use cosy_model::{BinOp, BufId, Builder, Compound, FdRef, PathRef, Reg, Width};
+use cosy_model::flags::{AtFlags, DirentType, Mode, StatxFlags};
+use cosy_model::{Buf, Builder, Compound, FdRef, PathRef, Reg, Width};
 
 use super::{Ctx, DENTS, O_DIR, Workload, bytes, tree_spec, walk};
 use crate::cache::Cache;
@@ -34,17 +34,17 @@ struct Totals {
 }
 
 /// `statx(dir, name) into st; tree += size; if kind == DT_REG { files += 1; bytes += size }`.
-fn account(c: &mut Builder, t: &Totals, dir: FdRef, name: PathRef, kind: Reg, st: BufId) {
+fn account(c: &mut Builder, t: &Totals, dir: FdRef, name: PathRef, kind: Reg, st: Buf) {
     c.statx(
         dir,
         name,
-        libc::AT_SYMLINK_NOFOLLOW as i64,
-        libc::STATX_BASIC_STATS as i64,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::BASIC_STATS,
         st,
     );
     let size = c.load(Width::U64, st, STATX_SIZE_OFFSET as i64);
     c.accumulate(t.tree, size);
-    c.if_(cond(kind, BinOp::Eq, libc::DT_REG as i64), |c| {
+    c.if_(kind.eq(DirentType::Reg), |c| {
         c.accumulate(t.files, 1);
         c.accumulate(t.bytes, size);
     });
@@ -67,17 +67,17 @@ pub fn compound(root: &[u8]) -> Compound {
     c.statx(
         FdRef::Cwd,
         path,
-        libc::AT_SYMLINK_NOFOLLOW as i64,
-        libc::STATX_BASIC_STATS as i64,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::BASIC_STATS,
         st0,
     );
     let size = c.load(Width::U64, st0, STATX_SIZE_OFFSET as i64);
     c.accumulate(t.tree, size);
-    let root = c.openat(FdRef::Cwd, path, O_DIR, 0);
+    let root = c.openat(FdRef::Cwd, path, O_DIR, Mode::empty());
     walk(&mut c, root, rents, |c, e| {
         account(c, &t, root, e.name, e.kind, st1);
-        c.if_(cond(e.kind, BinOp::Eq, libc::DT_DIR as i64), |c| {
-            let d = c.openat(root, e.name, O_DIR, 0);
+        c.if_(e.kind.eq(DirentType::Dir), |c| {
+            let d = c.openat(root, e.name, O_DIR, Mode::empty());
             walk(c, d, sents, |c, f| account(c, &t, d, f.name, f.kind, st2));
             c.close(d);
         });

@@ -14,8 +14,8 @@ use std::io;
 use std::path::Path;
 
 use cosy_exec::Functions;
-use cosy_model::builder::cond;
-use cosy_model::{Arg, BinOp, Builder, Compound, FdRef, Width};
+use cosy_model::flags::{DirentType, Mode, OFlags};
+use cosy_model::{Builder, Compound, FdRef, Width};
 use memchr::memmem::Finder;
 
 use super::{Ctx, DENTS, O_DIR, PATTERN, Workload, bytes, tree_spec, walk};
@@ -48,21 +48,18 @@ pub fn compound(root: &[u8], pattern: &[u8]) -> Compound {
     let sents = c.local_buffer("ents", DENTS);
     let data = c.local_buffer("data", CHUNK);
     let matches = c.value("matches", 0);
-    let root = c.openat(FdRef::Cwd, path, O_DIR, 0);
+    let root = c.openat(FdRef::Cwd, path, O_DIR, Mode::empty());
     walk(&mut c, root, rents, |c, e| {
-        c.if_(cond(e.kind, BinOp::Eq, libc::DT_DIR as i64), |c| {
-            let d = c.openat(root, e.name, O_DIR, 0);
+        c.if_(e.kind.eq(DirentType::Dir), |c| {
+            let d = c.openat(root, e.name, O_DIR, Mode::empty());
             walk(c, d, sents, |c, f| {
-                c.if_(cond(f.kind, BinOp::Eq, libc::DT_REG as i64), |c| {
-                    let fd = c.openat(d, f.name, libc::O_RDONLY as i64, 0);
+                c.if_(f.kind.eq(DirentType::Reg), |c| {
+                    let fd = c.openat(d, f.name, OFlags::RDONLY, Mode::empty());
                     c.do_while(1 << 20, |c| {
                         let r = c.read(fd, data);
-                        let m = c.call(
-                            "find",
-                            vec![Arg::Buf(data.prefix(r)), Arg::Buf(needle.into())],
-                        );
+                        let m = c.call("find", (data.prefix(r), needle));
                         c.accumulate(matches, m);
-                        cond(r, BinOp::Eq, CHUNK as i64)
+                        r.eq(CHUNK as i64)
                     });
                     c.close(fd);
                 });

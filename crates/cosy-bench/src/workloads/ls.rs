@@ -12,6 +12,7 @@ use std::path::Path;
 
 use cosy_exec::Functions;
 use cosy_model::flags::STATX_SIZE_OFFSET;
+use cosy_model::flags::{AtFlags, Mode, StatxFlags};
 use cosy_model::{Builder, Compound, FdRef, Width};
 
 use super::{Ctx, DENTS, O_DIR, Workload, bytes, walk};
@@ -36,13 +37,13 @@ pub fn compound(dir: &[u8]) -> Compound {
     let st = c.local_buffer("st", 256);
     let entries = c.value("entries", 0);
     let total = c.value("bytes", 0);
-    let d = c.openat(FdRef::Cwd, path, O_DIR, 0);
+    let d = c.openat(FdRef::Cwd, path, O_DIR, Mode::empty());
     walk(&mut c, d, ents, |c, e| {
         c.statx(
             d,
             e.name,
-            libc::AT_SYMLINK_NOFOLLOW as i64,
-            libc::STATX_BASIC_STATS as i64,
+            AtFlags::SYMLINK_NOFOLLOW,
+            StatxFlags::BASIC_STATS,
             st,
         );
         let size = c.load(Width::U64, st, STATX_SIZE_OFFSET as i64);

@@ -29,8 +29,8 @@ pub mod tool_ls;
 
 use std::io;
 
-use cosy_model::builder::cond;
-use cosy_model::{BinOp, BufId, Builder, Dirent, FdRef};
+use cosy_model::flags::OFlags;
+use cosy_model::{Buf, Builder, Dirent, FdRef};
 
 use crate::corpus::{Corpus, TreeSpec};
 use crate::framework::Case;
@@ -136,20 +136,20 @@ pub(crate) const DENTS: u32 = 64 << 10;
 pub(crate) fn walk(
     c: &mut Builder,
     dir: FdRef,
-    ents: BufId,
+    ents: Buf,
     body: impl FnOnce(&mut Builder, Dirent),
 ) {
     c.do_while(WALK_BOUND, |c| {
         let n = c.getdents64(dir, ents);
-        c.if_(cond(n, BinOp::Gt, 0), |c| {
-            c.map_dirents(ents.prefix(n), body)
-        });
-        cond(n, BinOp::Gt, 0)
+        c.if_(n.gt(0), |c| c.map_dirents(ents.prefix(n), body));
+        n.gt(0)
     });
 }
 
 /// `O_RDONLY | O_DIRECTORY`.
-pub(crate) const O_DIR: i64 = (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as i64;
+pub(crate) const O_DIR: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::CLOEXEC);
 
 /// A path as the bytes a compound's data section holds.
 pub(crate) fn bytes(p: &std::path::Path) -> Vec<u8> {

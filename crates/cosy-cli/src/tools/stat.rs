@@ -119,6 +119,7 @@ mod tests {
     use cosy_exec::Backend;
     use cosy_exec::session::{Call, Fd, Session};
     use cosy_model::Policy;
+    use cosy_model::flags::{AtFlags, StatxFlags};
     use std::os::unix::fs::MetadataExt;
 
     #[test]
@@ -132,8 +133,8 @@ mod tests {
             .send(Call::statx(
                 Fd::Cwd,
                 f.path(),
-                0,
-                libc::STATX_BASIC_STATS,
+                AtFlags::empty(),
+                StatxFlags::BASIC_STATS,
                 buf,
             ))
             .unwrap();

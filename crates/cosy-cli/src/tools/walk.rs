@@ -10,6 +10,7 @@
 //! device and inode checked, as fts(3) does), or name by name from the nearest open ancestor
 //! if `..` is not the same directory any more.
 
+use cosy_model::flags::{Mode, OFlags};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -187,7 +188,12 @@ impl Walk<'_> {
     fn open(&mut self, dir: Fd, name: &OsStr, flags: i32) -> Result<FdHandle, i32> {
         let h = self
             .s
-            .send(Call::openat(dir, name, flags, 0))
+            .send(Call::openat(
+                dir,
+                name,
+                OFlags::from_bits_retain(flags as u32),
+                Mode::empty(),
+            ))
             .map_err(|_| libc::EMFILE)?;
         match self.s.get(h) {
             Ok(_) => {

@@ -213,7 +213,8 @@ fn surely_non_empty(c: &Compound, r: &cosy_model::BufRange) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cosy_model::{BinOp, Builder, Policy, builder::cond};
+    use cosy_model::flags::{Mode, OFlags};
+    use cosy_model::{Builder, Policy};
 
     fn caps(probe: &Probe) -> Caps<'_> {
         Caps {
@@ -235,13 +236,13 @@ mod tests {
         let dir = b.path("/");
         let buf = b.buffer("buf", 64);
         let lbuf = b.local_buffer("l", 64);
-        let d = b.openat(FdRef::Cwd, dir, 0, 0);
-        let f = b.openat(d, dir, 0, 0);
+        let d = b.openat(FdRef::Cwd, dir, OFlags::empty(), Mode::empty());
+        let f = b.openat(d, dir, OFlags::empty(), Mode::empty());
         let total = b.value("total", 0);
         b.do_while(10, |b| {
             let n = b.read(f, buf);
             b.accumulate(total, n);
-            cond(n, BinOp::Eq, 64)
+            n.eq(64)
         });
         b.getdents64(d, buf);
         b.map_range(0, 3, 1, |b, i| {

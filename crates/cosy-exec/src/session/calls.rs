@@ -1,6 +1,14 @@
 //! The calls a session sends, with their man pages.
 
 use super::*;
+use cosy_model::flags::{
+    Access, AtFlags, FlagBits, Mode, OFlags, RenameFlags, StatxFlags, Whence, XattrFlags,
+};
+
+/// Typed flags as the integer operand of the call.
+fn flag(f: impl FlagBits) -> Operand {
+    Operand::Int(Val::Imm(f.to_operand()))
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Operand {
@@ -43,15 +51,16 @@ impl Call<FdHandle> {
     /// [openat(2)](https://man7.org/linux/man-pages/man2/openat.2.html): opens `path`
     /// relative to `dir` (under a policy root: openat2(2) with `RESOLVE_BENEATH`). On the ring
     /// the descriptor is a direct descriptor unless the flags hold `O_DIRECTORY` or `O_PATH`
-    /// or the call is made [`plain`](Call::plain).
-    pub fn openat(dir: impl Into<Fd>, path: impl AsRef<Path>, flags: i32, mode: u32) -> Self {
+    /// or the call is made [`plain`](Call::plain); `mode` counts with `O_CREAT` or `O_TMPFILE`
+    /// only.
+    pub fn openat(dir: impl Into<Fd>, path: impl AsRef<Path>, flags: OFlags, mode: Mode) -> Self {
         Call::new(
             Sys::Openat,
             vec![
                 Operand::Fd(dir.into()),
                 path_of(path),
-                Operand::Int(Val::Imm(i64::from(flags))),
-                Operand::Int(Val::Imm(i64::from(mode))),
+                flag(flags),
+                flag(mode),
             ],
         )
     }
@@ -115,15 +124,21 @@ impl Call<ValueHandle> {
     }
 
     /// [faccessat2(2)](https://man7.org/linux/man-pages/man2/faccessat2.2.html): checks
-    /// `mode` (`F_OK`, or `R_OK | W_OK | X_OK`) on `path`; 0 or an error.
-    pub fn faccessat2(dir: impl Into<Fd>, path: impl AsRef<Path>, mode: i32, flags: i32) -> Self {
+    /// `mode` ([`Access::EXISTS`], or bits of `READ_OK`, `WRITE_OK`, `EXEC_OK`) on `path`; 0
+    /// or an error.
+    pub fn faccessat2(
+        dir: impl Into<Fd>,
+        path: impl AsRef<Path>,
+        mode: Access,
+        flags: AtFlags,
+    ) -> Self {
         Call::new(
             Sys::Faccessat2,
             vec![
                 Operand::Fd(dir.into()),
                 path_of(path),
-                Operand::Int(Val::Imm(i64::from(mode))),
-                Operand::Int(Val::Imm(i64::from(flags))),
+                flag(mode),
+                flag(flags),
             ],
         )
     }
@@ -133,8 +148,8 @@ impl Call<ValueHandle> {
     pub fn statx(
         dir: impl Into<Fd>,
         path: impl AsRef<Path>,
-        flags: i32,
-        mask: u32,
+        flags: AtFlags,
+        mask: StatxFlags,
         buf: impl Into<Buf>,
     ) -> Self {
         Call::new(
@@ -142,8 +157,8 @@ impl Call<ValueHandle> {
             vec![
                 Operand::Fd(dir.into()),
                 path_of(path),
-                Operand::Int(Val::Imm(i64::from(flags))),
-                Operand::Int(Val::Imm(i64::from(mask))),
+                flag(flags),
+                flag(mask),
                 Operand::Buf(buf.into()),
             ],
         )
@@ -174,7 +189,7 @@ impl Call<ValueHandle> {
         oldpath: impl AsRef<Path>,
         newdir: impl Into<Fd>,
         newpath: impl AsRef<Path>,
-        flags: u32,
+        flags: RenameFlags,
     ) -> Self {
         Call::new(
             Sys::Renameat2,
@@ -183,7 +198,7 @@ impl Call<ValueHandle> {
                 path_of(oldpath),
                 Operand::Fd(newdir.into()),
                 path_of(newpath),
-                Operand::Int(Val::Imm(i64::from(flags))),
+                flag(flags),
             ],
         )
     }
@@ -194,13 +209,13 @@ impl Call<ValueHandle> {
     }
 
     /// [lseek(2)](https://man7.org/linux/man-pages/man2/lseek.2.html) (a plain descriptor).
-    pub fn lseek(fd: impl Into<Fd>, offset: impl Into<Val>, whence: i32) -> Self {
+    pub fn lseek(fd: impl Into<Fd>, offset: impl Into<Val>, whence: Whence) -> Self {
         Call::new(
             Sys::Lseek,
             vec![
                 Operand::Fd(fd.into()),
                 Operand::Int(offset.into()),
-                Operand::Int(Val::Imm(i64::from(whence))),
+                flag(whence),
             ],
         )
     }
@@ -219,26 +234,19 @@ impl Call<ValueHandle> {
     }
 
     /// [mkdirat(2)](https://man7.org/linux/man-pages/man2/mkdirat.2.html).
-    pub fn mkdirat(dir: impl Into<Fd>, path: impl AsRef<Path>, mode: u32) -> Self {
+    pub fn mkdirat(dir: impl Into<Fd>, path: impl AsRef<Path>, mode: Mode) -> Self {
         Call::new(
             Sys::Mkdirat,
-            vec![
-                Operand::Fd(dir.into()),
-                path_of(path),
-                Operand::Int(Val::Imm(i64::from(mode))),
-            ],
+            vec![Operand::Fd(dir.into()), path_of(path), flag(mode)],
         )
     }
 
-    /// [unlinkat(2)](https://man7.org/linux/man-pages/man2/unlinkat.2.html).
-    pub fn unlinkat(dir: impl Into<Fd>, path: impl AsRef<Path>, flags: i32) -> Self {
+    /// [unlinkat(2)](https://man7.org/linux/man-pages/man2/unlinkat.2.html) (a directory
+    /// with [`AtFlags::REMOVEDIR`]).
+    pub fn unlinkat(dir: impl Into<Fd>, path: impl AsRef<Path>, flags: AtFlags) -> Self {
         Call::new(
             Sys::Unlinkat,
-            vec![
-                Operand::Fd(dir.into()),
-                path_of(path),
-                Operand::Int(Val::Imm(i64::from(flags))),
-            ],
+            vec![Operand::Fd(dir.into()), path_of(path), flag(flags)],
         )
     }
 
@@ -263,7 +271,7 @@ impl Call<ValueHandle> {
         oldpath: impl AsRef<Path>,
         newdir: impl Into<Fd>,
         newpath: impl AsRef<Path>,
-        flags: i32,
+        flags: AtFlags,
     ) -> Self {
         Call::new(
             Sys::Linkat,
@@ -272,7 +280,7 @@ impl Call<ValueHandle> {
                 path_of(oldpath),
                 Operand::Fd(newdir.into()),
                 path_of(newpath),
-                Operand::Int(Val::Imm(i64::from(flags))),
+                flag(flags),
             ],
         )
     }
@@ -296,14 +304,19 @@ impl Call<ValueHandle> {
 
     /// [fchmodat(2)](https://man7.org/linux/man-pages/man2/fchmodat.2.html) (fchmodat2 with
     /// `flags`: `AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`).
-    pub fn fchmodat(dir: impl Into<Fd>, path: impl AsRef<Path>, mode: u32, flags: i32) -> Self {
+    pub fn fchmodat(
+        dir: impl Into<Fd>,
+        path: impl AsRef<Path>,
+        mode: Mode,
+        flags: AtFlags,
+    ) -> Self {
         Call::new(
             Sys::Fchmodat,
             vec![
                 Operand::Fd(dir.into()),
                 path_of(path),
-                Operand::Int(Val::Imm(i64::from(mode))),
-                Operand::Int(Val::Imm(i64::from(flags))),
+                flag(mode),
+                flag(flags),
             ],
         )
     }
@@ -315,7 +328,7 @@ impl Call<ValueHandle> {
         path: impl AsRef<Path>,
         owner: i64,
         group: i64,
-        flags: i32,
+        flags: AtFlags,
     ) -> Self {
         Call::new(
             Sys::Fchownat,
@@ -324,7 +337,7 @@ impl Call<ValueHandle> {
                 path_of(path),
                 Operand::Int(Val::Imm(owner)),
                 Operand::Int(Val::Imm(group)),
-                Operand::Int(Val::Imm(i64::from(flags))),
+                flag(flags),
             ],
         )
     }
@@ -336,7 +349,7 @@ impl Call<ValueHandle> {
         dir: impl Into<Fd>,
         path: impl AsRef<Path>,
         times: impl Into<Buf>,
-        flags: i32,
+        flags: AtFlags,
     ) -> Self {
         Call::new(
             Sys::Utimensat,
@@ -344,7 +357,7 @@ impl Call<ValueHandle> {
                 Operand::Fd(dir.into()),
                 path_of(path),
                 Operand::Buf(times.into()),
-                Operand::Int(Val::Imm(i64::from(flags))),
+                flag(flags),
             ],
         )
     }
@@ -369,7 +382,7 @@ impl Call<ValueHandle> {
         fd: impl Into<Fd>,
         name: impl AsRef<Path>,
         value: impl Into<Buf>,
-        flags: i32,
+        flags: XattrFlags,
     ) -> Self {
         Call::new(
             Sys::Fsetxattr,
@@ -377,7 +390,7 @@ impl Call<ValueHandle> {
                 Operand::Fd(fd.into()),
                 path_of(name),
                 Operand::Buf(value.into()),
-                Operand::Int(Val::Imm(i64::from(flags))),
+                flag(flags),
             ],
         )
     }

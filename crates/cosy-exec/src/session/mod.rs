@@ -32,7 +32,7 @@
 //! std::fs::write(&path, "hello").unwrap();
 //! let mut s = Session::new(Backend::Direct, &Policy::trusted()).unwrap();
 //! let buf = s.buffer(64).unwrap();
-//! let fd = s.send(Call::openat(Fd::Cwd, &path, libc::O_RDONLY, 0)).unwrap();
+//! let fd = s.send(Call::openat(Fd::Cwd, &path, OFlags::RDONLY, Mode::empty())).unwrap();
 //! let n = s.send(Call::read(fd, buf)).unwrap();
 //! s.send(Call::close(fd)).unwrap();
 //! assert_eq!(s.get(n), Ok(5));

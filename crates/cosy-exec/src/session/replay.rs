@@ -9,6 +9,7 @@
 //! recorded ones wherever the interpreter, not a call, changed them: stores, functions,
 //! zeroing between iterations). Each call's result must be the recorded one.
 
+use cosy_model::flags::{Mode, OFlags};
 use std::collections::HashMap;
 
 use super::*;
@@ -257,7 +258,9 @@ fn replay_on(rec: &Recorded, backend: Backend, policy: &Policy) -> Result<usize,
                     None => Fd::Handle(match empty {
                         Some(h) => h,
                         None => {
-                            let h = s.send(Call::openat(Fd::Cwd, "", libc::O_RDONLY, 0).plain())?;
+                            let h = s.send(
+                                Call::openat(Fd::Cwd, "", OFlags::RDONLY, Mode::empty()).plain(),
+                            )?;
                             empty = Some(h);
                             h
                         }

@@ -6,12 +6,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use cosy_exec::{Outcome, RunOptions, run};
-use cosy_model::{Arg, BinOp, Builder, Compound, FdRef, Policy, Sys, Width, builder::cond, flags};
+use cosy_model::flags::{AtFlags, DirentType, Mode, OFlags, PipeFlags, SpliceFlags, StatxFlags};
+use cosy_model::{Arg, Builder, Compound, FdRef, Policy, Sys, Width, flags};
 
-pub const RDONLY: i64 = libc::O_RDONLY as i64;
-pub const DIR: i64 = (libc::O_RDONLY | libc::O_DIRECTORY) as i64;
-pub const CREATE: i64 = (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as i64;
-pub const RDWR_CREATE: i64 = (libc::O_RDWR | libc::O_CREAT) as i64;
+pub const RDONLY: OFlags = OFlags::RDONLY;
+pub const DIR: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY);
+pub const CREATE: OFlags = OFlags::WRONLY.union(OFlags::CREATE).union(OFlags::TRUNC);
+pub const RDWR_CREATE: OFlags = OFlags::RDWR.union(OFlags::CREATE);
 
 pub fn bytes(p: &Path) -> Vec<u8> {
     p.as_os_str().as_bytes().to_vec()
@@ -159,12 +160,12 @@ pub fn thesis_loop(path: &[u8], buf_len: u32) -> Compound {
     let mut c = Builder::new();
     let name = c.input_path("name", path);
     let buf = c.buffer("buf", buf_len);
-    let fd = c.openat(FdRef::Cwd, name, RDONLY, 0);
+    let fd = c.openat(FdRef::Cwd, name, RDONLY, Mode::empty());
     let total = c.value("total", 0);
     c.do_while(1 << 24, |c| {
         let n = c.read(fd, buf);
         c.accumulate(total, n);
-        cond(n, BinOp::Eq, i64::from(buf_len))
+        n.eq(i64::from(buf_len))
     });
     c.close(fd);
     c.output("total", total);
@@ -177,26 +178,20 @@ pub fn du(dir: &[u8]) -> Compound {
     let name = c.input_path("dir", dir);
     let dents = c.buffer("dents", 4096);
     let st = c.local_buffer("st", flags::STATX_BYTES as u32);
-    let fd = c.openat(FdRef::Cwd, name, DIR, 0);
+    let fd = c.openat(FdRef::Cwd, name, DIR, Mode::empty());
     let total = c.value("total", 0);
     let files = c.value("files", 0);
     c.do_while(1 << 20, |c| {
         let n = c.getdents64(fd, dents);
         c.map_dirents(dents.prefix(n), |c, e| {
-            c.if_(cond(e.kind, BinOp::Eq, i64::from(libc::DT_REG)), |c| {
-                c.statx(
-                    fd,
-                    e.name,
-                    i64::from(libc::AT_SYMLINK_NOFOLLOW),
-                    i64::from(libc::STATX_SIZE),
-                    st,
-                );
+            c.if_(e.kind.eq(DirentType::Reg), |c| {
+                c.statx(fd, e.name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::SIZE, st);
                 let size = c.load(Width::U64, st, flags::STATX_SIZE_OFFSET as i64);
                 c.accumulate(total, size);
                 c.accumulate(files, 1);
             });
         });
-        cond(n, BinOp::Gt, 0)
+        n.gt(0)
     });
     c.close(fd);
     c.output("total", total);
@@ -224,20 +219,20 @@ pub fn grep_count(dir: &[u8], word: &[u8]) -> Compound {
     let needle = constant_buffer(&mut c, "needle", word);
     let dents = c.buffer("dents", 8192);
     let data = c.local_buffer("data", 65536);
-    let dfd = c.openat(FdRef::Cwd, name, DIR, 0);
+    let dfd = c.openat(FdRef::Cwd, name, DIR, Mode::empty());
     let count = c.value("count", 0);
     c.do_while(1 << 20, |c| {
         let n = c.getdents64(dfd, dents);
         c.map_dirents(dents.prefix(n), |c, e| {
-            c.if_(cond(e.kind, BinOp::Eq, i64::from(libc::DT_REG)), |c| {
-                let fd = c.openat(dfd, e.name, RDONLY, 0);
+            c.if_(e.kind.eq(DirentType::Reg), |c| {
+                let fd = c.openat(dfd, e.name, RDONLY, Mode::empty());
                 let k = c.read(fd, data);
-                let found = c.call("find", vec![Arg::Buf(data.prefix(k)), Arg::Buf(needle)]);
+                let found = c.call("find", (data.prefix(k), needle));
                 c.accumulate(count, found);
                 c.close(fd);
             });
         });
-        cond(n, BinOp::Gt, 0)
+        n.gt(0)
     });
     c.close(dfd);
     c.output("count", count);
@@ -250,14 +245,14 @@ pub fn copy_rw(src: &[u8], dst: &[u8], buf_len: u32) -> Compound {
     let s = c.input_path("src", src);
     let d = c.input_path("dst", dst);
     let buf = c.buffer("buf", buf_len);
-    let i = c.openat(FdRef::Cwd, s, RDONLY, 0);
-    let o = c.openat(FdRef::Cwd, d, CREATE, 0o644);
+    let i = c.openat(FdRef::Cwd, s, RDONLY, Mode::empty());
+    let o = c.openat(FdRef::Cwd, d, CREATE, Mode::from_raw_mode(0o644));
     let copied = c.value("copied", 0);
     c.do_while(1 << 24, |c| {
         let n = c.read(i, buf);
         let w = c.write(o, buf.prefix(n));
         c.accumulate(copied, w);
-        cond(n, BinOp::Gt, 0)
+        n.gt(0)
     });
     c.close(i);
     c.close(o);
@@ -270,13 +265,13 @@ pub fn copy_cfr(src: &[u8], dst: &[u8]) -> Compound {
     let mut c = Builder::new();
     let s = c.input_path("src", src);
     let d = c.input_path("dst", dst);
-    let i = c.openat(FdRef::Cwd, s, RDONLY, 0);
-    let o = c.openat(FdRef::Cwd, d, CREATE, 0o644);
+    let i = c.openat(FdRef::Cwd, s, RDONLY, Mode::empty());
+    let o = c.openat(FdRef::Cwd, d, CREATE, Mode::from_raw_mode(0o644));
     let copied = c.value("copied", 0);
     c.do_while(1 << 20, |c| {
         let n = c.copy_file_range(i, -1, o, -1, 1 << 16);
         c.accumulate(copied, n);
-        cond(n, BinOp::Gt, 0)
+        n.gt(0)
     });
     c.close(i);
     c.close(o);
@@ -289,15 +284,15 @@ pub fn copy_splice(src: &[u8], dst: &[u8]) -> Compound {
     let mut c = Builder::new();
     let s = c.input_path("src", src);
     let d = c.input_path("dst", dst);
-    let i = c.openat(FdRef::Cwd, s, RDONLY, 0);
-    let o = c.openat(FdRef::Cwd, d, CREATE, 0o644);
-    let (pr, pw) = c.pipe2(0);
+    let i = c.openat(FdRef::Cwd, s, RDONLY, Mode::empty());
+    let o = c.openat(FdRef::Cwd, d, CREATE, Mode::from_raw_mode(0o644));
+    let (pr, pw) = c.pipe2(PipeFlags::empty());
     let copied = c.value("copied", 0);
     c.do_while(1 << 20, |c| {
-        let n = c.splice(i, -1, pw, -1, 1 << 14, 0);
-        let m = c.splice(pr, -1, o, -1, n, 0);
+        let n = c.splice(i, -1, pw, -1, 1 << 14, SpliceFlags::empty());
+        let m = c.splice(pr, -1, o, -1, n, SpliceFlags::empty());
         c.accumulate(copied, m);
-        cond(n, BinOp::Gt, 0)
+        n.gt(0)
     });
     c.close(pr);
     c.close(pw);
@@ -312,13 +307,13 @@ pub fn copy_sendfile(src: &[u8], dst: &[u8]) -> Compound {
     let mut c = Builder::new();
     let s = c.input_path("src", src);
     let d = c.input_path("dst", dst);
-    let i = c.openat(FdRef::Cwd, s, RDONLY, 0);
-    let o = c.openat(FdRef::Cwd, d, CREATE, 0o644);
+    let i = c.openat(FdRef::Cwd, s, RDONLY, Mode::empty());
+    let o = c.openat(FdRef::Cwd, d, CREATE, Mode::from_raw_mode(0o644));
     let copied = c.value("copied", 0);
     c.do_while(1 << 20, |c| {
         let n = c.sendfile(o, i, -1, 1 << 15);
         c.accumulate(copied, n);
-        cond(n, BinOp::Gt, 0)
+        n.gt(0)
     });
     c.close(i);
     c.close(o);
@@ -331,7 +326,7 @@ pub fn open_missing(path: &[u8]) -> Compound {
     let mut c = Builder::new();
     let p = c.path(path);
     let buf = c.buffer("buf", 16);
-    let fd = c.openat(FdRef::Cwd, p, RDONLY, 0);
+    let fd = c.openat(FdRef::Cwd, p, RDONLY, Mode::empty());
     let n = c.read(fd, buf);
     c.close(fd);
     let pid = c.getpid();
@@ -352,7 +347,7 @@ pub fn reopen_and_leave_open(path: &[u8], n: usize) -> Compound {
             args: vec![
                 Arg::Fd(FdRef::Cwd),
                 Arg::Path(p),
-                Arg::Value(RDONLY.into()),
+                Arg::Value(i64::from(RDONLY.bits()).into()),
                 Arg::Value(0.into()),
             ],
             ret: cosy_model::Ret::Fd(slot),

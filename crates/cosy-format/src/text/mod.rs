@@ -79,7 +79,7 @@ pub fn parse(src: &str) -> Result<Parsed, ParseError> {
 /// use cosy_model::{Builder, FdRef};
 /// let mut b = Builder::new();
 /// let p = b.path("/etc/hostname");
-/// let fd = b.openat(FdRef::Cwd, p, 0, 0);
+/// let fd = b.openat(FdRef::Cwd, p, OFlags::empty(), Mode::empty());
 /// b.close(fd);
 /// let text = cosy_format::text::print(&b.finish());
 /// assert_eq!(text, "fd = openat cwd \"/etc/hostname\" O_RDONLY 0o0\nrc = close fd\n");

@@ -10,6 +10,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use cosy_model::flags::{AtFlags, StatxFlags};
 use cosy_model::{Arg, BinOp, BufId, BufRange, FdRef, PathRef, Reg, Ret, Sys, Value};
 
 use super::Settings;
@@ -820,13 +821,17 @@ pub fn stat_at(
     follow: bool,
     buf: cosy_exec::session::BufHandle,
 ) -> Result<Stat, i32> {
-    let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+    let flags = if follow {
+        AtFlags::empty()
+    } else {
+        AtFlags::SYMLINK_NOFOLLOW
+    };
     let h = s
         .send(cosy_exec::session::Call::statx(
             dir,
             name,
             flags,
-            libc::STATX_BASIC_STATS,
+            StatxFlags::BASIC_STATS,
             buf,
         ))
         .map_err(|_| libc::EINVAL)?;

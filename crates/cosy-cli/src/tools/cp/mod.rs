@@ -21,6 +21,7 @@ use clap::{Arg, ArgAction, Command};
 use cosy_exec::Backend;
 use cosy_exec::session::{BufHandle, Call, Fd, Session};
 use cosy_model::Policy;
+use cosy_model::flags::{Mode, OFlags};
 
 use batch::{Batch, DirFds, DirPaths, Item, What, stat_at};
 use tree::{Frame, Tree, open_dir};
@@ -385,7 +386,12 @@ impl Run<'_> {
         let open =
             |s: &mut Session, p: &Path| -> Result<(cosy_exec::session::FdHandle, i64), i32> {
                 let h = s
-                    .send(Call::openat(Fd::Cwd, dot(p), flags, 0))
+                    .send(Call::openat(
+                        Fd::Cwd,
+                        dot(p),
+                        OFlags::from_bits_retain(flags as u32),
+                        Mode::empty(),
+                    ))
                     .map_err(|_| libc::EMFILE)?;
                 s.get(h)
                     .map(|fd| (h, fd))
@@ -467,7 +473,11 @@ impl Run<'_> {
             ));
             return;
         }
-        let h = match self.s.send(Call::mkdirat(Fd::Cwd, dst, meta::MADE_MODE)) {
+        let h = match self.s.send(Call::mkdirat(
+            Fd::Cwd,
+            dst,
+            Mode::from_raw_mode(meta::MADE_MODE),
+        )) {
             Ok(h) => h,
             Err(_) => return self.diag.errno("cannot create directory", libc::EINVAL),
         };
@@ -594,7 +604,12 @@ fn walk_tree<'a>(
 fn finish_root(tree: &mut Tree<'_>, s: &mut Session, src: &Path) {
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
     let again = s
-        .send(Call::openat(Fd::Cwd, src, flags, 0))
+        .send(Call::openat(
+            Fd::Cwd,
+            src,
+            OFlags::from_bits_retain(flags as u32),
+            Mode::empty(),
+        ))
         .ok()
         .and_then(|h| s.get(h).ok().map(|fd| (h, fd)));
     tree.pop(s, again.map(|(_, fd)| fd));

@@ -7,6 +7,7 @@
 //! [`MAX_DST_OPEN`] of them (the deepest); one closed early is reopened through `..` of its
 //! child when the walk climbs back to it.
 
+use cosy_model::flags::{Mode, OFlags};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -71,7 +72,12 @@ fn join(dir: &Path, name: &OsStr) -> PathBuf {
 pub fn open_dir(s: &mut Session, dir: Fd, name: &OsStr) -> Result<(FdHandle, i64), i32> {
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
     let h = s
-        .send(Call::openat(dir, name, flags, 0))
+        .send(Call::openat(
+            dir,
+            name,
+            OFlags::from_bits_retain(flags as u32),
+            Mode::empty(),
+        ))
         .map_err(|_| libc::EMFILE)?;
     match s.get(h) {
         Ok(fd) => Ok((h, fd)),
@@ -130,7 +136,9 @@ impl Tree<'_> {
         name: &OsStr,
         src: &Path,
     ) -> Option<bool> {
-        let h = s.send(Call::mkdirat(dst, name, MADE_MODE)).ok()?;
+        let h = s
+            .send(Call::mkdirat(dst, name, Mode::from_raw_mode(MADE_MODE)))
+            .ok()?;
         match s.get(h) {
             Ok(_) => Some(true),
             Err(e) => {

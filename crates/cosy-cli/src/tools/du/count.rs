@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cosy_exec::Backend;
 use cosy_model::Policy;
+use cosy_model::flags::{AtFlags, StatxFlags};
 
 use cosy_exec::session::{BufHandle, Call, Fd, FdHandle, Session, SessionOptions};
 
@@ -217,7 +218,13 @@ impl<'o> Counter<'o> {
     ) -> Result<Stat, Missing> {
         let b = self.slots.range(0, STATX_LEN as i64);
         let h = s
-            .send(Call::statx(dir, path, flags, MASK, b))
+            .send(Call::statx(
+                dir,
+                path,
+                AtFlags::from_bits_retain(flags as u32),
+                StatxFlags::from_bits_retain(MASK),
+                b,
+            ))
             .map_err(|_| Missing::Errno(libc::ENAMETOOLONG))?;
         s.get(h)
             .map_err(|e| Missing::Errno(e.errno().unwrap_or(libc::EIO)))?;
@@ -318,7 +325,13 @@ impl<'o> Counter<'o> {
                 let b = self
                     .slots
                     .range((i * STATX_LEN) as i64, ((i + 1) * STATX_LEN) as i64);
-                let call = Call::statx(Fd::Handle(dir), Path::new(&e.name), flags, MASK, b);
+                let call = Call::statx(
+                    Fd::Handle(dir),
+                    Path::new(&e.name),
+                    AtFlags::from_bits_retain(flags as u32),
+                    StatxFlags::from_bits_retain(MASK),
+                    b,
+                );
                 sent.push(s.send(call).ok());
             }
             s.barrier();

@@ -8,6 +8,7 @@ use std::path::Path;
 use cosy_exec::Backend;
 use cosy_exec::session::{BufHandle, Call, Fd, FdHandle, Session, SessionOptions};
 use cosy_model::Policy;
+use cosy_model::flags::{AtFlags, Mode, OFlags, StatxFlags};
 
 /// Bytes of each file's buffer: most files are read in one call.
 pub const FILE_BUF: usize = 64 << 10;
@@ -128,7 +129,12 @@ impl Reader {
         self.opens += 1;
         let h = self
             .s
-            .send(Call::openat(at, path, flags, 0))
+            .send(Call::openat(
+                at,
+                path,
+                OFlags::from_bits_retain(flags as u32),
+                Mode::empty(),
+            ))
             .map_err(|_| libc::EMFILE)?;
         match self.s.get(h) {
             Ok(_) => Ok(h),
@@ -153,7 +159,12 @@ impl Reader {
         let mut sent = Vec::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
             self.opens += 1;
-            let fd = match self.s.send(Call::openat(d, name, FILE_FLAGS, 0)) {
+            let fd = match self.s.send(Call::openat(
+                d,
+                name,
+                OFlags::from_bits_retain(FILE_FLAGS as u32),
+                Mode::empty(),
+            )) {
                 Ok(fd) => fd,
                 Err(_) => {
                     sent.push(None);
@@ -242,7 +253,13 @@ impl Reader {
         let st = self.spill;
         let h = self
             .s
-            .send(Call::statx(Fd::Cwd, path, 0, libc::STATX_TYPE, st))
+            .send(Call::statx(
+                Fd::Cwd,
+                path,
+                AtFlags::empty(),
+                StatxFlags::TYPE,
+                st,
+            ))
             .map_err(|_| libc::EINVAL)?;
         self.s.get(h).map_err(|e| e.errno().unwrap_or(libc::EIO))?;
         let b = self.s.bytes(st).map_err(|_| libc::EIO)?;

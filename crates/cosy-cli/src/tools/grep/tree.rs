@@ -3,6 +3,7 @@
 //! and the pool's, before the walk goes on; output is written in the walk's order, files and
 //! directories sorted by name as `rg --sort path` sorts them.
 
+use cosy_model::flags::{AtFlags, StatxFlags};
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -111,8 +112,8 @@ impl<'a> TreeSearch<'a> {
         let call = Call::statx(
             Fd::Handle(dir.handle),
             &e.name,
-            libc::AT_SYMLINK_NOFOLLOW,
-            libc::STATX_TYPE,
+            AtFlags::SYMLINK_NOFOLLOW,
+            StatxFlags::TYPE,
             buf,
         );
         let Ok(h) = s.send(call) else {

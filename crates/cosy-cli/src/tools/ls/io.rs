@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use cosy_exec::session::{BufHandle, Call, Fd, FdHandle, Session, SessionOptions};
 use cosy_exec::{Backend, Functions, RunOptions};
-use cosy_model::builder::cond;
-use cosy_model::{Arg, BinOp, Builder, ErrorMode, FdRef, Policy, Value};
+use cosy_model::flags::{AtFlags, Mode, OFlags, StatxFlags};
+use cosy_model::{Builder, ErrorMode, FdRef, Policy};
 
 use crate::tools::stat::{STATX_LEN, Stat};
 use crate::tools::walk::{Entry, parse_dirents};
@@ -28,7 +28,9 @@ const FILE_BUF: usize = 16 << 10;
 const WALK_BUFS: usize = (64 << 10) + STATX_LEN;
 
 /// `O_RDONLY | O_DIRECTORY | O_CLOEXEC`.
-pub const O_DIR: i32 = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+pub const O_DIR: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::CLOEXEC);
 
 /// A session and the buffers `ls` works with in it.
 pub struct Io {
@@ -75,7 +77,7 @@ impl Io {
     pub fn open_dir(&mut self, path: &OsStr) -> Result<FdHandle, i32> {
         let h = self
             .s
-            .send(Call::openat(Fd::Cwd, path, O_DIR, 0))
+            .send(Call::openat(Fd::Cwd, path, O_DIR, Mode::empty()))
             .map_err(|_| libc::EMFILE)?;
         self.s
             .get(h)
@@ -147,7 +149,13 @@ pub fn stat_all<'a>(
         sent.clear();
         for (k, name) in names.by_ref().take(BATCH).enumerate() {
             let buf = stats.range((k * STATX_LEN) as i64, ((k + 1) * STATX_LEN) as i64);
-            let call = Call::statx(dir, name, flags, libc::STATX_BASIC_STATS, buf);
+            let call = Call::statx(
+                dir,
+                name,
+                AtFlags::from_bits_retain(flags as u32),
+                StatxFlags::BASIC_STATS,
+                buf,
+            );
             sent.push(s.send(call).map_err(|_| libc::ENOMEM));
         }
         s.barrier();
@@ -249,8 +257,8 @@ pub fn read_file(s: &mut Session, buf: BufHandle, path: &str) -> Option<Vec<u8>>
         .send(Call::openat(
             Fd::Cwd,
             path,
-            libc::O_RDONLY | libc::O_CLOEXEC,
-            0,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
         ))
         .ok()?;
     let mut out = Vec::new();
@@ -296,11 +304,8 @@ pub fn read_links(paths: &[Vec<u8>]) -> Vec<Result<OsString, i32>> {
     for (i, p) in paths.iter().enumerate() {
         let path = c.path(p);
         let n = c.readlinkat(FdRef::Cwd, path, buf);
-        c.if_(cond(n, BinOp::Ge, 0), |c| {
-            c.call(
-                "keep",
-                vec![Arg::Value(Value::Imm(i as i64)), Arg::Buf(buf.prefix(n))],
-            );
+        c.if_(n.ge(0), |c| {
+            c.call("keep", (i as i64, buf.prefix(n)));
         });
         lens.push(n);
     }
