@@ -204,15 +204,10 @@ fn short_writes_are_completed_by_the_write_loops() {
     let d = tempfile::tempdir().unwrap();
     let data = setup_src(d.path(), 30_000);
     let p = bounded(d.path());
-    let example = parse(include_str!("../../../examples/copy.cosy"));
     let s = bytes(&d.path().join("src"));
     let dst = bytes(&d.path().join("dst"));
-    let mut example = example;
-    example.set_input("src", "src").unwrap();
-    example.set_input("dst", "dst").unwrap();
     let copies = [
         ("the copy loop", parse(COPY), Sys::Write),
-        ("the copy example", example, Sys::Write),
         ("copy_file_range", copy_cfr(&s, &dst), Sys::CopyFileRange),
         ("sendfile", copy_sendfile(&s, &dst), Sys::Sendfile),
         ("splice", copy_splice(&s, &dst), Sys::Splice),
