@@ -33,6 +33,7 @@
 //!
 //! ```
 //! use cosy_model::{Builder, FdRef, Op, Sys};
+//! use cosy_model::flags::{Mode, OFlags, Whence};
 //! use cosy_opt::{optimize, Passes};
 //!
 //! // Random access: seek to a page, read it.

@@ -184,13 +184,14 @@
 //! # Example
 //!
 //! ```
-//! use cosy_model::{Builder, FdRef, Policy, BinOp};
+//! use cosy_model::{Builder, FdRef, Policy};
+//! use cosy_model::flags::{Mode, OFlags};
 //! use cosy_verify::{verify, Rule};
 //!
 //! let mut c = Builder::new();
 //! let name = c.input_path("name", "/etc/passwd");
 //! let buf = c.buffer("buf", 4096);
-//! let fd = c.openat(FdRef::Cwd, name, OFlags::empty(), Mode::empty());
+//! let fd = c.openat(FdRef::Cwd, name, OFlags::RDONLY, Mode::empty());
 //! let total = c.value("total", 0);
 //! c.do_while(1 << 20, |c| {
 //!     let n = c.read(fd, buf);

@@ -27,6 +27,7 @@
 //! use cosy_exec::session::{Call, Fd, Session};
 //! use cosy_exec::Backend;
 //! use cosy_model::Policy;
+//! use cosy_model::flags::{Mode, OFlags};
 //!
 //! let path = std::env::temp_dir().join(format!("cosy-session-doc-{}", std::process::id()));
 //! std::fs::write(&path, "hello").unwrap();

@@ -76,10 +76,10 @@ pub fn parse(src: &str) -> Result<Parsed, ParseError> {
 /// trip guarantees).
 ///
 /// ```
-/// use cosy_model::{Builder, FdRef};
+/// use cosy_model::{Builder, FdRef, flags::{Mode, OFlags}};
 /// let mut b = Builder::new();
 /// let p = b.path("/etc/hostname");
-/// let fd = b.openat(FdRef::Cwd, p, OFlags::empty(), Mode::empty());
+/// let fd = b.openat(FdRef::Cwd, p, OFlags::RDONLY, Mode::empty());
 /// b.close(fd);
 /// let text = cosy_format::text::print(&b.finish());
 /// assert_eq!(text, "fd = openat cwd \"/etc/hostname\" O_RDONLY 0o0\nrc = close fd\n");
