@@ -1,0 +1,218 @@
+//! The fuzz targets' generators and checks (`fuzz/`), run from proptest: proptest draws byte
+//! vectors, which go through the same `Unstructured` generator and the same checking
+//! functions as the targets' inputs. Also the inputs the fuzzers found (`tests/data/TARGET/`),
+//! each a regression test named after what it reproduces.
+//!
+//! `PROPTEST_CASES` sets the number of cases of each property (default 256 for the formats, a
+//! quarter of that for the runs, which run each compound on every executor several times).
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use arbitrary::Unstructured;
+use cosy_fuzzing::formats;
+use cosy_fuzzing::generate::{self, Origin};
+use cosy_fuzzing::run::{Harness, Ran};
+use proptest::prelude::*;
+
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn bytes() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..1500)
+}
+
+fn harness() -> &'static Harness {
+    static H: OnceLock<Harness> = OnceLock::new();
+    H.get_or_init(|| Harness::new().expect("a scratch directory"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// What the `text_parse` target checks, on arbitrary bytes and on arbitrary strings.
+    #[test]
+    fn text_parse_round_trips(data in bytes(), s in ".{0,200}") {
+        formats::text_round_trip(&data).map_err(TestCaseError::fail)?;
+        formats::text_str(&s).map_err(TestCaseError::fail)?;
+    }
+
+    /// What the `binary_decode` target checks, on arbitrary bytes.
+    #[test]
+    fn binary_decode_round_trips(data in bytes()) {
+        formats::binary_round_trip(&data).map_err(TestCaseError::fail)?;
+    }
+
+    /// Generated compounds round trip through both formats, and print to text and encode to
+    /// bytes that the `text_parse` and `binary_decode` checks accept. Mutated compounds may be
+    /// malformed (a jump past the end after an operation is deleted), which the formats need
+    /// not carry: of those, only what decodes must round trip.
+    #[test]
+    fn generated_compounds_round_trip_both_formats(data in bytes()) {
+        let mut u = Unstructured::new(&data);
+        if let Some(g) = generate::compound(&mut u) {
+            if g.origin != Origin::Mutated {
+                formats::binary_of(&g.compound).map_err(TestCaseError::fail)?;
+            }
+            formats::binary_round_trip(&cosy_format::binary::encode(&g.compound))
+                .map_err(TestCaseError::fail)?;
+            formats::text_str(&cosy_format::text::print(&g.compound))
+                .map_err(TestCaseError::fail)?;
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256) / 4, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// What the `run` target checks: a generated compound that verifies runs alike on every
+    /// executor, leaves no descriptor open and changes nothing outside its directory.
+    #[test]
+    fn run_agrees_on_every_executor(data in bytes()) {
+        let mut u = Unstructured::new(&data);
+        if let Some(g) = generate::compound(&mut u) {
+            harness().check(g.compound).map_err(|e| TestCaseError::fail(format!("{:?}: {e}", g.origin)))?;
+        }
+    }
+}
+
+/// The generator serves the `run` target: most compounds meant to verify do, under the
+/// harness's strict policy, so the fuzzer spends its time in the executors.
+#[test]
+fn valid_generated_compounds_mostly_verify() {
+    let policy = harness().policy();
+    let (mut valid, mut verified) = (0, 0);
+    let mut x: u64 = 1;
+    for _ in 0..300 {
+        let data: Vec<u8> = (0..600)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut u = Unstructured::new(&data);
+        let Some(g) = generate::compound(&mut u) else {
+            continue;
+        };
+        if g.origin == Origin::Valid {
+            valid += 1;
+            let c = Harness::prepare(g.compound);
+            if cosy_verify::verify(c, &policy).is_ok() {
+                verified += 1;
+            }
+        }
+    }
+    eprintln!("{verified} of {valid} valid compounds verify");
+    assert!(
+        valid >= 100,
+        "only {valid} of 300 compounds were meant to verify"
+    );
+    assert!(
+        verified * 10 >= valid * 7,
+        "only {verified} of {valid} valid compounds verify under the harness's policy"
+    );
+}
+
+/// The harness runs what verifies and reports a refusal as such: a compound that creates a
+/// file in its scratch directory runs on every executor; one that opens a path through the
+/// fixture's symlink to the outside directory is refused or fails alike on every executor, and
+/// the outside directory stays as it was (the harness checks it after each run).
+#[test]
+fn harness_runs_writes_and_confines_escapes() {
+    let write = cosy_format::text::parse(
+        "buffer b 16\nfd = openat cwd \"new\" O_CREAT|O_RDWR 0o644\nn = write fd b\nrc = close fd\noutput n\n",
+    )
+    .unwrap()
+    .compound;
+    assert_eq!(harness().check(write), Ok(Ran::Agreed));
+    let escape = cosy_format::text::parse(
+        "fd = openat cwd \"escape/f\" O_CREAT|O_RDWR|O_TRUNC 0o644\nrc = close fd\n",
+    )
+    .unwrap()
+    .compound;
+    assert!(harness().check(escape).is_ok());
+    let outside = cosy_format::text::parse("fd = openat cwd \"../outside/f\" O_RDONLY 0\n")
+        .unwrap()
+        .compound;
+    assert!(harness().check(outside).is_ok());
+}
+
+/// Runs every input kept under `tests/data/TARGET/` through that target's check.
+fn replay(target: &str, check: impl Fn(&[u8]) -> Result<(), String>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(target);
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let mut n = 0;
+    for e in rd.flatten() {
+        let bytes = std::fs::read(e.path()).unwrap();
+        if let Err(msg) = check(&bytes) {
+            panic!("{}: {msg}", e.path().display());
+        }
+        n += 1;
+    }
+    eprintln!("{target}: {n} inputs replayed");
+}
+
+/// The fuzzers' inputs of `tests/data/` (findings and samples of their corpora) still pass.
+#[test]
+fn fuzz_inputs_replay() {
+    replay("text_parse", formats::text_round_trip);
+    replay("binary_decode", formats::binary_round_trip);
+    replay("run", |data| {
+        let mut u = Unstructured::new(data);
+        match generate::compound(&mut u) {
+            Some(g) => harness().check(g.compound).map(|_| ()),
+            None => Ok(()),
+        }
+    });
+}
+
+/// Runs a compound of `tests/data/known/` on every executor with the strict harness.
+fn known(name: &str) -> Result<Ran, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/known")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let c = cosy_format::text::parse(&text)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .compound;
+    harness().check(c)
+}
+
+/// The ring executor keeps a slot's old descriptor when an open into the slot fails; direct
+/// closes it and empties the slot (docs/semantics.md). Found by the `run` target; the fix
+/// belongs to the ring executor.
+#[test]
+#[ignore = "known ring executor difference: a failed open into a held slot keeps the old descriptor"]
+fn ring_failed_open_keeps_old_descriptor() {
+    for name in [
+        "ring-failed-open-keeps-old-descriptor.cosy",
+        "ring-failed-open-keeps-old-descriptor-found.cosy",
+    ] {
+        if let Err(e) = known(name) {
+            panic!("{name}: {e}");
+        }
+    }
+}
+
+/// The tolerant harness the `run` target uses recognises the known difference (and only
+/// skips the comparison there): the reduced reproducer is `Ran::Known`, not a failure.
+#[test]
+fn tolerant_harness_recognises_the_known_ring_difference() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/known/ring-failed-open-keeps-old-descriptor.cosy");
+    let c = cosy_format::text::parse(&std::fs::read_to_string(path).unwrap())
+        .unwrap()
+        .compound;
+    let tolerant = Harness::new().unwrap().tolerant();
+    assert_eq!(tolerant.check(c), Ok(Ran::Known));
+}
