@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 target=$1
 total=$2
 shift 2
-cargo fuzz build -s none -O "$target"
+cargo fuzz build -s none -O -a "$target"
 bin=target/x86_64-unknown-linux-gnu/release/$target
 mkdir -p "corpus/$target" "artifacts/$target" logs
 # Seeds: the repository's examples and generated compounds (crates/cosy-fuzzing/examples/seeds.rs).

@@ -26,6 +26,12 @@ fn bytes() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(any::<u8>(), 0..1500)
 }
 
+/// Words of the text format (docs/text-format.md) and operands.
+const WORDS: &str = "(x|n|fd|b|buf|=|\\+|<|==|if|goto|L1|L1:|bound|3|0|-1|0x10|0o644|\\$p|\
+    \"a\"|\"dir/b\"|cwd|stdin|buffer|local|reg|var|data|input|path|int|output|mode|continue|\
+    map|in|paths\\(\\$p\\)|range\\(0, 4, 1\\)|\\{|\\}|openat|read|close|statx|\
+    O_RDONLY|O_CREAT\\|O_RDWR|b\\[0\\.\\.n\\]|load|store|u8|u32|call|count_lines|#)";
+
 fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
     H.get_or_init(|| Harness::new().expect("a scratch directory"))
@@ -39,6 +45,16 @@ proptest! {
     fn text_parse_round_trips(data in bytes(), s in ".{0,200}") {
         formats::text_round_trip(&data).map_err(TestCaseError::fail)?;
         formats::text_str(&s).map_err(TestCaseError::fail)?;
+    }
+
+    /// What the `text_parse` target checks, on lines made of the grammar's words, which
+    /// parse far more often than arbitrary strings.
+    #[test]
+    fn text_parse_round_trips_on_words(lines in proptest::collection::vec(
+        proptest::collection::vec(WORDS, 0..8).prop_map(|w| w.join(" ")), 0..12))
+    {
+        let src = lines.join("\n");
+        formats::text_str(&src).map_err(TestCaseError::fail)?;
     }
 
     /// What the `binary_decode` target checks, on arbitrary bytes.
