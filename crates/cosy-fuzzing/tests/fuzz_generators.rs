@@ -32,6 +32,28 @@ const WORDS: &str = "(x|n|fd|b|buf|=|\\+|<|==|if|goto|L1|L1:|bound|3|0|-1|0x10|0
     map|in|paths\\(\\$p\\)|range\\(0, 4, 1\\)|\\{|\\}|openat|read|close|statx|\
     O_RDONLY|O_CREAT\\|O_RDWR|b\\[0\\.\\.n\\]|load|store|u8|u32|call|count_lines|#)";
 
+/// The bytes of `path`, read while no check runs (a check counts the process's descriptors).
+fn read(path: &Path) -> Vec<u8> {
+    let _guard = Harness::lock();
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The files of `dir`, listed while no check runs; none if it does not exist.
+fn list(dir: &Path) -> Vec<std::path::PathBuf> {
+    let _guard = Harness::lock();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+    files.sort();
+    files
+}
+
+/// A text file of `path`.
+fn read_text(path: &Path) -> String {
+    String::from_utf8(read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
     H.get_or_init(|| Harness::new().expect("a scratch directory"))
@@ -152,11 +174,41 @@ fn harness_runs_writes_and_confines_escapes() {
     )
     .unwrap()
     .compound;
-    assert!(harness().check(escape).is_ok());
+    let r = harness().check(escape);
+    assert!(r.is_ok(), "{r:?}");
     let outside = cosy_format::text::parse("fd = openat cwd \"../outside/f\" O_RDONLY 0\n")
         .unwrap()
         .compound;
     assert!(harness().check(outside).is_ok());
+}
+
+/// A compound that truncates a file to 4 GiB (sparse) is checked without reading the file into
+/// memory (the `run` target ran out of memory on it: the digest of the files left read each
+/// file whole).
+#[test]
+fn harness_digests_a_sparse_4gib_file_in_bounded_memory() {
+    let c = cosy_format::text::parse(
+        "fd = openat cwd \"new\" O_CREAT|O_RDWR 0o644\nrc = ftruncate fd 4294967296\nrc = close fd\n",
+    )
+    .unwrap()
+    .compound;
+    let before = rss_kib();
+    assert_eq!(harness().check(c), Ok(Ran::Agreed));
+    let grown = rss_kib().saturating_sub(before);
+    assert!(
+        grown < 256 << 10,
+        "the check grew the resident set by {grown} KiB"
+    );
+}
+
+/// This process's peak resident set (`VmHWM` of /proc/self/status), in KiB.
+fn rss_kib() -> u64 {
+    let status = read_text(Path::new("/proc/self/status"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
 }
 
 /// Runs every input kept under `tests/data/TARGET/` through that target's check.
@@ -164,14 +216,10 @@ fn replay(target: &str, check: impl Fn(&[u8]) -> Result<(), String>) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(target);
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return;
-    };
     let mut n = 0;
-    for e in rd.flatten() {
-        let bytes = std::fs::read(e.path()).unwrap();
-        if let Err(msg) = check(&bytes) {
-            panic!("{}: {msg}", e.path().display());
+    for path in list(&dir) {
+        if let Err(msg) = check(&read(&path)) {
+            panic!("{}: {msg}", path.display());
         }
         n += 1;
     }
@@ -197,7 +245,7 @@ fn known(name: &str) -> Result<Ran, String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/known")
         .join(name);
-    let text = std::fs::read_to_string(&path).unwrap();
+    let text = read_text(&path);
     let c = cosy_format::text::parse(&text)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .compound;
@@ -221,10 +269,23 @@ fn ring_failed_open_keeps_old_descriptor() {
     // The fuzzer's input itself, through the generator.
     let input = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/known/ring-failed-open-keeps-old-descriptor.input");
-    let data = std::fs::read(input).unwrap();
+    let data = read(&input);
     let g = generate::compound(&mut Unstructured::new(&data)).unwrap();
     if let Err(e) = harness().check(g.compound) {
         panic!("the fuzzer's input: {e}");
+    }
+}
+
+/// In a map whose body loops past its bound, the ring executor stops with a setup error
+/// ("the map's iterations cannot go on with nothing in flight") where direct stops with
+/// `LoopBound`. Found by the `run` target; the fix belongs to the interpreter's maps
+/// (crates/cosy-exec/src/interp/maps.rs).
+#[test]
+#[ignore = "known ring executor difference: a loop bound inside a map stalls its iterations"]
+fn ring_map_loop_bound_nothing_in_flight() {
+    let name = "ring-map-loop-bound-nothing-in-flight-found.cosy";
+    if let Err(e) = known(name) {
+        panic!("{name}: {e}");
     }
 }
 
@@ -234,12 +295,15 @@ fn ring_failed_open_keeps_old_descriptor() {
 #[test]
 fn harness_accepts_environment_dependent_branches() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/harness");
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let text = std::fs::read_to_string(e.path()).unwrap();
-        let c = cosy_format::text::parse(&text).unwrap().compound;
+    let files = list(&dir);
+    assert!(!files.is_empty(), "no compounds in {}", dir.display());
+    for path in files {
+        let c = cosy_format::text::parse(&read_text(&path))
+            .unwrap()
+            .compound;
         for _ in 0..10 {
             if let Err(msg) = harness().check(c.clone()) {
-                panic!("{}: {msg}", e.path().display());
+                panic!("{}: {msg}", path.display());
             }
         }
     }
@@ -251,7 +315,7 @@ fn harness_accepts_environment_dependent_branches() {
 fn tolerant_harness_recognises_the_known_ring_difference() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/known/ring-failed-open-keeps-old-descriptor.cosy");
-    let c = cosy_format::text::parse(&std::fs::read_to_string(path).unwrap())
+    let c = cosy_format::text::parse(&read_text(&path))
         .unwrap()
         .compound;
     let tolerant = Harness::new().unwrap().tolerant();
