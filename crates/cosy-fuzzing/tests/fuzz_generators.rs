@@ -1,7 +1,10 @@
 //! The fuzz targets' generators and checks (`fuzz/`), run from proptest: proptest draws byte
 //! vectors, which go through the same `Unstructured` generator and the same checking
-//! functions as the targets' inputs. Also the inputs the fuzzers found (`tests/data/TARGET/`),
-//! each a regression test named after what it reproduces.
+//! functions as the targets' inputs. Also what the fuzzers found, each a regression test named
+//! after what it reproduces: inputs replayed through their target's check
+//! (`tests/data/TARGET/`), compounds the harness must accept (`tests/data/harness/`), and
+//! differences of the ring executor not fixed yet (`tests/data/known/`, `#[ignore]`d tests
+//! that fail until the executor is fixed: `--include-ignored` runs them).
 //!
 //! `PROPTEST_CASES` sets the number of cases of each property (default 256 for the formats, a
 //! quarter of that for the runs, which run each compound on every executor several times).
