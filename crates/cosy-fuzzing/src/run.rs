@@ -88,7 +88,8 @@ static LOCK: Mutex<()> = Mutex::new(());
 impl Harness {
     /// A harness in a new directory under `$COSY_FUZZ_DIR`, else `/dev/shm` (a tmpfs: a disk
     /// file system makes every run wait for its inode allocations and syncs), else the
-    /// system's temporary directory; removed on drop.
+    /// system's temporary directory; removed on drop (or, when the harness is never dropped,
+    /// by the next harness made after its process ended).
     pub fn new() -> Result<Harness, String> {
         // Setting up opens descriptors, which a check running on another thread would count.
         let _guard = Self::lock();
@@ -98,6 +99,7 @@ impl Harness {
             None if shm.is_dir() => shm.to_path_buf(),
             None => std::env::temp_dir(),
         };
+        remove_stale(&base);
         let mut k = 0u32;
         let dir = loop {
             let d = base.join(format!("cosy-fuzz-{}-{k}", std::process::id()));
@@ -310,6 +312,29 @@ impl Drop for Harness {
         let _guard = Self::lock();
         restore_permissions(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes the directories under `base` that harnesses of processes no longer running left:
+/// a harness kept in a `static` (a fuzz target's, a test binary's) is never dropped.
+fn remove_stale(base: &Path) {
+    let Ok(rd) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("cosy-fuzz-"))
+            .and_then(|n| n.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            restore_permissions(&e.path());
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 

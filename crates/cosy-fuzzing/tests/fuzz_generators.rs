@@ -286,7 +286,24 @@ fn ring_failed_open_keeps_old_descriptor() {
 #[test]
 #[ignore = "known ring executor difference: a loop bound inside a map stalls its iterations"]
 fn ring_map_loop_bound_nothing_in_flight() {
-    let name = "ring-map-loop-bound-nothing-in-flight-found.cosy";
+    for name in [
+        "ring-map-loop-bound-nothing-in-flight.cosy",
+        "ring-map-loop-bound-nothing-in-flight-found.cosy",
+    ] {
+        if let Err(e) = known(name) {
+            panic!("{name}: {e}");
+        }
+    }
+}
+
+/// After opens into a slot fail, the ring executor closes a direct descriptor that is not open
+/// (`EBADF`) and later returns one direct descriptor from two opens without a successful
+/// close between: its bookkeeping of the slot's direct descriptor goes wrong. Found by the
+/// `run` target's trace check; the fix belongs to the ring executor.
+#[test]
+#[ignore = "known ring executor bug: a direct descriptor's bookkeeping after failed opens"]
+fn ring_direct_descriptor_reused_after_failed_open() {
+    let name = "ring-direct-descriptor-reused-after-failed-open-found.cosy";
     if let Err(e) = known(name) {
         panic!("{name}: {e}");
     }
