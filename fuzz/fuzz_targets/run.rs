@@ -1,7 +1,6 @@
 //! Bytes -> a compound (`cosy_fuzzing::generate::compound`: mostly valid compounds, some
 //! mutated, some raw binary) -> verified under a strict policy -> run on every executor in a
-//! scratch directory and compared with the direct executor (`cosy_fuzzing::run::Harness`),
-//! except where the ring executor's known difference shows (`Harness::tolerant`).
+//! scratch directory and compared with the direct executor (`cosy_fuzzing::run::Harness`).
 #![no_main]
 
 use std::sync::OnceLock;
@@ -14,7 +13,7 @@ static HARNESS: OnceLock<Harness> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
     let harness = HARNESS.get_or_init(|| match Harness::new() {
-        Ok(h) => h.tolerant(),
+        Ok(h) => h,
         Err(e) => panic!("cannot set up the scratch directory: {e}"),
     });
     let mut u = Unstructured::new(data);

@@ -49,26 +49,6 @@ pub enum Ran {
     Refused,
     /// It ran on every executor, which agreed.
     Agreed,
-    /// It ran on every executor, but the direct run took a path the ring executor is known to
-    /// get wrong ([`known_ring_difference`]), so the outcomes were not compared (the
-    /// descriptor, trace and outside checks were made). Only when the harness tolerates known
-    /// differences ([`Harness::tolerant`]).
-    Known,
-}
-
-/// Whether the direct run `out` did what the ring executor is known to do differently: an
-/// open failed into a slot that held a descriptor. Direct closes the old descriptor and leaves
-/// the slot empty (docs/semantics.md: a descriptor returned into a held slot closes the old
-/// one first); the ring keeps the old descriptor in the slot, so later calls on the slot
-/// succeed or fail differently. It shows in direct's trace as a failed open followed by a
-/// close issued for the same operation.
-pub fn known_ring_difference(out: &Outcome) -> bool {
-    out.trace.windows(2).any(|w| {
-        matches!(w[0].call, Sys::Openat | Sys::Openat2)
-            && w[0].result < 0
-            && w[1].call == Sys::Close
-            && w[1].op == w[0].op
-    })
 }
 
 /// The scratch and outside directories, and what every run shares.
@@ -79,7 +59,6 @@ pub struct Harness {
     outside_digest: BTreeMap<String, String>,
     outside_absolute_existed: bool,
     calibration: Arc<cosy_uring::Calibration>,
-    tolerant: bool,
 }
 
 /// Serializes checks within a process (the descriptor count is per process).
@@ -124,17 +103,8 @@ impl Harness {
             outside_digest,
             outside_absolute_existed: Path::new(OUTSIDE_ABSOLUTE).symlink_metadata().is_ok(),
             calibration: Arc::new(cosy_uring::Calibration::cached()),
-            tolerant: false,
             dir,
         })
-    }
-
-    /// The same harness, not comparing the outcomes of runs that take a path the ring
-    /// executor is known to get wrong ([`known_ring_difference`]; [`Ran::Known`]), so that a
-    /// fuzzer spends its time finding other differences.
-    pub fn tolerant(mut self) -> Harness {
-        self.tolerant = true;
-        self
     }
 
     /// Holds other checks of this process off (see the module documentation).
@@ -174,12 +144,8 @@ impl Harness {
         let again = self.run_once(&v, Backend::Direct).map_err(fail)?;
         let mut stable = Stable::all(&reference.seen);
         stable.keep_agreeing(&reference.seen, &again.seen);
-        let known = self.tolerant && known_ring_difference(&reference.out);
         for backend in [Backend::Ring, Backend::Auto] {
             let got = self.run_once(&v, backend).map_err(fail)?;
-            if known {
-                continue;
-            }
             let Some(diff) = stable.differ(&reference.seen, &got.seen) else {
                 continue;
             };
@@ -223,7 +189,7 @@ impl Harness {
                 )));
             }
         }
-        Ok(if known { Ran::Known } else { Ran::Agreed })
+        Ok(Ran::Agreed)
     }
 
     /// One run of `v` on `backend` in a fresh fixture, with the checks every run gets.

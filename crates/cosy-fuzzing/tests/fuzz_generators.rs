@@ -2,9 +2,10 @@
 //! vectors, which go through the same `Unstructured` generator and the same checking
 //! functions as the targets' inputs. Also what the fuzzers found, each a regression test named
 //! after what it reproduces: inputs replayed through their target's check
-//! (`tests/data/TARGET/`), compounds the harness must accept (`tests/data/harness/`), and
-//! differences of the ring executor not fixed yet (`tests/data/known/`, `#[ignore]`d tests
-//! that fail until the executor is fixed: `--include-ignored` runs them).
+//! (`tests/data/TARGET/`), compounds the harness must accept (`tests/data/harness/`), ring
+//! executor bugs fixed since (`tests/data/fixed/`), and differences of the ring executor not
+//! fixed yet (`tests/data/known/`, `#[ignore]`d tests that fail until the executor is fixed:
+//! `--include-ignored` runs them).
 //!
 //! `PROPTEST_CASES` sets the number of cases of each property (default 256 for the formats, a
 //! quarter of that for the runs, which run each compound on every executor several times).
@@ -243,10 +244,11 @@ fn fuzz_inputs_replay() {
     });
 }
 
-/// Runs a compound of `tests/data/known/` on every executor with the strict harness.
-fn known(name: &str) -> Result<Ran, String> {
+/// Runs a compound of `tests/data/DIR/` on every executor with the harness.
+fn data(dir: &str, name: &str) -> Result<Ran, String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/known")
+        .join("tests/data")
+        .join(dir)
         .join(name);
     let text = read_text(&path);
     let c = cosy_format::text::parse(&text)
@@ -255,23 +257,22 @@ fn known(name: &str) -> Result<Ran, String> {
     harness().check(c)
 }
 
-/// The ring executor keeps a slot's old descriptor when an open into the slot fails; direct
-/// closes it and empties the slot (docs/semantics.md). Found by the `run` target; the fix
-/// belongs to the ring executor.
+/// The ring executor kept a slot's old descriptor when an open into the slot failed; direct
+/// closes it and empties the slot (docs/semantics.md). Found by the `run` target, fixed in the
+/// interpreter's retire.
 #[test]
-#[ignore = "known ring executor difference: a failed open into a held slot keeps the old descriptor"]
 fn ring_failed_open_keeps_old_descriptor() {
     for name in [
         "ring-failed-open-keeps-old-descriptor.cosy",
         "ring-failed-open-keeps-old-descriptor-found.cosy",
     ] {
-        if let Err(e) = known(name) {
+        if let Err(e) = data("fixed", name) {
             panic!("{name}: {e}");
         }
     }
     // The fuzzer's input itself, through the generator.
     let input = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/known/ring-failed-open-keeps-old-descriptor.input");
+        .join("tests/data/fixed/ring-failed-open-keeps-old-descriptor.input");
     let data = read(&input);
     let g = generate::compound(&mut Unstructured::new(&data)).unwrap();
     if let Err(e) = harness().check(g.compound) {
@@ -290,21 +291,20 @@ fn ring_map_loop_bound_nothing_in_flight() {
         "ring-map-loop-bound-nothing-in-flight.cosy",
         "ring-map-loop-bound-nothing-in-flight-found.cosy",
     ] {
-        if let Err(e) = known(name) {
+        if let Err(e) = data("known", name) {
             panic!("{name}: {e}");
         }
     }
 }
 
-/// After opens into a slot fail, the ring executor closes a direct descriptor that is not open
-/// (`EBADF`) and later returns one direct descriptor from two opens without a successful
-/// close between: its bookkeeping of the slot's direct descriptor goes wrong. Found by the
-/// `run` target's trace check; the fix belongs to the ring executor.
+/// After opens into a slot failed, the ring executor closed a direct descriptor that was not
+/// open (`EBADF`: a later open had taken the pending one's descriptor as its old one) and gave
+/// one direct descriptor to two opens. Found by the `run` target's trace check, fixed in the
+/// interpreter's retire.
 #[test]
-#[ignore = "known ring executor bug: a direct descriptor's bookkeeping after failed opens"]
 fn ring_direct_descriptor_reused_after_failed_open() {
     let name = "ring-direct-descriptor-reused-after-failed-open-found.cosy";
-    if let Err(e) = known(name) {
+    if let Err(e) = data("fixed", name) {
         panic!("{name}: {e}");
     }
 }
@@ -327,17 +327,4 @@ fn harness_accepts_environment_dependent_branches() {
             }
         }
     }
-}
-
-/// The tolerant harness the `run` target uses recognises the known difference (and only
-/// skips the comparison there): the reduced reproducer is `Ran::Known`, not a failure.
-#[test]
-fn tolerant_harness_recognises_the_known_ring_difference() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/known/ring-failed-open-keeps-old-descriptor.cosy");
-    let c = cosy_format::text::parse(&read_text(&path))
-        .unwrap()
-        .compound;
-    let tolerant = Harness::new().unwrap().tolerant();
-    assert_eq!(tolerant.check(c), Ok(Ran::Known));
 }

@@ -206,11 +206,14 @@ enum Effect {
     /// Nothing but its result (discarded, or into a register).
     Reg(Option<Reg>),
     /// An open into slot `slot`: `fd` if the slot already holds the descriptor it will have;
-    /// `old` is the descriptor the slot held, closed when the open retires.
+    /// `old` is the descriptor the slot held, closed when the open retires. `replaced`: a
+    /// later open into the slot was queued while this one was pending, so this one's
+    /// descriptor, if it gets one, is closed when it retires (as direct's later open would).
     Fd {
         slot: FdSlot,
         fd: Option<i32>,
         old: i32,
+        replaced: bool,
     },
     /// A close the interpreter made: its result does not matter.
     Internal,

@@ -1,7 +1,7 @@
 //! Calls that were pending: queued in a lane, then retired in program order after the
 //! barrier, with the error mode and the undo of what ran past a call that failed.
 
-use cosy_model::{Arg, FdRef, FdSlot, Op, Ret, Sys};
+use cosy_model::{Arg, FdRef, Op, Ret, Sys};
 
 use super::limits::Charge;
 use super::{Cx, Effect, Issuer, Lane, Pend, Ticket, Undo, errno_of, written_of};
@@ -126,43 +126,36 @@ impl Lane {
         match p.effect {
             Effect::Reg(Some(reg)) if keep => self.set(reg, r),
             Effect::Reg(_) | Effect::Internal => {}
-            Effect::Fd { slot, fd, old } => {
-                match (r >= 0, fd) {
-                    // A later open into the slot, still pending, replaces this one's result:
-                    // as on direct, where it would close this descriptor.
-                    // (A failed open's negative result closes nothing.)
-                    (_, None) if self.slot_written_later(slot) => {
-                        self.close_fd(issuer, op, i32::try_from(r).unwrap_or(-1));
-                    }
-                    // The slot takes the result (empty if the open failed: direct closes the
-                    // descriptor it held, which an earlier open may have put there since this
-                    // one was queued).
-                    (_, None) => {
-                        let fd = if r >= 0 {
-                            i32::try_from(r).unwrap_or(-1)
-                        } else {
-                            -1
-                        };
-                        let stale = self.fds.replace(slot, fd);
+            Effect::Fd {
+                slot,
+                fd,
+                old,
+                replaced,
+            } => {
+                let got = if r >= 0 {
+                    i32::try_from(r).unwrap_or(-1)
+                } else {
+                    -1
+                };
+                match fd {
+                    // A later open took the slot: what this one opened is closed (nothing if
+                    // it failed).
+                    _ if replaced => self.close_fd(issuer, op, got),
+                    // The slot takes the result (empty if the open failed).
+                    None => {
+                        let stale = self.fds.replace(slot, got);
                         self.close_fd(issuer, op, stale);
                     }
-                    // The slot holds the open's descriptor already (unless a later call of
-                    // the lane put another there).
-                    (false, Some(x)) if self.fds.get(slot) == x => {
+                    // The slot holds the open's descriptor already: emptied if it failed
+                    // (unless a later call of the lane put another there).
+                    Some(x) if r < 0 && self.fds.get(slot) == x => {
                         self.fds.replace(slot, -1);
                     }
-                    _ => {}
+                    Some(_) => {}
                 }
                 self.close_fd(issuer, op, old);
             }
         }
-    }
-
-    /// Whether a pending call (after the one retiring) returns a descriptor into `slot`.
-    fn slot_written_later(&self, slot: FdSlot) -> bool {
-        self.pending
-            .iter()
-            .any(|q| matches!(q.effect, Effect::Fd { slot: s, .. } if s == slot))
     }
 
     /// Records a call the issuer queued, with what it does to the lane at once: a close
@@ -188,8 +181,35 @@ impl Lane {
         }
         let effect = match ret {
             Ret::Fd(slot) => {
-                let old = self.fds.replace(slot, fd.unwrap_or(-1));
-                Effect::Fd { slot, fd, old }
+                let held = self.fds.replace(slot, fd.unwrap_or(-1));
+                // The last pending open into the slot, if the slot still holds its result
+                // (its descriptor known in advance, or nothing while it is unknown: the calls
+                // on the slot wait for it): this open replaces it before it completes, so it
+                // closes its own descriptor, and `held` is not one to close now.
+                let earlier = self
+                    .pending
+                    .iter_mut()
+                    .rev()
+                    .find(|q| matches!(q.effect, Effect::Fd { slot: s, .. } if s == slot));
+                let mut old = held;
+                if let Some(Pend {
+                    effect:
+                        Effect::Fd {
+                            fd: e, replaced, ..
+                        },
+                    ..
+                }) = earlier
+                    && e.unwrap_or(-1) == held
+                {
+                    *replaced = true;
+                    old = -1;
+                }
+                Effect::Fd {
+                    slot,
+                    fd,
+                    old,
+                    replaced: false,
+                }
             }
             Ret::Reg(r) => Effect::Reg(Some(r)),
             Ret::None => Effect::Reg(None),
