@@ -2,10 +2,8 @@
 //! vectors, which go through the same `Unstructured` generator and the same checking
 //! functions as the targets' inputs. Also what the fuzzers found, each a regression test named
 //! after what it reproduces: inputs replayed through their target's check
-//! (`tests/data/TARGET/`), compounds the harness must accept (`tests/data/harness/`), ring
-//! executor bugs fixed since (`tests/data/fixed/`), and differences of the ring executor not
-//! fixed yet (`tests/data/known/`, `#[ignore]`d tests that fail until the executor is fixed:
-//! `--include-ignored` runs them).
+//! (`tests/data/TARGET/`), compounds the harness must accept (`tests/data/harness/`), and
+//! the ring executor bugs it found, fixed since (`tests/data/fixed/`).
 //!
 //! `PROPTEST_CASES` sets the number of cases of each property (default 256 for the formats, a
 //! quarter of that for the runs, which run each compound on every executor several times).
@@ -280,18 +278,17 @@ fn ring_failed_open_keeps_old_descriptor() {
     }
 }
 
-/// In a map whose body loops past its bound, the ring executor stops with a setup error
+/// In a map whose body loops past its bound, the ring executor stopped with a setup error
 /// ("the map's iterations cannot go on with nothing in flight") where direct stops with
-/// `LoopBound`. Found by the `run` target; the fix belongs to the interpreter's maps
-/// (crates/cosy-exec/src/interp/maps.rs).
+/// `LoopBound`: closes queued before the map were still in flight on lane 0. Found by the
+/// `run` target, fixed in the interpreter's maps.
 #[test]
-#[ignore = "known ring executor difference: a loop bound inside a map stalls its iterations"]
 fn ring_map_loop_bound_nothing_in_flight() {
     for name in [
         "ring-map-loop-bound-nothing-in-flight.cosy",
         "ring-map-loop-bound-nothing-in-flight-found.cosy",
     ] {
-        if let Err(e) = data("known", name) {
+        if let Err(e) = data("fixed", name) {
             panic!("{name}: {e}");
         }
     }

@@ -318,6 +318,13 @@ fn window<I: Issuer>(
     mut items: Items,
 ) -> Result<Ran, Error> {
     let (begin, end) = (info.begin, info.end);
+    // What the lane that runs the map still has in flight (closes of replaced descriptors: a
+    // call that may fail would have blocked the map) completes first: the issuer counts it
+    // against lane 0, which the first iteration lane is too, and would hold that lane's plain
+    // calls back for calls no iteration waits for.
+    if main.has_pending() {
+        main.barrier(cx, issuer)?;
+    }
     // Within `open_fds`: each further lane holds the descriptors of its body's slots.
     let w = issuer
         .window()
