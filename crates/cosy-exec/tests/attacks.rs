@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
 use cosy_exec::{Functions, Outcome, RunOptions};
-use cosy_model::{Compound, Policy};
+use cosy_model::Policy;
 
 const SECRET: &[u8] = b"SECRET-OUTSIDE-THE-ROOT";
 
@@ -72,12 +72,6 @@ fn outside(t: &Tree) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     walk(&t.outer, &t.root, &mut out);
     out
-}
-
-fn parse(src: &str) -> Compound {
-    cosy_format::text::parse(src)
-        .unwrap_or_else(|e| panic!("{e}\n{src}"))
-        .compound
 }
 
 /// Runs `src` under the root with `functions` (each allowed by the policy), and the function

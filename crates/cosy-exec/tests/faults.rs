@@ -11,7 +11,6 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
@@ -19,25 +18,6 @@ use cosy_exec::faults::{Fault, Schedule, When, inject};
 use cosy_exec::testing::open_fds;
 use cosy_exec::{Error, Functions, Outcome, RingOptions, RunOptions};
 use cosy_model::{Compound, Policy, Sys};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn parse(text: &str) -> Compound {
-    cosy_format::text::parse(text)
-        .unwrap_or_else(|e| panic!("{e}\n{text}"))
-        .compound
-}
-
-/// Whether the current executor needs io_uring that the machine lacks (said on stderr).
-fn skip_ring() -> bool {
-    current().starts_with("ring")
-        && current() != "ring-no-uring"
-        && cosy_uring::skip_without_uring(&format!("the {} executor", current()))
-}
 
 /// A policy rooted at `d` whose runs end within five seconds.
 fn bounded(d: &Path) -> Policy {

@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -16,25 +15,6 @@ use cosy_exec::Limit;
 use cosy_exec::testing::open_fds;
 use cosy_exec::{Error, Outcome, RunOptions};
 use cosy_model::{Compound, Policy};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn parse(text: &str) -> Compound {
-    cosy_format::text::parse(text)
-        .unwrap_or_else(|e| panic!("{e}\n{text}"))
-        .compound
-}
-
-/// Whether the current executor needs io_uring that the machine lacks (said on stderr).
-fn skip_ring() -> bool {
-    current().starts_with("ring")
-        && current() != "ring-no-uring"
-        && cosy_uring::skip_without_uring(&format!("the {} executor", current()))
-}
 
 /// Runs `c` under `limited` on the current executor (how long it took with the outcome),
 /// checks that no descriptor outlives it, then runs `after` under `generous` on the same thread

@@ -507,3 +507,24 @@ pub fn rerun_as_nobody(expected: usize) {
         "as nobody, expected `{want}`:\n{stdout}"
     );
 }
+
+/// The compound of `text` (the text format); a parse error panics with the text.
+pub fn parse(text: &str) -> Compound {
+    cosy_format::text::parse(text)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+        .compound
+}
+
+/// Whether the current executor needs io_uring that the machine lacks (said on stderr).
+pub fn skip_ring() -> bool {
+    current().starts_with("ring")
+        && current() != "ring-no-uring"
+        && cosy_uring::skip_without_uring(&format!("the {} executor", current()))
+}
+
+/// Serializes the tests of one test binary that count the process's descriptors or set a
+/// per-thread schedule shared by the runs they compare.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
